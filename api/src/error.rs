@@ -1,0 +1,123 @@
+//! The one error type of the HTTP layer and its envelope:
+//! `{"success":false,"error":{"code","message","details"?}}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use tideline_raft::ProposeError;
+use tideline_storage::blob::BlobError;
+use tideline_storage::path::PathError;
+use tideline_storage::{ApplyError, ApplyErrorKind, StorageError};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
+    }
+    pub fn unauthorized(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", m)
+    }
+    pub fn conflict(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", m)
+    }
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+    }
+    pub fn internal(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", m)
+    }
+    /// 413 keeps the `bad_request` code, as Sandbox0 does.
+    pub fn too_large(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "bad_request", m)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(d) = self.details {
+            error["details"] = d;
+        }
+        (
+            self.status,
+            axum::Json(json!({ "success": false, "error": error })),
+        )
+            .into_response()
+    }
+}
+
+impl From<ApplyError> for ApiError {
+    fn from(e: ApplyError) -> Self {
+        match e.error_kind() {
+            ApplyErrorKind::NotFound => ApiError::not_found(e.message),
+            ApplyErrorKind::Conflict => ApiError::conflict(e.message),
+            ApplyErrorKind::BadRequest => ApiError::bad_request(e.message),
+            ApplyErrorKind::Unspecified => ApiError::internal(e.message),
+        }
+    }
+}
+
+impl From<ProposeError> for ApiError {
+    fn from(e: ProposeError) -> Self {
+        ApiError::unavailable(e.to_string())
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        tracing::error!(error = %e, "storage failure while serving a request");
+        ApiError::internal("internal storage error")
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::Unavailable(m) => {
+                ApiError::unavailable(format!("object store unavailable: {m}"))
+            }
+            corrupt @ BlobError::Corrupt { .. } => {
+                tracing::error!(error = %corrupt, "corrupt blob");
+                ApiError::internal("stored content is corrupt")
+            }
+        }
+    }
+}
+
+impl From<PathError> for ApiError {
+    fn from(e: PathError) -> Self {
+        match e {
+            PathError::Required => ApiError::bad_request("path is required"),
+            PathError::Invalid(why) => {
+                ApiError::bad_request("invalid path").with_details(json!({ "reason": why }))
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

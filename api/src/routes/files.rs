@@ -1,0 +1,241 @@
+//! `/sandboxvolumes/{id}/files…`: direct file access by logical path.
+
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+use tideline_storage::command::{MakeDir, MovePath, Origin, RemovePath, WriteFile};
+use tideline_storage::state_machine::SOURCE_SANDBOX;
+use tideline_storage::{path, CommandKind, ContentRef, VolumeRecord, INLINE_BYTES_MAX};
+
+use super::{apply, content, flag, team_volume};
+use crate::auth::{Permission, Principal};
+use crate::envelope::{created, ok};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{read_body, Json, Query};
+use crate::state::{AppState, FILE_BYTES_MAX};
+use crate::wire::{now_ms, FileInfo};
+
+/// Entries one `list` returns, at most; a larger directory is refused rather than truncated.
+pub const LIST_ENTRIES_MAX: usize = 10_000;
+
+#[derive(Deserialize, Default)]
+pub struct PathQuery {
+    path: Option<String>,
+    consistency: Option<String>,
+    mkdir: Option<String>,
+    recursive: Option<String>,
+}
+
+fn origin(vol: &VolumeRecord) -> Option<Origin> {
+    Some(Origin {
+        volume_id: vol.id.clone(),
+        team_id: vol.team_id.clone(),
+        source: SOURCE_SANDBOX.into(),
+        replica_id: None,
+        at_ms: now_ms(),
+    })
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    [header::ACCEPT, header::CONTENT_TYPE].iter().any(|h| {
+        headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("application/json"))
+    })
+}
+
+pub async fn read(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<PathQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let caller = principal.require(Permission::FileRead)?;
+    let p = path::clean_non_root(q.path.as_deref().unwrap_or(""))?;
+    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    let node = st
+        .node
+        .state_machine()
+        .node(&vol.id, &p)?
+        .ok_or_else(|| ApiError::not_found("file not found"))?;
+    if node.is_dir() {
+        return Err(ApiError::conflict("path is a directory"));
+    }
+    let r = node
+        .content_ref
+        .as_deref()
+        .and_then(ContentRef::parse)
+        .ok_or_else(|| ApiError::internal("file has no content reference"))?;
+    let bytes = content(&st, &r).await?.ok_or_else(|| {
+        tracing::error!(volume = %vol.id, path = %p, content_ref = %r, "content missing for a committed file");
+        ApiError::internal("file content is missing")
+    })?;
+    if wants_json(&headers) {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        return Ok(ok(json!({ "content": b64, "encoding": "base64" })).into_response());
+    }
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+pub async fn write(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<PathQuery>,
+    req: Request,
+) -> ApiResult<Response> {
+    let caller = principal.require(Permission::FileWrite)?;
+    let p = path::clean_non_root(q.path.as_deref().unwrap_or(""))?;
+    let mkdir = flag("mkdir", q.mkdir.as_deref())?;
+    let recursive = flag("recursive", q.recursive.as_deref())?;
+    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    if mkdir {
+        apply(
+            &st,
+            CommandKind::MakeDir(MakeDir {
+                origin: origin(&vol),
+                path: p,
+                recursive,
+                mode: 0,
+            }),
+        )
+        .await?;
+        return Ok(created(json!({ "created": true })).into_response());
+    }
+    let _slot = st
+        .upload_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::unavailable("shutting down"))?;
+    let body = read_body(req, FILE_BYTES_MAX, "file").await.map_err(|e| {
+        if e.status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large("file too large")
+        } else {
+            e
+        }
+    })?;
+    let r = ContentRef::of(&body);
+    let inline = if body.len() <= INLINE_BYTES_MAX {
+        Some(body.to_vec())
+    } else {
+        // Durable in the object store before any entry can point at it.
+        st.blobs.put(&r, body.clone()).await?;
+        None
+    };
+    let cmd = WriteFile {
+        origin: origin(&vol),
+        path: p,
+        content_ref: r.to_string(),
+        size: body.len() as u64,
+        inline,
+        mode: 0,
+    };
+    apply(&st, CommandKind::WriteFile(cmd)).await?;
+    Ok(ok(json!({ "written": true })).into_response())
+}
+
+pub async fn remove(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let caller = principal.require(Permission::FileWrite)?;
+    let p = path::clean_non_root(q.path.as_deref().unwrap_or(""))?;
+    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    apply(
+        &st,
+        CommandKind::Remove(RemovePath {
+            origin: origin(&vol),
+            path: p,
+        }),
+    )
+    .await?;
+    Ok(ok(json!({ "deleted": true })))
+}
+
+pub async fn stat(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let caller = principal.require(Permission::FileRead)?;
+    let p = path::clean(q.path.as_deref().unwrap_or(""))?;
+    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    let node = st
+        .node
+        .state_machine()
+        .node(&vol.id, &p)?
+        .ok_or_else(|| ApiError::not_found("file not found"))?;
+    Ok(ok(FileInfo::new(&p, &node)))
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<PathQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let caller = principal.require(Permission::FileRead)?;
+    let p = path::clean(q.path.as_deref().unwrap_or(""))?;
+    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    let sm = st.node.state_machine();
+    let node = sm
+        .node(&vol.id, &p)?
+        .ok_or_else(|| ApiError::not_found("directory not found"))?;
+    if !node.is_dir() {
+        return Err(ApiError::conflict("path is not a directory"));
+    }
+    let children = sm.children(&vol.id, &p, LIST_ENTRIES_MAX + 1)?;
+    if children.len() > LIST_ENTRIES_MAX {
+        return Err(ApiError::conflict(format!(
+            "directory has more than {LIST_ENTRIES_MAX} entries; list its subdirectories or read sync/changes"
+        )));
+    }
+    let entries: Vec<FileInfo> = children
+        .iter()
+        .map(|(name, n)| FileInfo::new(&path::join(&p, name), n))
+        .collect();
+    Ok(ok(json!({ "entries": entries })))
+}
+
+#[derive(Deserialize)]
+pub struct MoveBody {
+    source: Option<String>,
+    destination: Option<String>,
+}
+
+pub async fn move_path(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<PathQuery>,
+    Json(body): Json<MoveBody>,
+) -> ApiResult<impl IntoResponse> {
+    let caller = principal.require(Permission::FileWrite)?;
+    let (Some(src), Some(dst)) = (
+        body.source.filter(|s| !s.trim().is_empty()),
+        body.destination.filter(|s| !s.trim().is_empty()),
+    ) else {
+        return Err(ApiError::bad_request("source and destination are required"));
+    };
+    let src = path::clean_non_root(&src)?;
+    let dst = path::clean_non_root(&dst)?;
+    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    apply(
+        &st,
+        CommandKind::Move(MovePath {
+            origin: origin(&vol),
+            source: src,
+            destination: dst,
+        }),
+    )
+    .await?;
+    Ok(ok(json!({ "moved": true })))
+}

@@ -1,0 +1,111 @@
+//! The router and what its handlers share.
+
+mod files;
+mod sync;
+mod tokens;
+mod volumes;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use tideline_storage::{Command, ContentRef, Response, VolumeRecord};
+
+use crate::auth::TeamCaller;
+use crate::envelope::ok;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// Requests served at once, at most; more wait in the listener's backlog.
+pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/sandboxvolumes", post(volumes::create).get(volumes::list))
+        .route(
+            "/sandboxvolumes/{id}",
+            get(volumes::get).delete(volumes::delete),
+        )
+        .route("/sandboxvolumes/{id}/fork", post(volumes::fork))
+        .route(
+            "/sandboxvolumes/{id}/files",
+            get(files::read).post(files::write).delete(files::remove),
+        )
+        .route("/sandboxvolumes/{id}/files/stat", get(files::stat))
+        .route("/sandboxvolumes/{id}/files/list", get(files::list))
+        .route("/sandboxvolumes/{id}/files/move", post(files::move_path))
+        .route("/sandboxvolumes/{id}/sync/changes", get(sync::changes))
+        .route(
+            "/sandboxvolumes/{id}/sync/replay-payload",
+            get(sync::replay_payload),
+        )
+        .route("/tokens", post(tokens::create));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(|| async { ok(json!({ "status": "ok" })) }))
+        .fallback(|| async { ApiError::not_found("route not found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "bad_request",
+                "method not allowed",
+            )
+        })
+        // Bodies are bounded per route by the extractors, which answer with the envelope.
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower::limit::ConcurrencyLimitLayer::new(
+            REQUESTS_IN_FLIGHT_MAX,
+        ))
+        .with_state(state)
+}
+
+/// Parses `consistency=linearizable|local` (default linearizable) and, unless local, waits
+/// until this node reflects every write committed before the request.
+pub(crate) async fn read_barrier(st: &AppState, consistency: Option<&str>) -> ApiResult<()> {
+    match consistency.unwrap_or("linearizable") {
+        "linearizable" | "" => Ok(st.node.read_barrier().await?),
+        "local" => Ok(()),
+        other => Err(ApiError::bad_request(format!(
+            "invalid consistency {other:?}: use linearizable or local"
+        ))),
+    }
+}
+
+/// The caller's volume after a read barrier; another team's volume is indistinguishable from a
+/// missing one.
+pub(crate) async fn team_volume(
+    st: &AppState,
+    caller: &TeamCaller,
+    id: &str,
+    consistency: Option<&str>,
+) -> ApiResult<VolumeRecord> {
+    read_barrier(st, consistency).await?;
+    match st.node.state_machine().volume(id)? {
+        Some(v) if v.team_id == caller.team_id => Ok(v),
+        _ => Err(ApiError::not_found("not found")),
+    }
+}
+
+/// Proposes a command; a refusal by the state machine becomes its HTTP error.
+pub(crate) async fn apply(st: &AppState, cmd: impl Into<Command>) -> ApiResult<Response> {
+    Ok(st.node.propose(cmd.into()).await?.into_result()?)
+}
+
+/// The bytes behind a content ref: kept inline by the state machine, or in the blob store.
+pub(crate) async fn content(st: &AppState, r: &ContentRef) -> ApiResult<Option<axum::body::Bytes>> {
+    if let Some(b) = st.node.state_machine().inline_blob(r)? {
+        return Ok(Some(b.into()));
+    }
+    Ok(st.blobs.get(r).await?)
+}
+
+/// Parses a boolean query flag (`true`/`false`/`1`/`0`, absent = false).
+pub(crate) fn flag(name: &str, v: Option<&str>) -> ApiResult<bool> {
+    match v {
+        None | Some("") | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "invalid {name} {other:?}: use true or false"
+        ))),
+    }
+}

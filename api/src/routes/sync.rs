@@ -1,0 +1,103 @@
+//! `/sandboxvolumes/{id}/sync/…`: reading the journal (changes) and its payloads.
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use tideline_storage::ContentRef;
+
+use super::{content, team_volume};
+use crate::auth::{Permission, Principal};
+use crate::envelope::ok;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
+use crate::state::AppState;
+use crate::wire::SyncJournalEntry;
+
+pub const CHANGES_PAGE_ENTRIES_DEFAULT: usize = 256;
+pub const CHANGES_PAGE_ENTRIES_MAX: usize = 2048;
+
+#[derive(Deserialize)]
+pub struct ChangesQuery {
+    after: Option<String>,
+    limit: Option<String>,
+    consistency: Option<String>,
+}
+
+fn parse_u64(name: &str, v: Option<&str>) -> ApiResult<Option<u64>> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("invalid {name} {s:?}: want a non-negative integer"))
+        }),
+    }
+}
+
+/// The reseed refusal of API.md: the cursor is below what the journal still holds.
+pub fn reseed_required(retained_after_seq: u64, head_seq: u64) -> ApiError {
+    ApiError::conflict("sync reseed required").with_details(json!({
+        "reason": "reseed_required",
+        "retained_after_seq": retained_after_seq,
+        "head_seq": head_seq,
+    }))
+}
+
+pub async fn changes(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<ChangesQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let caller = principal.require(Permission::VolumeRead)?;
+    let after = parse_u64("after", q.after.as_deref())?.unwrap_or(0);
+    let limit = match parse_u64("limit", q.limit.as_deref())? {
+        None | Some(0) => CHANGES_PAGE_ENTRIES_DEFAULT,
+        Some(n) => (n as usize).min(CHANGES_PAGE_ENTRIES_MAX),
+    };
+    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    if after < vol.floor_seq {
+        return Err(reseed_required(vol.floor_seq, vol.head_seq));
+    }
+    let entries = st.node.state_machine().changes(&vol.id, after, limit)?;
+    let changes: Vec<SyncJournalEntry> = entries.iter().map(SyncJournalEntry::from).collect();
+    Ok(ok(
+        json!({ "head_seq": vol.head_seq, "retained_after_seq": vol.floor_seq, "changes": changes }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct PayloadQuery {
+    content_ref: Option<String>,
+    consistency: Option<String>,
+}
+
+pub async fn replay_payload(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<PayloadQuery>,
+) -> ApiResult<Response> {
+    let caller = principal.require(Permission::VolumeRead)?;
+    let r = q
+        .content_ref
+        .as_deref()
+        .and_then(ContentRef::parse)
+        .ok_or_else(|| ApiError::bad_request("invalid sync replay payload reference"))?;
+    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    // Only content this volume has held is served: a hash is not a capability across teams.
+    if !st.node.state_machine().volume_references(&vol.id, &r)? {
+        return Err(ApiError::not_found("not found"));
+    }
+    let bytes = content(&st, &r)
+        .await?
+        .ok_or_else(|| ApiError::not_found("not found"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -1,0 +1,21 @@
+//! openraft glue for Tideline: the type configuration, the RocksDB log store, the adapter that
+//! drives `tideline_storage::StateMachine`, and [`RaftNode`], the handle the API proposes through.
+//!
+//! ```text
+//!  api ──propose(Command)──▶ RaftNode ──client_write──▶ openraft
+//!                                                        │ append ─▶ LogStore (raft_log cf) ─▶ flusher: WAL sync ─▶ callback
+//!                                                        │ apply  ─▶ StateMachineStore ─▶ storage::StateMachine::apply
+//!  api ◀────────────── Response ◀───────────────────────┘
+//! ```
+
+pub mod codec;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod state_machine;
+pub mod typ;
+
+pub use log_store::LogStore;
+pub use node::{ProposeError, RaftNode, RaftNodeConfig};
+pub use state_machine::StateMachineStore;
+pub use typ::TypeConfig;

@@ -1,0 +1,133 @@
+//! Content-addressed blob store over `object_store`: `blobs/sha256/<hex>`.
+//!
+//! Large file content is put here *before* the command that references it is proposed, so a
+//! committed journal entry never points at missing bytes. Every read is checked against its
+//! hash. For a local directory store, a put is fsynced (file, then directory) before it returns.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutPayload};
+
+use crate::content_ref::ContentRef;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The store could not be reached or refused the operation; retrying may succeed.
+    #[error("blob store unavailable: {0}")]
+    Unavailable(String),
+    /// Bytes came back that do not hash to their address.
+    #[error("blob {content_ref} is corrupt: read bytes hash to {actual}")]
+    Corrupt { content_ref: String, actual: String },
+}
+
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<dyn ObjectStore>,
+    /// Set for a local directory store: the root to fsync under.
+    local_root: Option<PathBuf>,
+}
+
+impl BlobStore {
+    /// A store in a local directory (created if missing).
+    pub fn local(dir: &Path) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let root = dir.canonicalize()?;
+        let fs = LocalFileSystem::new_with_prefix(&root).map_err(std::io::Error::other)?;
+        Ok(BlobStore {
+            store: Arc::new(fs),
+            local_root: Some(root),
+        })
+    }
+
+    /// Any `object_store` implementation (S3, memory, …).
+    pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
+        BlobStore {
+            store,
+            local_root: None,
+        }
+    }
+
+    fn location(content: &ContentRef) -> ObjectPath {
+        ObjectPath::from(format!("blobs/sha256/{}", content.hex()))
+    }
+
+    /// Stores `bytes` under their address, durably. Idempotent.
+    pub async fn put(&self, content: &ContentRef, bytes: Bytes) -> Result<(), BlobError> {
+        debug_assert_eq!(&ContentRef::of(&bytes), content);
+        let location = Self::location(content);
+        match self.store.head(&location).await {
+            Ok(_) => return Ok(()),
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(BlobError::Unavailable(e.to_string())),
+        }
+        self.store
+            .put(&location, PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|e| BlobError::Unavailable(e.to_string()))?;
+        if let Some(root) = &self.local_root {
+            let file = root.join(location.as_ref());
+            tokio::task::spawn_blocking(move || fsync_file_and_dir(&file))
+                .await
+                .map_err(|e| BlobError::Unavailable(e.to_string()))?
+                .map_err(|e| BlobError::Unavailable(format!("fsync blob: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Reads a blob and checks its hash; `None` if the store does not have it.
+    pub async fn get(&self, content: &ContentRef) -> Result<Option<Bytes>, BlobError> {
+        let got = match self.store.get(&Self::location(content)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(BlobError::Unavailable(e.to_string())),
+        };
+        let bytes = got
+            .bytes()
+            .await
+            .map_err(|e| BlobError::Unavailable(e.to_string()))?;
+        let actual = ContentRef::of(&bytes);
+        if &actual != content {
+            return Err(BlobError::Corrupt {
+                content_ref: content.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(Some(bytes))
+    }
+}
+
+fn fsync_file_and_dir(file: &Path) -> std::io::Result<()> {
+    std::fs::File::open(file)?.sync_all()?;
+    if let Some(dir) = file.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_verifies_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(dir.path()).unwrap();
+        let data = Bytes::from_static(b"some content");
+        let r = ContentRef::of(&data);
+        assert_eq!(store.get(&r).await.unwrap(), None);
+        store.put(&r, data.clone()).await.unwrap();
+        store.put(&r, data.clone()).await.unwrap();
+        assert_eq!(store.get(&r).await.unwrap(), Some(data));
+
+        let on_disk = dir.path().join(format!("blobs/sha256/{}", r.hex()));
+        std::fs::write(&on_disk, b"tampered").unwrap();
+        assert!(matches!(
+            store.get(&r).await,
+            Err(BlobError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,236 @@
+//! Commands proposed through Raft and the responses `apply` returns.
+//!
+//! A command is complete: every id, time and hash in it was decided by the proposer, so
+//! applying it on any node, at any time, gives the same result.
+
+use serde::{Deserialize, Serialize};
+
+use crate::records::{TokenRecord, VolumeRecord};
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct Command {
+    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
+    pub kind: Option<CommandKind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof, Serialize, Deserialize)]
+pub enum CommandKind {
+    #[prost(message, tag = "1")]
+    CreateVolume(CreateVolume),
+    #[prost(message, tag = "2")]
+    DeleteVolume(DeleteVolume),
+    #[prost(message, tag = "3")]
+    CreateToken(CreateToken),
+    #[prost(message, tag = "4")]
+    WriteFile(WriteFile),
+    #[prost(message, tag = "5")]
+    MakeDir(MakeDir),
+    #[prost(message, tag = "6")]
+    Remove(RemovePath),
+    #[prost(message, tag = "7")]
+    Move(MovePath),
+    #[prost(message, tag = "8")]
+    ForkVolume(ForkVolume),
+}
+
+impl From<CommandKind> for Command {
+    fn from(kind: CommandKind) -> Self {
+        Command { kind: Some(kind) }
+    }
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match &self.kind {
+            None => "empty",
+            Some(CommandKind::CreateVolume(_)) => "create_volume",
+            Some(CommandKind::DeleteVolume(_)) => "delete_volume",
+            Some(CommandKind::CreateToken(_)) => "create_token",
+            Some(CommandKind::WriteFile(_)) => "write_file",
+            Some(CommandKind::MakeDir(_)) => "make_dir",
+            Some(CommandKind::Remove(_)) => "remove",
+            Some(CommandKind::Move(_)) => "move",
+            Some(CommandKind::ForkVolume(_)) => "fork_volume",
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct CreateVolume {
+    /// The complete record; `head_seq` and `floor_seq` are 0.
+    #[prost(message, optional, tag = "1")]
+    pub volume: Option<VolumeRecord>,
+}
+
+/// A copy-on-write fork: the new volume starts with the source's namespace and retained
+/// journal (content is shared by address, so no bytes are copied).
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct ForkVolume {
+    #[prost(string, tag = "1")]
+    pub source_volume_id: String,
+    #[prost(string, tag = "2")]
+    pub team_id: String,
+    /// The new volume's record; its seqs are taken from the source when applied.
+    #[prost(message, optional, tag = "3")]
+    pub volume: Option<VolumeRecord>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct DeleteVolume {
+    #[prost(string, tag = "1")]
+    pub volume_id: String,
+    #[prost(string, tag = "2")]
+    pub team_id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct CreateToken {
+    #[prost(bytes = "vec", tag = "1")]
+    pub token_sha256: Vec<u8>,
+    #[prost(message, optional, tag = "2")]
+    pub token: Option<TokenRecord>,
+}
+
+/// Where a mutation came from, as the journal records it.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct Origin {
+    #[prost(string, tag = "1")]
+    pub volume_id: String,
+    #[prost(string, tag = "2")]
+    pub team_id: String,
+    /// `sandbox` (files API) or `replica` (sync).
+    #[prost(string, tag = "3")]
+    pub source: String,
+    #[prost(string, optional, tag = "4")]
+    pub replica_id: Option<String>,
+    #[prost(int64, tag = "5")]
+    pub at_ms: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct WriteFile {
+    #[prost(message, optional, tag = "1")]
+    pub origin: Option<Origin>,
+    #[prost(string, tag = "2")]
+    pub path: String,
+    #[prost(string, tag = "3")]
+    pub content_ref: String,
+    #[prost(uint64, tag = "4")]
+    pub size: u64,
+    /// Present iff `size <= INLINE_BYTES_MAX`; otherwise the blob store already holds it.
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub inline: Option<Vec<u8>>,
+    #[prost(uint32, tag = "6")]
+    pub mode: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct MakeDir {
+    #[prost(message, optional, tag = "1")]
+    pub origin: Option<Origin>,
+    #[prost(string, tag = "2")]
+    pub path: String,
+    #[prost(bool, tag = "3")]
+    pub recursive: bool,
+    #[prost(uint32, tag = "4")]
+    pub mode: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct RemovePath {
+    #[prost(message, optional, tag = "1")]
+    pub origin: Option<Origin>,
+    #[prost(string, tag = "2")]
+    pub path: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct MovePath {
+    #[prost(message, optional, tag = "1")]
+    pub origin: Option<Origin>,
+    #[prost(string, tag = "2")]
+    pub source: String,
+    #[prost(string, tag = "3")]
+    pub destination: String,
+}
+
+/// A deterministic refusal: the command was applied as a no-op and the caller is told why.
+#[derive(Clone, PartialEq, Eq, prost::Message, Serialize, Deserialize)]
+pub struct ApplyError {
+    #[prost(enumeration = "ApplyErrorKind", tag = "1")]
+    pub kind: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    prost::Enumeration,
+    Serialize,
+    Deserialize,
+)]
+#[repr(i32)]
+pub enum ApplyErrorKind {
+    Unspecified = 0,
+    NotFound = 1,
+    Conflict = 2,
+    BadRequest = 3,
+}
+
+impl ApplyError {
+    pub fn new(kind: ApplyErrorKind, message: impl Into<String>) -> Self {
+        ApplyError {
+            kind: kind as i32,
+            message: message.into(),
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ApplyErrorKind::NotFound, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ApplyErrorKind::Conflict, message)
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ApplyErrorKind::BadRequest, message)
+    }
+    pub fn error_kind(&self) -> ApplyErrorKind {
+        ApplyErrorKind::try_from(self.kind).unwrap_or(ApplyErrorKind::Unspecified)
+    }
+}
+
+/// What applying one command produced.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct Response {
+    #[prost(message, optional, tag = "1")]
+    pub error: Option<ApplyError>,
+    /// The journal seq this command appended, 0 when it appended none (a no-op).
+    #[prost(uint64, tag = "2")]
+    pub seq: u64,
+    #[prost(uint64, tag = "3")]
+    pub head_seq: u64,
+    #[prost(message, optional, tag = "4")]
+    pub volume: Option<VolumeRecord>,
+}
+
+impl Response {
+    pub fn err(e: ApplyError) -> Self {
+        Response {
+            error: Some(e),
+            ..Default::default()
+        }
+    }
+    pub fn into_result(self) -> Result<Response, ApplyError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The node's one RocksDB database and its column families.
+//!
+//! The Raft layer keeps its log and vote in [`Cf::RaftLog`] / [`Cf::RaftMeta`] of this same
+//! database; the state machine owns the rest. Opening checks the on-disk format version.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use prost::Message;
+use rocksdb::{
+    ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, DB,
+};
+
+use crate::codec;
+use crate::error::StorageError;
+
+/// Every column family, by role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cf {
+    RaftLog,
+    RaftMeta,
+    SmMeta,
+    Volumes,
+    Journal,
+    Namespace,
+    FoldIndex,
+    Tokens,
+    Requests,
+    Blobs,
+    VolumeBlobs,
+}
+
+impl Cf {
+    pub const ALL: [Cf; 11] = [
+        Cf::RaftLog,
+        Cf::RaftMeta,
+        Cf::SmMeta,
+        Cf::Volumes,
+        Cf::Journal,
+        Cf::Namespace,
+        Cf::FoldIndex,
+        Cf::Tokens,
+        Cf::Requests,
+        Cf::Blobs,
+        Cf::VolumeBlobs,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cf::RaftLog => "raft_log",
+            Cf::RaftMeta => "raft_meta",
+            Cf::SmMeta => "sm_meta",
+            Cf::Volumes => "volumes",
+            Cf::Journal => "journal",
+            Cf::Namespace => "namespace",
+            Cf::FoldIndex => "fold_index",
+            Cf::Tokens => "tokens",
+            Cf::Requests => "requests",
+            Cf::Blobs => "blobs",
+            Cf::VolumeBlobs => "volume_blobs",
+        }
+    }
+}
+
+/// Key in [`Cf::SmMeta`] holding the database format version.
+const FORMAT_KEY: &[u8] = b"format";
+/// The database layout this build writes and reads.
+pub const DB_FORMAT: u32 = 1;
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct FormatRecord {
+    #[prost(uint32, tag = "1")]
+    version: u32,
+}
+
+/// Shared handle to the database.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DB>,
+}
+
+impl Db {
+    /// Opens (or creates) the database under `dir`.
+    pub fn open(dir: &Path) -> Result<Db, StorageError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_paranoid_checks(true);
+        opts.set_max_background_jobs(2);
+        let cfs = Cf::ALL
+            .iter()
+            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let inner = DB::open_cf_descriptors(&opts, dir, cfs)?;
+        let db = Db {
+            inner: Arc::new(inner),
+        };
+        db.check_format()?;
+        Ok(db)
+    }
+
+    fn check_format(&self) -> Result<(), StorageError> {
+        match self.get::<FormatRecord>(Cf::SmMeta, FORMAT_KEY)? {
+            Some(f) if f.version == DB_FORMAT => Ok(()),
+            Some(f) => Err(StorageError::corrupt(
+                "sm_meta",
+                FORMAT_KEY,
+                format!(
+                    "database format {} is not supported by this build (wants {DB_FORMAT})",
+                    f.version
+                ),
+            )),
+            None => {
+                let mut wo = rocksdb::WriteOptions::default();
+                wo.set_sync(true);
+                let value = codec::encode(&FormatRecord { version: DB_FORMAT });
+                self.inner
+                    .put_cf_opt(self.cf(Cf::SmMeta), FORMAT_KEY, value, &wo)?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn raw(&self) -> &DB {
+        &self.inner
+    }
+
+    pub fn cf(&self, cf: Cf) -> &ColumnFamily {
+        self.inner
+            .cf_handle(cf.name())
+            .expect("every column family is opened in Db::open")
+    }
+
+    /// Reads and decodes one value.
+    pub fn get<M: Message + Default>(&self, cf: Cf, key: &[u8]) -> Result<Option<M>, StorageError> {
+        match self.inner.get_pinned_cf(self.cf(cf), key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(cf.name(), key, &bytes).map(Some),
+        }
+    }
+
+    pub fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.inner.get_cf(self.cf(cf), key)?)
+    }
+
+    /// Decodes up to `limit` values whose keys start with `prefix`, from `start` (inclusive,
+    /// defaults to the prefix itself), in key order.
+    pub fn scan<M: Message + Default>(
+        &self,
+        cf: Cf,
+        prefix: &[u8],
+        start: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, M)>, StorageError> {
+        let mut ro = ReadOptions::default();
+        if !prefix.is_empty() {
+            ro.set_iterate_upper_bound(crate::keys::prefix_end(prefix));
+        }
+        let from = start.unwrap_or(prefix);
+        let mut out = Vec::new();
+        for item in self.inner.iterator_cf_opt(
+            self.cf(cf),
+            ro,
+            IteratorMode::From(from, Direction::Forward),
+        ) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let m = codec::decode(cf.name(), &k, &v)?;
+            out.push((k.to_vec(), m));
+        }
+        Ok(out)
+    }
+
+    /// Every raw (key, value) whose key starts with `prefix`, in key order.
+    pub fn scan_raw(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        let mut ro = ReadOptions::default();
+        if !prefix.is_empty() {
+            ro.set_iterate_upper_bound(crate::keys::prefix_end(prefix));
+        }
+        let mut out = Vec::new();
+        for item in self.inner.iterator_cf_opt(
+            self.cf(cf),
+            ro,
+            IteratorMode::From(prefix, Direction::Forward),
+        ) {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Syncs the write-ahead log to disk.
+    pub fn sync_wal(&self) -> Result<(), StorageError> {
+        Ok(self.inner.flush_wal(true)?)
+    }
+}

@@ -1,0 +1,99 @@
+//! Key layouts of the column families. Volume ids and paths never contain NUL, so NUL
+//! separates components and prefix scans stay exact.
+//!
+//! ```text
+//! volumes     <volume>
+//! journal     <volume> 0x00 <seq: u64 big-endian>
+//! namespace   <volume> 0x00 <parent dir> 0x00 <name>     (children of a dir are contiguous)
+//! fold_index  <volume> 0x00 <normalized path>
+//! tokens      <sha256 of token>
+//! blobs       <sha256 of content>                          (inline content)
+//! volume_blobs <volume> 0x00 <sha256>                        (content a volume has referenced)
+//! ```
+
+use crate::path;
+
+pub fn volume_prefix(volume: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(volume.len() + 1);
+    k.extend_from_slice(volume.as_bytes());
+    k.push(0);
+    k
+}
+
+pub fn journal(volume: &str, seq: u64) -> Vec<u8> {
+    let mut k = volume_prefix(volume);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// Decodes the seq from a journal key of `volume`.
+pub fn journal_seq(volume: &str, key: &[u8]) -> Option<u64> {
+    let rest = key.strip_prefix(volume_prefix(volume).as_slice())?;
+    Some(u64::from_be_bytes(rest.try_into().ok()?))
+}
+
+/// Key of a non-root node.
+pub fn node(volume: &str, node_path: &str) -> Vec<u8> {
+    let (parent, name) = path::split(node_path);
+    let mut k = children_prefix(volume, parent);
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// Prefix of every direct child of `dir`.
+pub fn children_prefix(volume: &str, dir: &str) -> Vec<u8> {
+    let mut k = volume_prefix(volume);
+    k.extend_from_slice(dir.as_bytes());
+    k.push(0);
+    k
+}
+
+/// The node path a namespace key of `volume` names.
+pub fn node_path(volume: &str, key: &[u8]) -> Option<String> {
+    let rest = key.strip_prefix(volume_prefix(volume).as_slice())?;
+    let sep = rest.iter().position(|&b| b == 0)?;
+    let parent = std::str::from_utf8(&rest[..sep]).ok()?;
+    let name = std::str::from_utf8(&rest[sep + 1..]).ok()?;
+    Some(path::join(parent, name))
+}
+
+pub fn volume_blob(volume: &str, sha256: &[u8; 32]) -> Vec<u8> {
+    let mut k = volume_prefix(volume);
+    k.extend_from_slice(sha256);
+    k
+}
+
+pub fn fold(volume: &str, node_path: &str) -> Vec<u8> {
+    let mut k = volume_prefix(volume);
+    k.extend_from_slice(path::normalized(node_path).as_bytes());
+    k
+}
+
+/// The exclusive upper bound of every key starting with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_round_trip() {
+        assert_eq!(journal_seq("v1", &journal("v1", 42)), Some(42));
+        assert!(journal("v1", 1) < journal("v1", 256));
+        assert_eq!(node_path("v1", &node("v1", "/a/b")), Some("/a/b".into()));
+        assert_eq!(node_path("v1", &node("v1", "/a")), Some("/a".into()));
+        assert!(node("v1", "/a/b").starts_with(&children_prefix("v1", "/a")));
+        assert!(!node("v1", "/a/b/c").starts_with(&children_prefix("v1", "/a")));
+        assert_eq!(prefix_end(b"ab"), b"ac".to_vec());
+        assert_eq!(prefix_end(&[1, 0xff]), vec![2]);
+    }
+}

@@ -1,0 +1,40 @@
+//! Tideline's storage layer: the deterministic journal state machine and the blob store.
+//!
+//! This crate knows nothing of Raft or HTTP. Everything a volume mutation needs is decided
+//! by the caller *before* it becomes a [`Command`] (ids, timestamps, content hashes); the
+//! [`StateMachine`] turns one command into one RocksDB `WriteBatch`:
+//!
+//! ```text
+//!   Command ──▶ StateMachine::apply ──▶ Txn (checks, journal entry with next seq,
+//!                                            namespace + fold rows, applied position)
+//!                                    ──▶ one WriteBatch ──▶ RocksDB
+//! ```
+//!
+//! Column families are listed in [`db::Cf`]; every value carries a format version
+//! ([`codec`]) and bytes that do not decode are a [`StorageError::Corrupt`], never "absent".
+
+pub mod blob;
+pub mod codec;
+pub mod command;
+pub mod content_ref;
+pub mod db;
+pub mod error;
+pub mod keys;
+pub mod path;
+pub mod records;
+pub mod replay;
+pub mod snapshot;
+pub mod state_machine;
+mod txn;
+
+pub use blob::BlobStore;
+pub use command::{ApplyError, ApplyErrorKind, Command, CommandKind, Response};
+pub use content_ref::ContentRef;
+pub use db::{Cf, Db};
+pub use error::StorageError;
+pub use records::*;
+pub use state_machine::{StateMachine, VerifyReport};
+
+/// Content up to this size rides inside the Raft entry; larger content goes to the blob store
+/// before the command is proposed.
+pub const INLINE_BYTES_MAX: usize = 64 * 1024;

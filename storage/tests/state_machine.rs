@@ -1,0 +1,337 @@
+//! The state machine through its public surface: semantics of each command, gapless seqs,
+//! replay equivalence (property test), fork, delete, verification of corrupt stores.
+
+use proptest::prelude::*;
+use tideline_storage::command::*;
+use tideline_storage::replay::{replay, ReplayNode};
+use tideline_storage::*;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    sm: StateMachine,
+    index: u64,
+}
+
+const TEAM: &str = "team-a";
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("db")).unwrap();
+        Fixture {
+            _dir: dir,
+            sm: StateMachine::new(db),
+            index: 0,
+        }
+    }
+
+    fn apply(&mut self, kind: CommandKind) -> Response {
+        self.index += 1;
+        let pos = AppliedMeta {
+            index: self.index,
+            term: 1,
+            leader_id: 1,
+            membership: vec![],
+        };
+        self.sm.apply(&pos, &kind.into()).unwrap()
+    }
+
+    fn create_volume(&mut self, id: &str, mode: &str) {
+        let vol = VolumeRecord {
+            id: id.into(),
+            team_id: TEAM.into(),
+            user_id: "u".into(),
+            config: Some(VolumeConfig {
+                access_mode: mode.into(),
+                ..Default::default()
+            }),
+            created_at_ms: 1,
+            updated_at_ms: 1,
+            ..Default::default()
+        };
+        let r = self.apply(CommandKind::CreateVolume(CreateVolume {
+            volume: Some(vol),
+        }));
+        assert!(r.error.is_none(), "{r:?}");
+    }
+
+    fn origin(&self, vol: &str) -> Option<Origin> {
+        Some(Origin {
+            volume_id: vol.into(),
+            team_id: TEAM.into(),
+            source: "sandbox".into(),
+            replica_id: None,
+            at_ms: 1000 + self.index as i64,
+        })
+    }
+
+    fn write(&mut self, vol: &str, path: &str, data: &[u8]) -> Response {
+        let c = WriteFile {
+            origin: self.origin(vol),
+            path: path.into(),
+            content_ref: ContentRef::of(data).to_string(),
+            size: data.len() as u64,
+            inline: Some(data.to_vec()),
+            mode: 0,
+        };
+        self.apply(CommandKind::WriteFile(c))
+    }
+
+    fn mkdir(&mut self, vol: &str, path: &str, recursive: bool) -> Response {
+        let c = MakeDir {
+            origin: self.origin(vol),
+            path: path.into(),
+            recursive,
+            mode: 0,
+        };
+        self.apply(CommandKind::MakeDir(c))
+    }
+
+    fn remove(&mut self, vol: &str, path: &str) -> Response {
+        let c = RemovePath {
+            origin: self.origin(vol),
+            path: path.into(),
+        };
+        self.apply(CommandKind::Remove(c))
+    }
+
+    fn mv(&mut self, vol: &str, from: &str, to: &str) -> Response {
+        let c = MovePath {
+            origin: self.origin(vol),
+            source: from.into(),
+            destination: to.into(),
+        };
+        self.apply(CommandKind::Move(c))
+    }
+
+    fn journal(&self, vol: &str) -> Vec<JournalEntry> {
+        self.sm.changes(vol, 0, usize::MAX).unwrap()
+    }
+
+    /// The namespace as the state machine holds it, in replay's terms.
+    fn namespace(&self, vol: &str) -> replay::Namespace {
+        self.sm
+            .namespace(vol)
+            .unwrap()
+            .into_iter()
+            .map(|(p, n)| {
+                let node = ReplayNode {
+                    kind: n.kind,
+                    mode: n.mode,
+                    size: n.size,
+                    content_ref: n.content_ref,
+                    mtime_ms: n.mtime_ms,
+                };
+                (p, node)
+            })
+            .collect()
+    }
+}
+
+fn kind(r: &Response) -> Option<ApplyErrorKind> {
+    r.error.as_ref().map(ApplyError::error_kind)
+}
+
+#[test]
+fn each_mutation_appends_one_gapless_entry() {
+    let mut f = Fixture::new();
+    f.create_volume("v1", "RWO");
+    assert_eq!(f.write("v1", "/a/b/c.txt", b"hi").seq, 1);
+    assert_eq!(f.mkdir("v1", "/d", false).seq, 2);
+    assert_eq!(f.mv("v1", "/a", "/d/a").seq, 3);
+    assert_eq!(f.remove("v1", "/d").seq, 4);
+    // No-ops and refusals append nothing.
+    assert_eq!(f.remove("v1", "/nothing").seq, 0);
+    assert_eq!(
+        kind(&f.mkdir("v1", "/x/y", false)),
+        Some(ApplyErrorKind::NotFound)
+    );
+    assert_eq!(f.write("v1", "/e", b"").seq, 5);
+    let seqs: Vec<u64> = f.journal("v1").iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    assert_eq!(f.sm.volume("v1").unwrap().unwrap().head_seq, 5);
+    let events: Vec<String> = f
+        .journal("v1")
+        .iter()
+        .map(|e| e.event_type.clone())
+        .collect();
+    assert_eq!(events, vec!["write", "create", "rename", "remove", "write"]);
+    assert!(f
+        .journal("v1")
+        .iter()
+        .filter(|e| e.event_type == "write")
+        .all(|e| e.content_ref.is_some()));
+}
+
+#[test]
+fn type_clashes_are_conflicts_and_change_nothing() {
+    let mut f = Fixture::new();
+    f.create_volume("v1", "RWO");
+    f.write("v1", "/f", b"x");
+    assert_eq!(
+        kind(&f.write("v1", "/f/child", b"y")),
+        Some(ApplyErrorKind::Conflict)
+    );
+    assert_eq!(
+        kind(&f.mkdir("v1", "/f", true)),
+        Some(ApplyErrorKind::Conflict)
+    );
+    f.mkdir("v1", "/dir", false);
+    assert_eq!(
+        kind(&f.write("v1", "/dir", b"z")),
+        Some(ApplyErrorKind::Conflict)
+    );
+    assert_eq!(
+        kind(&f.mkdir("v1", "/dir", false)),
+        Some(ApplyErrorKind::Conflict)
+    );
+    assert_eq!(
+        f.mkdir("v1", "/dir", true).seq,
+        0,
+        "recursive mkdir of an existing dir is a no-op"
+    );
+    assert_eq!(
+        kind(&f.mv("v1", "/dir", "/dir/sub")),
+        Some(ApplyErrorKind::BadRequest)
+    );
+    assert_eq!(
+        kind(&f.mv("v1", "/missing", "/x")),
+        Some(ApplyErrorKind::NotFound)
+    );
+    assert_eq!(
+        kind(&f.mv("v1", "/f", "/dir")),
+        Some(ApplyErrorKind::Conflict)
+    );
+    assert_eq!(f.journal("v1").len(), 2);
+    assert_eq!(
+        kind(&f.write("nope", "/a", b"")),
+        Some(ApplyErrorKind::NotFound)
+    );
+}
+
+#[test]
+fn read_only_volumes_refuse_writes() {
+    let mut f = Fixture::new();
+    f.create_volume("ro", "ROX");
+    let r = f.write("ro", "/a", b"x");
+    assert_eq!(kind(&r), Some(ApplyErrorKind::Conflict));
+    assert_eq!(r.error.unwrap().message, "volume is read-only");
+}
+
+#[test]
+fn fork_copies_namespace_and_journal_and_delete_removes_everything() {
+    let mut f = Fixture::new();
+    f.create_volume("v1", "RWO");
+    f.write("v1", "/a/one", b"1");
+    f.write("v1", "/two", b"2");
+    let fork = VolumeRecord {
+        id: "v2".into(),
+        team_id: TEAM.into(),
+        created_at_ms: 5,
+        ..Default::default()
+    };
+    let r = f.apply(CommandKind::ForkVolume(ForkVolume {
+        source_volume_id: "v1".into(),
+        team_id: TEAM.into(),
+        volume: Some(fork),
+    }));
+    assert!(r.error.is_none(), "{r:?}");
+    assert_eq!(f.namespace("v2"), f.namespace("v1"));
+    assert_eq!(f.journal("v2").len(), 2);
+    assert!(f.journal("v2").iter().all(|e| e.volume_id == "v2"));
+    // Diverge: the source is untouched by writes to the fork.
+    f.write("v2", "/three", b"3");
+    assert_eq!(f.namespace("v1").len(), 3);
+    assert_eq!(f.namespace("v2").len(), 4);
+
+    let r = f.apply(CommandKind::DeleteVolume(DeleteVolume {
+        volume_id: "v1".into(),
+        team_id: TEAM.into(),
+    }));
+    assert!(r.error.is_none());
+    assert!(f.sm.volume("v1").unwrap().is_none());
+    assert!(f.journal("v1").is_empty());
+    assert!(f.namespace("v1").is_empty());
+    assert_eq!(f.namespace("v2").len(), 4);
+    let other_team = f.apply(CommandKind::DeleteVolume(DeleteVolume {
+        volume_id: "v2".into(),
+        team_id: "other".into(),
+    }));
+    assert_eq!(kind(&other_team), Some(ApplyErrorKind::NotFound));
+    f.sm.verify().unwrap();
+}
+
+#[test]
+fn corrupt_journal_value_fails_verification_with_a_typed_error() {
+    let mut f = Fixture::new();
+    f.create_volume("v1", "RWO");
+    for i in 0..5 {
+        f.write("v1", &format!("/f{i}"), b"data");
+    }
+    assert_eq!(f.sm.verify().unwrap().journal_entries, 5);
+    let db = f.sm.db();
+    db.raw()
+        .put_cf(
+            db.cf(Cf::Journal),
+            keys::journal("v1", 3),
+            [1u8, 0xff, 0xff, 0xff],
+        )
+        .unwrap();
+    match f.sm.verify() {
+        Err(StorageError::Corrupt { cf: "journal", .. }) => {}
+        other => panic!("expected a corrupt journal error, got {other:?}"),
+    }
+    // A gap is an invariant violation, not an empty journal.
+    db.raw()
+        .delete_cf(db.cf(Cf::Journal), keys::journal("v1", 3))
+        .unwrap();
+    assert!(matches!(f.sm.verify(), Err(StorageError::Invariant(_))));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write(String, Vec<u8>),
+    Mkdir(String, bool),
+    Remove(String),
+    Move(String, String),
+}
+
+fn arb_path() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "A"]), 1..4)
+        .prop_map(|parts| format!("/{}", parts.join("/")))
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (arb_path(), prop::collection::vec(any::<u8>(), 0..8)).prop_map(|(p, d)| Op::Write(p, d)),
+        2 => (arb_path(), any::<bool>()).prop_map(|(p, r)| Op::Mkdir(p, r)),
+        1 => arb_path().prop_map(Op::Remove),
+        2 => (arb_path(), arb_path()).prop_map(|(a, b)| Op::Move(a, b)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Applying random operations gives the namespace that replaying the journal from seq 1
+    /// into an empty namespace gives.
+    #[test]
+    fn namespace_equals_replayed_journal(ops in prop::collection::vec(arb_op(), 1..40)) {
+        let mut f = Fixture::new();
+        f.create_volume("v", "RWX");
+        for op in &ops {
+            match op {
+                Op::Write(p, d) => { f.write("v", p, d); }
+                Op::Mkdir(p, r) => { f.mkdir("v", p, *r); }
+                Op::Remove(p) => { f.remove("v", p); }
+                Op::Move(a, b) => { f.mv("v", a, b); }
+            }
+        }
+        let journal = f.journal("v");
+        for (i, e) in journal.iter().enumerate() {
+            prop_assert_eq!(e.seq, i as u64 + 1);
+        }
+        prop_assert_eq!(f.namespace("v"), replay(&journal));
+        f.sm.verify().unwrap();
+    }
+}

@@ -1,0 +1,230 @@
+//! A real `tideline server` process for black-box tests: bound to port 0 on loopback, its
+//! address read back from stdout, stopped by pid.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const ADMIN: &str = "test-admin-token";
+/// How long a server may take to print its address.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub data_dir: PathBuf,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tideline"))
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-token",
+                ADMIN,
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tideline");
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let captured = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = captured.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("tideline listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server did not start; stderr:\n{}",
+                    captured.lock().unwrap()
+                );
+            }
+        };
+        Server {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+            stderr: captured,
+        }
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        self.child.wait().expect("wait")
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Client {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub token: String,
+}
+
+impl Client {
+    /// A client with a fresh all-permission token for `team`.
+    pub async fn for_team(url: &str, team: &str) -> Client {
+        let http = reqwest::Client::new();
+        let r: Value = http
+            .post(format!("{url}/api/v1/tokens"))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "team_id": team, "permissions": ["*"] }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = r["data"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_string();
+        Client {
+            http,
+            url: url.to_string(),
+            token,
+        }
+    }
+
+    pub fn with_url(&self, url: &str) -> Client {
+        Client {
+            http: self.http.clone(),
+            url: url.to_string(),
+            token: self.token.clone(),
+        }
+    }
+
+    pub async fn create_volume(&self) -> String {
+        let r: Value = self
+            .http
+            .post(format!("{}/api/v1/sandboxvolumes", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["data"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_string()
+    }
+
+    pub async fn write(
+        &self,
+        vol: &str,
+        path: &str,
+        data: Vec<u8>,
+    ) -> reqwest::Result<reqwest::StatusCode> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/sandboxvolumes/{vol}/files", self.url))
+            .query(&[("path", path)])
+            .bearer_auth(&self.token)
+            .body(data)
+            .send()
+            .await?;
+        Ok(resp.status())
+    }
+
+    pub async fn read(&self, vol: &str, path: &str) -> (reqwest::StatusCode, Vec<u8>) {
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/sandboxvolumes/{vol}/files", self.url))
+            .query(&[("path", path)])
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.bytes().await.unwrap().to_vec())
+    }
+
+    /// The whole journal, paged.
+    pub async fn journal(&self, vol: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        loop {
+            let after = out.len().to_string();
+            let r: Value = self
+                .http
+                .get(format!(
+                    "{}/api/v1/sandboxvolumes/{vol}/sync/changes",
+                    self.url
+                ))
+                .query(&[("after", after.as_str()), ("limit", "2048")])
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let page = r["data"]["changes"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{r}"))
+                .clone();
+            if page.is_empty() {
+                return out;
+            }
+            out.extend(page);
+        }
+    }
+}
+
+/// Deterministic content for file `i`; every 50th is large enough for the object store.
+pub fn content(i: usize) -> Vec<u8> {
+    let len = if i % 50 == 0 {
+        70 * 1024 + i
+    } else {
+        16 + i % 300
+    };
+    (0..len).map(|j| ((i * 31 + j * 7) % 256) as u8).collect()
+}
