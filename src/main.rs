@@ -6,6 +6,7 @@
 //! ```
 
 mod admin_token;
+mod config;
 mod server;
 mod token;
 
@@ -15,11 +16,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "tideline",
-    version,
-    about = "A Raft-replicated journal server for workspace volumes"
-)]
+#[command(name = "tideline", version, about = "A Raft-replicated journal server for workspace volumes")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,10 +36,7 @@ enum Command {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 #[tokio::main]
@@ -62,10 +56,5 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 pub fn default_server_url() -> String {
-    format!(
-        "http://{}",
-        DEFAULT_LISTEN
-            .parse::<SocketAddr>()
-            .expect("valid default address")
-    )
+    format!("http://{}", DEFAULT_LISTEN.parse::<SocketAddr>().expect("valid default address"))
 }

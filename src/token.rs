@@ -28,13 +28,7 @@ pub enum TokenCommand {
 
 pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Create {
-            team,
-            permissions,
-            subject,
-            server,
-            admin_token,
-        } => {
+        TokenCommand::Create { team, permissions, subject, server, admin_token } => {
             let url = format!("{}/api/v1/tokens", server.trim_end_matches('/'));
             let resp = reqwest::Client::new()
                 .post(&url)

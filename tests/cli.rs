@@ -23,22 +23,13 @@ async fn token_create_prints_a_working_token() {
         .args(["--server", &server.url, "--admin-token", ADMIN])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(created["team_id"], "team-cli");
     let token = created["token"].as_str().unwrap();
 
     let http = reqwest::Client::new();
-    let r = http
-        .post(format!("{}/api/v1/sandboxvolumes", server.url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(format!("{}/api/v1/sandboxvolumes", server.url)).bearer_auth(token).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let vol: Value = r.json().await.unwrap();
     assert_eq!(vol["data"]["team_id"], "team-cli");
@@ -60,9 +51,5 @@ async fn token_create_prints_a_working_token() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("401"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
 }

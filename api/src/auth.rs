@@ -71,20 +71,9 @@ impl Principal {
     /// The team caller, if it holds `p`; 403 otherwise.
     pub fn require(&self, p: Permission) -> Result<&TeamCaller, ApiError> {
         match self {
-            Principal::Admin => Err(ApiError::forbidden(
-                "the admin token has no team; use a team token",
-            )),
-            Principal::Team(t)
-                if t.permissions
-                    .iter()
-                    .any(|h| h == "*" || h == "*:*" || h == p.as_str()) =>
-            {
-                Ok(t)
-            }
-            Principal::Team(_) => Err(ApiError::forbidden(format!(
-                "missing permission {}",
-                p.as_str()
-            ))),
+            Principal::Admin => Err(ApiError::forbidden("the admin token has no team; use a team token")),
+            Principal::Team(t) if t.permissions.iter().any(|h| h == "*" || h == "*:*" || h == p.as_str()) => Ok(t),
+            Principal::Team(_) => Err(ApiError::forbidden(format!("missing permission {}", p.as_str()))),
         }
     }
 
@@ -104,10 +93,8 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("missing bearer token"))?
         .to_str()
         .map_err(|_| ApiError::unauthorized("malformed authorization header"))?;
-    let (scheme, token) = value
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| ApiError::unauthorized("malformed authorization header"))?;
+    let (scheme, token) =
+        value.trim().split_once(' ').ok_or_else(|| ApiError::unauthorized("malformed authorization header"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(ApiError::unauthorized("malformed authorization header"));
     }
@@ -117,21 +104,23 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
         let sha = token_sha256(token);
         if sha == state.admin_token_sha256 {
             return Ok(Principal::Admin);
         }
-        match state.node.state_machine().token(&sha)? {
-            Some(t) => Ok(Principal::Team(TeamCaller {
-                team_id: t.team_id,
-                subject: t.subject,
-                permissions: t.permissions,
-            })),
+        let sm = state.node.state_machine();
+        let mut found = sm.token(&sha)?;
+        if found.is_none() {
+            // A token just created through another node may not be applied here yet.
+            state.node.read_barrier().await?;
+            found = sm.token(&sha)?;
+        }
+        match found {
+            Some(t) => {
+                Ok(Principal::Team(TeamCaller { team_id: t.team_id, subject: t.subject, permissions: t.permissions }))
+            }
             None => Err(ApiError::unauthorized("invalid token")),
         }
     }

@@ -9,11 +9,7 @@ pub struct Envelope<T>(pub StatusCode, pub T);
 
 impl<T: Serialize> IntoResponse for Envelope<T> {
     fn into_response(self) -> Response {
-        (
-            self.0,
-            axum::Json(json!({ "success": true, "data": self.1 })),
-        )
-            .into_response()
+        (self.0, axum::Json(json!({ "success": true, "data": self.1 }))).into_response()
     }
 }
 

@@ -19,12 +19,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            details: None,
-        }
+        ApiError { status, code, message: message.into(), details: None }
     }
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
@@ -63,11 +58,7 @@ impl IntoResponse for ApiError {
         if let Some(d) = self.details {
             error["details"] = d;
         }
-        (
-            self.status,
-            axum::Json(json!({ "success": false, "error": error })),
-        )
-            .into_response()
+        (self.status, axum::Json(json!({ "success": false, "error": error }))).into_response()
     }
 }
 
@@ -98,9 +89,7 @@ impl From<StorageError> for ApiError {
 impl From<BlobError> for ApiError {
     fn from(e: BlobError) -> Self {
         match e {
-            BlobError::Unavailable(m) => {
-                ApiError::unavailable(format!("object store unavailable: {m}"))
-            }
+            BlobError::Unavailable(m) => ApiError::unavailable(format!("object store unavailable: {m}")),
             corrupt @ BlobError::Corrupt { .. } => {
                 tracing::error!(error = %corrupt, "corrupt blob");
                 ApiError::internal("stored content is corrupt")
@@ -113,9 +102,7 @@ impl From<PathError> for ApiError {
     fn from(e: PathError) -> Self {
         match e {
             PathError::Required => ApiError::bad_request("path is required"),
-            PathError::Invalid(why) => {
-                ApiError::bad_request("invalid path").with_details(json!({ "reason": why }))
-            }
+            PathError::Invalid(why) => ApiError::bad_request("invalid path").with_details(json!({ "reason": why })),
         }
     }
 }

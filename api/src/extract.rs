@@ -19,22 +19,18 @@ pub async fn read_body(req: Request, limit: usize, what: &str) -> Result<Bytes, 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::too_large(format!(
-            "{what} too large (limit {limit} bytes)"
-        )));
+        return Err(ApiError::too_large(format!("{what} too large (limit {limit} bytes)")));
     }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|e| {
-            let mut source: Option<&dyn std::error::Error> = Some(&e);
-            while let Some(s) = source {
-                if s.is::<http_body_util::LengthLimitError>() {
-                    return ApiError::too_large(format!("{what} too large (limit {limit} bytes)"));
-                }
-                source = s.source();
+    axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        let mut source: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return ApiError::too_large(format!("{what} too large (limit {limit} bytes)"));
             }
-            ApiError::bad_request(format!("could not read request body: {e}"))
-        })
+            source = s.source();
+        }
+        ApiError::bad_request(format!("could not read request body: {e}"))
+    })
 }
 
 /// A JSON body (≤ [`JSON_BODY_BYTES_MAX`]); malformed JSON is a 400 envelope.
@@ -45,9 +41,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, JSON_BODY_BYTES_MAX, "request body").await?;
-        serde_json::from_slice(&bytes)
-            .map(Json)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        serde_json::from_slice(&bytes).map(Json).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
     }
 }
 
@@ -76,15 +70,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        serde_urlencoded_from_str(q)
-            .map(Query)
-            .map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))
+        serde_urlencoded_from_str(q).map(Query).map_err(|e| ApiError::bad_request(format!("invalid query: {e}")))
     }
 }
 
 fn serde_urlencoded_from_str<T: DeserializeOwned>(q: &str) -> Result<T, String> {
     let uri: axum::http::Uri = format!("/?{q}").parse().map_err(|e| format!("{e}"))?;
-    axum::extract::Query::<T>::try_from_uri(&uri)
-        .map(|axum::extract::Query(t)| t)
-        .map_err(|e| e.body_text())
+    axum::extract::Query::<T>::try_from_uri(&uri).map(|axum::extract::Query(t)| t).map_err(|e| e.body_text())
 }

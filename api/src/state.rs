@@ -18,15 +18,18 @@ pub struct AppState {
     pub node: RaftNode,
     pub blobs: BlobStore,
     pub admin_token_sha256: [u8; 32],
+    /// Shared secret node-to-node requests must carry.
+    pub cluster_secret: Arc<str>,
     pub upload_slots: Arc<Semaphore>,
 }
 
 impl AppState {
-    pub fn new(node: RaftNode, blobs: BlobStore, admin_token: &str) -> Self {
+    pub fn new(node: RaftNode, blobs: BlobStore, admin_token: &str, cluster_secret: &str) -> Self {
         AppState {
             node,
             blobs,
             admin_token_sha256: token_sha256(admin_token),
+            cluster_secret: cluster_secret.into(),
             upload_slots: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT_MAX)),
         }
     }

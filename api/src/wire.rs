@@ -7,18 +7,12 @@ use tideline_storage::{ContentRef, JournalEntry, NodeRecord, VolumeRecord};
 pub fn rfc3339(ms: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.format(&fmt)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    t.format(&fmt).unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A fresh random id with a readable prefix.
@@ -142,16 +136,9 @@ impl From<&JournalEntry> for SyncJournalEntry {
             entry_kind: e.entry_kind.clone(),
             mode: e.mode,
             content_ref: e.content_ref.clone(),
-            content_sha256: e
-                .content_ref
-                .as_deref()
-                .and_then(ContentRef::parse)
-                .map(|r| r.hex()),
+            content_sha256: e.content_ref.as_deref().and_then(ContentRef::parse).map(|r| r.hex()),
             size_bytes: e.size_bytes,
-            metadata: e
-                .metadata_json
-                .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok()),
+            metadata: e.metadata_json.as_deref().and_then(|m| serde_json::from_str(m).ok()),
             created_at: rfc3339(e.created_at_ms),
         }
     }

@@ -50,20 +50,10 @@ impl App {
     async fn new() -> App {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("db")).unwrap();
-        let cfg = RaftNodeConfig {
-            node_id: 1,
-            advertise_addr: "127.0.0.1:1".into(),
-            snapshot_dir: dir.path().join("snapshots"),
-            bootstrap_single: true,
-            snapshot_logs_since_last: 10_000,
-            logs_kept_after_snapshot: 1000,
-        };
+        let cfg = RaftNodeConfig::single(1, "127.0.0.1:1".into(), dir.path().join("snapshots"));
         let node = RaftNode::start(cfg, db).await.unwrap();
         let blobs = BlobStore::local(&dir.path().join("objects")).unwrap();
-        App {
-            router: router(AppState::new(node, blobs, ADMIN)),
-            _dir: dir,
-        }
+        App { router: router(AppState::new(node, blobs, ADMIN, "cluster-secret")), _dir: dir }
     }
 
     async fn send(&self, req: Request<Body>) -> Reply {
@@ -71,20 +61,10 @@ impl App {
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
-    async fn call(
-        &self,
-        method: &str,
-        uri: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
+    async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
         let mut b = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
@@ -110,20 +90,20 @@ impl App {
     }
 
     async fn token(&self, team: &str, perms: &[&str]) -> String {
-        let r = self.call("POST", "/api/v1/tokens", Some(ADMIN), Some(json!({ "team_id": team, "permissions": perms, "subject": format!("user-{team}") }))).await;
+        let r = self
+            .call(
+                "POST",
+                "/api/v1/tokens",
+                Some(ADMIN),
+                Some(json!({ "team_id": team, "permissions": perms, "subject": format!("user-{team}") })),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
         r.data()["token"].as_str().unwrap().to_string()
     }
 
     async fn volume(&self, token: &str) -> String {
-        let r = self
-            .call(
-                "POST",
-                "/api/v1/sandboxvolumes",
-                Some(token),
-                Some(json!({})),
-            )
-            .await;
+        let r = self.call("POST", "/api/v1/sandboxvolumes", Some(token), Some(json!({}))).await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
         r.data()["id"].as_str().unwrap().to_string()
     }
@@ -140,9 +120,7 @@ async fn volumes_routes() {
     let other = app.token("team-b", &["*"]).await;
 
     tracing::info!("--- create with defaults and with options");
-    let r = app
-        .call("POST", "/api/v1/sandboxvolumes", Some(&t), None)
-        .await;
+    let r = app.call("POST", "/api/v1/sandboxvolumes", Some(&t), None).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let v1 = r.data();
     assert_eq!(v1["team_id"], "team-a");
@@ -155,39 +133,18 @@ async fn volumes_routes() {
     assert_eq!(v1["default_posix_uid"], 0);
     assert!(v1["created_at"].as_str().unwrap().ends_with('Z'));
     assert!(v1.get("source_volume_id").is_none());
-    let body = json!({ "access_mode": " rwx ", "cache_size": "2G", "default_posix_uid": 1000, "default_posix_gid": 1000 });
-    let v2 = app
-        .call("POST", "/api/v1/sandboxvolumes", Some(&t), Some(body))
-        .await
-        .data();
+    let body =
+        json!({ "access_mode": " rwx ", "cache_size": "2G", "default_posix_uid": 1000, "default_posix_gid": 1000 });
+    let v2 = app.call("POST", "/api/v1/sandboxvolumes", Some(&t), Some(body)).await.data();
     assert_eq!(v2["access_mode"], "RWX");
     assert_eq!(v2["cache_size"], "2G");
     assert_eq!(v2["default_posix_gid"], 1000);
 
     tracing::info!("--- invalid bodies");
-    let r = app
-        .call(
-            "POST",
-            "/api/v1/sandboxvolumes",
-            Some(&t),
-            Some(json!({ "access_mode": "RW" })),
-        )
-        .await;
-    assert_eq!(
-        r.error(StatusCode::BAD_REQUEST, "bad_request"),
-        "invalid access_mode"
-    );
-    let r = app
-        .call(
-            "POST",
-            "/api/v1/sandboxvolumes",
-            Some(&t),
-            Some(json!({ "default_posix_uid": 1 })),
-        )
-        .await;
-    assert!(r
-        .error(StatusCode::BAD_REQUEST, "bad_request")
-        .contains("set together"));
+    let r = app.call("POST", "/api/v1/sandboxvolumes", Some(&t), Some(json!({ "access_mode": "RW" }))).await;
+    assert_eq!(r.error(StatusCode::BAD_REQUEST, "bad_request"), "invalid access_mode");
+    let r = app.call("POST", "/api/v1/sandboxvolumes", Some(&t), Some(json!({ "default_posix_uid": 1 }))).await;
+    assert!(r.error(StatusCode::BAD_REQUEST, "bad_request").contains("set together"));
     let r = app
         .call(
             "POST",
@@ -196,9 +153,7 @@ async fn volumes_routes() {
             Some(json!({ "default_posix_uid": -1, "default_posix_gid": 0 })),
         )
         .await;
-    assert!(r
-        .error(StatusCode::BAD_REQUEST, "bad_request")
-        .contains("non-negative"));
+    assert!(r.error(StatusCode::BAD_REQUEST, "bad_request").contains("non-negative"));
     let req = Request::builder()
         .method("POST")
         .uri("/api/v1/sandboxvolumes")
@@ -206,63 +161,26 @@ async fn volumes_routes() {
         .body(Body::from("{not json"))
         .unwrap();
     let r = app.send(req).await;
-    assert!(r
-        .error(StatusCode::BAD_REQUEST, "bad_request")
-        .starts_with("invalid JSON body"));
+    assert!(r.error(StatusCode::BAD_REQUEST, "bad_request").starts_with("invalid JSON body"));
 
     tracing::info!("--- get, list newest first, other team sees nothing");
     let id1 = v1["id"].as_str().unwrap();
     let id2 = v2["id"].as_str().unwrap();
-    assert_eq!(
-        app.call(
-            "GET",
-            &format!("/api/v1/sandboxvolumes/{id1}"),
-            Some(&t),
-            None
-        )
-        .await
-        .data(),
-        v1
-    );
-    let list = app
-        .call("GET", "/api/v1/sandboxvolumes", Some(&t), None)
-        .await
-        .data();
-    let ids: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["id"].as_str().unwrap())
-        .collect();
+    assert_eq!(app.call("GET", &format!("/api/v1/sandboxvolumes/{id1}"), Some(&t), None).await.data(), v1);
+    let list = app.call("GET", "/api/v1/sandboxvolumes", Some(&t), None).await.data();
+    let ids: Vec<&str> = list.as_array().unwrap().iter().map(|v| v["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&id1) && ids.contains(&id2));
-    assert_eq!(
-        app.call("GET", "/api/v1/sandboxvolumes", Some(&other), None)
-            .await
-            .data(),
-        json!([])
-    );
-    app.call(
-        "GET",
-        &format!("/api/v1/sandboxvolumes/{id1}"),
-        Some(&other),
-        None,
-    )
-    .await
-    .error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(app.call("GET", "/api/v1/sandboxvolumes", Some(&other), None).await.data(), json!([]));
+    app.call("GET", &format!("/api/v1/sandboxvolumes/{id1}"), Some(&other), None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
     app.call("GET", "/api/v1/sandboxvolumes/vol-missing", Some(&t), None)
         .await
         .error(StatusCode::NOT_FOUND, "not_found");
 
     tracing::info!("--- fork inherits config, access_mode defaults to RWO");
-    let r = app
-        .call(
-            "POST",
-            &format!("/api/v1/sandboxvolumes/{id2}/fork"),
-            Some(&t),
-            None,
-        )
-        .await;
+    let r = app.call("POST", &format!("/api/v1/sandboxvolumes/{id2}/fork"), Some(&t), None).await;
     assert_eq!(r.status, StatusCode::CREATED);
     let fork = r.data();
     assert_eq!(fork["source_volume_id"], id2);
@@ -270,149 +188,77 @@ async fn volumes_routes() {
     assert_eq!(fork["default_posix_uid"], 1000);
     assert_eq!(fork["access_mode"], "RWO");
     let r = app
-        .call(
-            "POST",
-            &format!("/api/v1/sandboxvolumes/{id2}/fork"),
-            Some(&t),
-            Some(json!({ "access_mode": "ROX" })),
-        )
+        .call("POST", &format!("/api/v1/sandboxvolumes/{id2}/fork"), Some(&t), Some(json!({ "access_mode": "ROX" })))
         .await;
     assert_eq!(r.data()["access_mode"], "ROX");
-    app.call(
-        "POST",
-        &format!("/api/v1/sandboxvolumes/{id2}/fork"),
-        Some(&other),
-        None,
-    )
-    .await
-    .error(StatusCode::NOT_FOUND, "not_found");
+    app.call("POST", &format!("/api/v1/sandboxvolumes/{id2}/fork"), Some(&other), None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
 
     tracing::info!("--- delete: other team 404, idempotent for the owner");
-    app.call(
-        "DELETE",
-        &format!("/api/v1/sandboxvolumes/{id1}"),
-        Some(&other),
-        None,
-    )
-    .await
-    .error(StatusCode::NOT_FOUND, "not_found");
+    app.call("DELETE", &format!("/api/v1/sandboxvolumes/{id1}"), Some(&other), None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
     for _ in 0..2 {
-        let r = app
-            .call(
-                "DELETE",
-                &format!("/api/v1/sandboxvolumes/{id1}?force=true"),
-                Some(&t),
-                None,
-            )
-            .await;
+        let r = app.call("DELETE", &format!("/api/v1/sandboxvolumes/{id1}?force=true"), Some(&t), None).await;
         assert_eq!(r.data(), json!({ "deleted": true }));
     }
-    app.call(
-        "GET",
-        &format!("/api/v1/sandboxvolumes/{id1}"),
-        Some(&t),
-        None,
-    )
-    .await
-    .error(StatusCode::NOT_FOUND, "not_found");
+    app.call("GET", &format!("/api/v1/sandboxvolumes/{id1}"), Some(&t), None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_and_permissions() {
     let app = App::new().await;
-    let reader = app
-        .token("team-a", &["sandboxvolume:read", "sandboxvolumefile:read"])
-        .await;
+    let reader = app.token("team-a", &["sandboxvolume:read", "sandboxvolumefile:read"]).await;
     let all = app.token("team-a", &["*:*"]).await;
 
     tracing::info!("--- 401 without a usable token, always in the envelope");
-    let msg = app
-        .call("GET", "/api/v1/sandboxvolumes", None, None)
-        .await
-        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    let msg =
+        app.call("GET", "/api/v1/sandboxvolumes", None, None).await.error(StatusCode::UNAUTHORIZED, "unauthorized");
     assert_eq!(msg, "missing bearer token");
-    app.call("GET", "/api/v1/sandboxvolumes", Some("nope"), None)
-        .await
-        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    app.call("GET", "/api/v1/sandboxvolumes", Some("nope"), None).await.error(StatusCode::UNAUTHORIZED, "unauthorized");
     let req = Request::builder()
         .uri("/api/v1/sandboxvolumes")
         .header("authorization", format!("Basic {all}"))
         .body(Body::empty())
         .unwrap();
-    app.send(req)
-        .await
-        .error(StatusCode::UNAUTHORIZED, "unauthorized");
+    app.send(req).await.error(StatusCode::UNAUTHORIZED, "unauthorized");
     let req = Request::builder()
         .uri("/api/v1/sandboxvolumes")
         .header("authorization", format!("bEaReR {all}"))
         .body(Body::empty())
         .unwrap();
-    assert_eq!(
-        app.send(req).await.status,
-        StatusCode::OK,
-        "scheme is case-insensitive"
-    );
+    assert_eq!(app.send(req).await.status, StatusCode::OK, "scheme is case-insensitive");
 
     tracing::info!("--- 403 for a missing permission, checked before the volume is looked up");
-    let msg = app
-        .call("POST", "/api/v1/sandboxvolumes", Some(&reader), None)
-        .await
-        .error(StatusCode::FORBIDDEN, "forbidden");
+    let msg =
+        app.call("POST", "/api/v1/sandboxvolumes", Some(&reader), None).await.error(StatusCode::FORBIDDEN, "forbidden");
     assert!(msg.contains("sandboxvolume:create"));
     let vol = app.volume(&all).await;
-    app.raw("POST", &files(&vol, "?path=/a"), &reader, "x")
+    app.raw("POST", &files(&vol, "?path=/a"), &reader, "x").await.error(StatusCode::FORBIDDEN, "forbidden");
+    app.call("DELETE", &format!("/api/v1/sandboxvolumes/{vol}"), Some(&reader), None)
         .await
         .error(StatusCode::FORBIDDEN, "forbidden");
-    app.call(
-        "DELETE",
-        &format!("/api/v1/sandboxvolumes/{vol}"),
-        Some(&reader),
-        None,
-    )
-    .await
-    .error(StatusCode::FORBIDDEN, "forbidden");
-    app.call("GET", "/api/v1/sandboxvolumes", Some(ADMIN), None)
-        .await
-        .error(StatusCode::FORBIDDEN, "forbidden");
+    app.call("GET", "/api/v1/sandboxvolumes", Some(ADMIN), None).await.error(StatusCode::FORBIDDEN, "forbidden");
 
     tracing::info!("--- tokens: admin only, validated");
-    app.call(
-        "POST",
-        "/api/v1/tokens",
-        Some(&all),
-        Some(json!({ "team_id": "x", "permissions": ["*"] })),
-    )
-    .await
-    .error(StatusCode::FORBIDDEN, "forbidden");
-    app.call(
-        "POST",
-        "/api/v1/tokens",
-        Some(ADMIN),
-        Some(json!({ "team_id": "x", "permissions": ["root"] })),
-    )
-    .await
-    .error(StatusCode::BAD_REQUEST, "bad_request");
-    app.call(
-        "POST",
-        "/api/v1/tokens",
-        Some(ADMIN),
-        Some(json!({ "permissions": ["*"] })),
-    )
-    .await
-    .error(StatusCode::BAD_REQUEST, "bad_request");
-    app.call(
-        "POST",
-        "/api/v1/tokens",
-        Some(ADMIN),
-        Some(json!({ "team_id": "x", "permissions": [] })),
-    )
-    .await
-    .error(StatusCode::BAD_REQUEST, "bad_request");
+    app.call("POST", "/api/v1/tokens", Some(&all), Some(json!({ "team_id": "x", "permissions": ["*"] })))
+        .await
+        .error(StatusCode::FORBIDDEN, "forbidden");
+    app.call("POST", "/api/v1/tokens", Some(ADMIN), Some(json!({ "team_id": "x", "permissions": ["root"] })))
+        .await
+        .error(StatusCode::BAD_REQUEST, "bad_request");
+    app.call("POST", "/api/v1/tokens", Some(ADMIN), Some(json!({ "permissions": ["*"] })))
+        .await
+        .error(StatusCode::BAD_REQUEST, "bad_request");
+    app.call("POST", "/api/v1/tokens", Some(ADMIN), Some(json!({ "team_id": "x", "permissions": [] })))
+        .await
+        .error(StatusCode::BAD_REQUEST, "bad_request");
 
     tracing::info!("--- unknown routes and methods use the envelope");
-    app.call("GET", "/api/v1/nothing", Some(&all), None)
-        .await
-        .error(StatusCode::NOT_FOUND, "not_found");
+    app.call("GET", "/api/v1/nothing", Some(&all), None).await.error(StatusCode::NOT_FOUND, "not_found");
     app.call("PATCH", "/api/v1/sandboxvolumes", Some(&all), None)
         .await
         .error(StatusCode::METHOD_NOT_ALLOWED, "bad_request");
@@ -428,19 +274,10 @@ async fn files_routes() {
     let vol = app.volume(&t).await;
 
     tracing::info!("--- write creates parents; read raw and as JSON; stat");
-    let r = app
-        .raw("POST", &files(&vol, "?path=docs/readme.md"), &t, "hello")
-        .await;
+    let r = app.raw("POST", &files(&vol, "?path=docs/readme.md"), &t, "hello").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.data(), json!({ "written": true }));
-    let r = app
-        .raw(
-            "GET",
-            &files(&vol, "?path=/docs/readme.md"),
-            &t,
-            Body::empty(),
-        )
-        .await;
+    let r = app.raw("GET", &files(&vol, "?path=/docs/readme.md"), &t, Body::empty()).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.headers["content-type"], "application/octet-stream");
     assert_eq!(&r.body[..], b"hello");
@@ -450,195 +287,82 @@ async fn files_routes() {
         .header("accept", "application/json")
         .body(Body::empty())
         .unwrap();
-    assert_eq!(
-        app.send(req).await.data(),
-        json!({ "content": "aGVsbG8=", "encoding": "base64" })
-    );
-    let st = app
-        .call(
-            "GET",
-            &files(&vol, "/stat?path=/docs/readme.md"),
-            Some(&t),
-            None,
-        )
-        .await
-        .data();
+    assert_eq!(app.send(req).await.data(), json!({ "content": "aGVsbG8=", "encoding": "base64" }));
+    let st = app.call("GET", &files(&vol, "/stat?path=/docs/readme.md"), Some(&t), None).await.data();
     assert_eq!(st["name"], "readme.md");
     assert_eq!(st["path"], "/docs/readme.md");
     assert_eq!(st["type"], "file");
     assert_eq!(st["size"], 5);
     assert_eq!(st["mode"], "0644");
     assert_eq!(st["is_link"], false);
-    let st = app
-        .call("GET", &files(&vol, "/stat?path=/docs"), Some(&t), None)
-        .await
-        .data();
-    assert_eq!(
-        (st["type"].as_str(), st["mode"].as_str()),
-        (Some("dir"), Some("0755"))
-    );
-    let root = app
-        .call("GET", &files(&vol, "/stat?path=/"), Some(&t), None)
-        .await
-        .data();
-    assert_eq!(
-        (root["name"].as_str(), root["type"].as_str()),
-        (Some("/"), Some("dir"))
-    );
+    let st = app.call("GET", &files(&vol, "/stat?path=/docs"), Some(&t), None).await.data();
+    assert_eq!((st["type"].as_str(), st["mode"].as_str()), (Some("dir"), Some("0755")));
+    let root = app.call("GET", &files(&vol, "/stat?path=/"), Some(&t), None).await.data();
+    assert_eq!((root["name"].as_str(), root["type"].as_str()), (Some("/"), Some("dir")));
 
     tracing::info!("--- overwrite, list, empty dir lists []");
-    app.raw(
-        "POST",
-        &files(&vol, "?path=/docs/readme.md"),
-        &t,
-        "hello again",
-    )
-    .await
-    .data();
-    let r = app
-        .call(
-            "POST",
-            &files(&vol, "?path=/empty&mkdir=true"),
-            Some(&t),
-            None,
-        )
-        .await;
+    app.raw("POST", &files(&vol, "?path=/docs/readme.md"), &t, "hello again").await.data();
+    let r = app.call("POST", &files(&vol, "?path=/empty&mkdir=true"), Some(&t), None).await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.data(), json!({ "created": true }));
-    let list = app
-        .call("GET", &files(&vol, "/list?path=/"), Some(&t), None)
-        .await
-        .data();
-    let names: Vec<&str> = list["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["name"].as_str().unwrap())
-        .collect();
+    let list = app.call("GET", &files(&vol, "/list?path=/"), Some(&t), None).await.data();
+    let names: Vec<&str> = list["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["docs", "empty"]);
     assert_eq!(
-        app.call("GET", &files(&vol, "/list?path=/empty"), Some(&t), None)
-            .await
-            .data(),
+        app.call("GET", &files(&vol, "/list?path=/empty"), Some(&t), None).await.data(),
         json!({ "entries": [] })
     );
 
     tracing::info!("--- path errors: empty, root where not allowed, escape attempts stay inside");
-    let m = app
-        .raw("POST", &files(&vol, "?path="), &t, "x")
-        .await
-        .error(StatusCode::BAD_REQUEST, "bad_request");
+    let m = app.raw("POST", &files(&vol, "?path="), &t, "x").await.error(StatusCode::BAD_REQUEST, "bad_request");
     assert_eq!(m, "path is required");
-    app.raw("GET", &files(&vol, ""), &t, Body::empty())
-        .await
-        .error(StatusCode::BAD_REQUEST, "bad_request");
-    let m = app
-        .raw("POST", &files(&vol, "?path=/"), &t, "x")
-        .await
-        .error(StatusCode::BAD_REQUEST, "bad_request");
+    app.raw("GET", &files(&vol, ""), &t, Body::empty()).await.error(StatusCode::BAD_REQUEST, "bad_request");
+    let m = app.raw("POST", &files(&vol, "?path=/"), &t, "x").await.error(StatusCode::BAD_REQUEST, "bad_request");
     assert_eq!(m, "invalid path");
-    app.call("DELETE", &files(&vol, "?path=/"), Some(&t), None)
-        .await
-        .error(StatusCode::BAD_REQUEST, "bad_request");
-    app.raw("GET", &files(&vol, "?path=/.."), &t, Body::empty())
-        .await
-        .error(StatusCode::BAD_REQUEST, "bad_request");
-    app.raw("POST", &files(&vol, "?path=../../etc/passwd"), &t, "inside")
-        .await
-        .data();
-    let st = app
-        .call(
-            "GET",
-            &files(&vol, "/stat?path=/etc/passwd"),
-            Some(&t),
-            None,
-        )
-        .await
-        .data();
+    app.call("DELETE", &files(&vol, "?path=/"), Some(&t), None).await.error(StatusCode::BAD_REQUEST, "bad_request");
+    app.raw("GET", &files(&vol, "?path=/.."), &t, Body::empty()).await.error(StatusCode::BAD_REQUEST, "bad_request");
+    app.raw("POST", &files(&vol, "?path=../../etc/passwd"), &t, "inside").await.data();
+    let st = app.call("GET", &files(&vol, "/stat?path=/etc/passwd"), Some(&t), None).await.data();
     assert_eq!(st["path"], "/etc/passwd");
 
     tracing::info!("--- type clashes are 409, missing things 404");
     assert_eq!(
-        app.raw("POST", &files(&vol, "?path=/docs/readme.md/x"), &t, "x")
-            .await
-            .error(StatusCode::CONFLICT, "conflict"),
+        app.raw("POST", &files(&vol, "?path=/docs/readme.md/x"), &t, "x").await.error(StatusCode::CONFLICT, "conflict"),
         "path is not a directory"
     );
-    app.raw("POST", &files(&vol, "?path=/docs"), &t, "x")
+    app.raw("POST", &files(&vol, "?path=/docs"), &t, "x").await.error(StatusCode::CONFLICT, "conflict");
+    app.raw("GET", &files(&vol, "?path=/docs"), &t, Body::empty()).await.error(StatusCode::CONFLICT, "conflict");
+    app.call("GET", &files(&vol, "/list?path=/docs/readme.md"), Some(&t), None)
         .await
         .error(StatusCode::CONFLICT, "conflict");
-    app.raw("GET", &files(&vol, "?path=/docs"), &t, Body::empty())
+    app.call("POST", &files(&vol, "?path=/docs&mkdir=true"), Some(&t), None)
         .await
         .error(StatusCode::CONFLICT, "conflict");
-    app.call(
-        "GET",
-        &files(&vol, "/list?path=/docs/readme.md"),
-        Some(&t),
-        None,
-    )
-    .await
-    .error(StatusCode::CONFLICT, "conflict");
-    app.call(
-        "POST",
-        &files(&vol, "?path=/docs&mkdir=true"),
-        Some(&t),
-        None,
-    )
-    .await
-    .error(StatusCode::CONFLICT, "conflict");
-    app.call(
-        "POST",
-        &files(&vol, "?path=/docs/readme.md&mkdir=true&recursive=true"),
-        Some(&t),
-        None,
-    )
-    .await
-    .error(StatusCode::CONFLICT, "conflict");
+    app.call("POST", &files(&vol, "?path=/docs/readme.md&mkdir=true&recursive=true"), Some(&t), None)
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
     assert_eq!(
-        app.call(
-            "POST",
-            &files(&vol, "?path=/docs&mkdir=true&recursive=true"),
-            Some(&t),
-            None
-        )
-        .await
-        .status,
+        app.call("POST", &files(&vol, "?path=/docs&mkdir=true&recursive=true"), Some(&t), None).await.status,
         StatusCode::CREATED
     );
     assert_eq!(
-        app.call(
-            "POST",
-            &files(&vol, "?path=/x/y&mkdir=true"),
-            Some(&t),
-            None
-        )
-        .await
-        .error(StatusCode::NOT_FOUND, "not_found"),
+        app.call("POST", &files(&vol, "?path=/x/y&mkdir=true"), Some(&t), None)
+            .await
+            .error(StatusCode::NOT_FOUND, "not_found"),
         "directory not found"
     );
     assert_eq!(
-        app.call(
-            "POST",
-            &files(&vol, "?path=/x/y&mkdir=true&recursive=true"),
-            Some(&t),
-            None
-        )
-        .await
-        .status,
+        app.call("POST", &files(&vol, "?path=/x/y&mkdir=true&recursive=true"), Some(&t), None).await.status,
         StatusCode::CREATED
     );
     app.call("POST", &files(&vol, "?path=/x&mkdir=maybe"), Some(&t), None)
         .await
         .error(StatusCode::BAD_REQUEST, "bad_request");
     assert_eq!(
-        app.raw("GET", &files(&vol, "?path=/nope"), &t, Body::empty())
-            .await
-            .error(StatusCode::NOT_FOUND, "not_found"),
+        app.raw("GET", &files(&vol, "?path=/nope"), &t, Body::empty()).await.error(StatusCode::NOT_FOUND, "not_found"),
         "file not found"
     );
-    app.call("GET", &files(&vol, "/stat?path=/nope"), Some(&t), None)
-        .await
-        .error(StatusCode::NOT_FOUND, "not_found");
+    app.call("GET", &files(&vol, "/stat?path=/nope"), Some(&t), None).await.error(StatusCode::NOT_FOUND, "not_found");
     assert_eq!(
         app.call("GET", &files(&vol, "/list?path=/nope"), Some(&t), None)
             .await
@@ -648,88 +372,43 @@ async fn files_routes() {
 
     tracing::info!("--- move");
     let mv = |s: &str, d: &str| json!({ "source": s, "destination": d });
-    let r = app
-        .call(
-            "POST",
-            &files(&vol, "/move"),
-            Some(&t),
-            Some(mv("/docs", "/archive/2026/docs")),
-        )
-        .await;
+    let r = app.call("POST", &files(&vol, "/move"), Some(&t), Some(mv("/docs", "/archive/2026/docs"))).await;
     assert_eq!(r.data(), json!({ "moved": true }));
-    let r = app
-        .raw(
-            "GET",
-            &files(&vol, "?path=/archive/2026/docs/readme.md"),
-            &t,
-            Body::empty(),
-        )
-        .await;
+    let r = app.raw("GET", &files(&vol, "?path=/archive/2026/docs/readme.md"), &t, Body::empty()).await;
     assert_eq!(&r.body[..], b"hello again");
-    app.call("GET", &files(&vol, "/stat?path=/docs"), Some(&t), None)
+    app.call("GET", &files(&vol, "/stat?path=/docs"), Some(&t), None).await.error(StatusCode::NOT_FOUND, "not_found");
+    app.call("POST", &files(&vol, "/move"), Some(&t), Some(mv("/nope", "/b")))
         .await
         .error(StatusCode::NOT_FOUND, "not_found");
-    app.call(
-        "POST",
-        &files(&vol, "/move"),
-        Some(&t),
-        Some(mv("/nope", "/b")),
-    )
-    .await
-    .error(StatusCode::NOT_FOUND, "not_found");
     let m = app
-        .call(
-            "POST",
-            &files(&vol, "/move"),
-            Some(&t),
-            Some(json!({ "source": "/a" })),
-        )
+        .call("POST", &files(&vol, "/move"), Some(&t), Some(json!({ "source": "/a" })))
         .await
         .error(StatusCode::BAD_REQUEST, "bad_request");
     assert_eq!(m, "source and destination are required");
-    app.call(
-        "POST",
-        &files(&vol, "/move"),
-        Some(&t),
-        Some(mv("/archive", "/archive/inner")),
-    )
-    .await
-    .error(StatusCode::BAD_REQUEST, "bad_request");
-    app.call(
-        "POST",
-        &files(&vol, "/move"),
-        Some(&t),
-        Some(mv("/etc/passwd", "/archive")),
-    )
-    .await
-    .error(StatusCode::CONFLICT, "conflict");
+    app.call("POST", &files(&vol, "/move"), Some(&t), Some(mv("/archive", "/archive/inner")))
+        .await
+        .error(StatusCode::BAD_REQUEST, "bad_request");
+    app.call("POST", &files(&vol, "/move"), Some(&t), Some(mv("/etc/passwd", "/archive")))
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
     let req = Request::builder()
         .method("POST")
         .uri(files(&vol, "/move"))
         .header("authorization", format!("Bearer {t}"))
         .body(Body::from("["))
         .unwrap();
-    app.send(req)
-        .await
-        .error(StatusCode::BAD_REQUEST, "bad_request");
+    app.send(req).await.error(StatusCode::BAD_REQUEST, "bad_request");
 
     tracing::info!("--- delete is recursive and idempotent");
     for _ in 0..2 {
         assert_eq!(
-            app.call("DELETE", &files(&vol, "?path=/archive"), Some(&t), None)
-                .await
-                .data(),
+            app.call("DELETE", &files(&vol, "?path=/archive"), Some(&t), None).await.data(),
             json!({ "deleted": true })
         );
     }
-    app.call(
-        "GET",
-        &files(&vol, "/stat?path=/archive/2026"),
-        Some(&t),
-        None,
-    )
-    .await
-    .error(StatusCode::NOT_FOUND, "not_found");
+    app.call("GET", &files(&vol, "/stat?path=/archive/2026"), Some(&t), None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
 
     tracing::info!("--- another team's volume is 404 on every file route");
     for (m, u) in [
@@ -738,40 +417,18 @@ async fn files_routes() {
         ("GET", files(&vol, "/list?path=/")),
         ("DELETE", files(&vol, "?path=/etc")),
     ] {
-        app.call(m, &u, Some(&other), None)
-            .await
-            .error(StatusCode::NOT_FOUND, "not_found");
+        app.call(m, &u, Some(&other), None).await.error(StatusCode::NOT_FOUND, "not_found");
     }
-    app.raw("POST", &files(&vol, "?path=/a"), &other, "x")
+    app.raw("POST", &files(&vol, "?path=/a"), &other, "x").await.error(StatusCode::NOT_FOUND, "not_found");
+    app.call("POST", &files(&vol, "/move"), Some(&other), Some(mv("/etc", "/x")))
         .await
         .error(StatusCode::NOT_FOUND, "not_found");
-    app.call(
-        "POST",
-        &files(&vol, "/move"),
-        Some(&other),
-        Some(mv("/etc", "/x")),
-    )
-    .await
-    .error(StatusCode::NOT_FOUND, "not_found");
-    app.raw("POST", &files("vol-missing", "?path=/a"), &t, "x")
-        .await
-        .error(StatusCode::NOT_FOUND, "not_found");
+    app.raw("POST", &files("vol-missing", "?path=/a"), &t, "x").await.error(StatusCode::NOT_FOUND, "not_found");
 
     tracing::info!("--- read-only volumes refuse writes");
-    let ro = app
-        .call(
-            "POST",
-            "/api/v1/sandboxvolumes",
-            Some(&t),
-            Some(json!({ "access_mode": "ROX" })),
-        )
-        .await
-        .data();
+    let ro = app.call("POST", "/api/v1/sandboxvolumes", Some(&t), Some(json!({ "access_mode": "ROX" }))).await.data();
     let ro = ro["id"].as_str().unwrap();
-    let m = app
-        .raw("POST", &files(ro, "?path=/a"), &t, "x")
-        .await
-        .error(StatusCode::CONFLICT, "conflict");
+    let m = app.raw("POST", &files(ro, "?path=/a"), &t, "x").await.error(StatusCode::CONFLICT, "conflict");
     assert_eq!(m, "volume is read-only");
 }
 
@@ -799,41 +456,22 @@ async fn file_size_limit_is_413_and_nothing_is_written() {
         .header("content-length", (limit + 1).to_string())
         .body(Body::from("x"))
         .unwrap();
-    app.send(req)
-        .await
-        .error(StatusCode::PAYLOAD_TOO_LARGE, "bad_request");
-    app.call("GET", &files(&vol, "/stat?path=/big"), Some(&t), None)
-        .await
-        .error(StatusCode::NOT_FOUND, "not_found");
-    let changes = app
-        .call(
-            "GET",
-            &format!("/api/v1/sandboxvolumes/{vol}/sync/changes"),
-            Some(&t),
-            None,
-        )
-        .await
-        .data();
+    app.send(req).await.error(StatusCode::PAYLOAD_TOO_LARGE, "bad_request");
+    app.call("GET", &files(&vol, "/stat?path=/big"), Some(&t), None).await.error(StatusCode::NOT_FOUND, "not_found");
+    let changes = app.call("GET", &format!("/api/v1/sandboxvolumes/{vol}/sync/changes"), Some(&t), None).await.data();
     assert_eq!(changes["head_seq"], 0);
 
     tracing::info!("--- exactly at the cap is accepted (object store path)");
     let exact = vec![b'y'; limit];
-    app.raw("POST", &files(&vol, "?path=/exact"), &t, exact)
-        .await
-        .data();
-    let st = app
-        .call("GET", &files(&vol, "/stat?path=/exact"), Some(&t), None)
-        .await
-        .data();
+    app.raw("POST", &files(&vol, "?path=/exact"), &t, exact).await.data();
+    let st = app.call("GET", &files(&vol, "/stat?path=/exact"), Some(&t), None).await.data();
     assert_eq!(st["size"], limit as u64);
 }
 
 /// A body without a known length, so the limit is enforced while streaming.
 fn futures_body(data: Vec<u8>) -> Body {
-    let chunks: Vec<Result<Bytes, std::io::Error>> = data
-        .chunks(1 << 20)
-        .map(|c| Ok(Bytes::copy_from_slice(c)))
-        .collect();
+    let chunks: Vec<Result<Bytes, std::io::Error>> =
+        data.chunks(1 << 20).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
     Body::from_stream(futures::stream::iter(chunks))
 }
 
@@ -844,45 +482,26 @@ async fn journal_changes_and_replay_payloads() {
     let other = app.token("team-b", &["*"]).await;
     let vol = app.volume(&t).await;
     let changes = |q: &str| format!("/api/v1/sandboxvolumes/{vol}/sync/changes{q}");
-    let payload =
-        |r: &str| format!("/api/v1/sandboxvolumes/{vol}/sync/replay-payload?content_ref={r}");
+    let payload = |r: &str| format!("/api/v1/sandboxvolumes/{vol}/sync/replay-payload?content_ref={r}");
 
     tracing::info!("--- each mutation appends exactly one entry with the next seq");
     let small = b"small".to_vec();
     let large: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    app.raw("POST", &files(&vol, "?path=/s.txt"), &t, small.clone())
+    app.raw("POST", &files(&vol, "?path=/s.txt"), &t, small.clone()).await.data();
+    app.raw("POST", &files(&vol, "?path=/dir/l.bin"), &t, large.clone()).await.data();
+    app.call("POST", &files(&vol, "?path=/d&mkdir=true"), Some(&t), None).await.data();
+    app.call("POST", &files(&vol, "/move"), Some(&t), Some(json!({ "source": "/s.txt", "destination": "/d/s.txt" })))
         .await
         .data();
-    app.raw("POST", &files(&vol, "?path=/dir/l.bin"), &t, large.clone())
-        .await
-        .data();
-    app.call("POST", &files(&vol, "?path=/d&mkdir=true"), Some(&t), None)
-        .await
-        .data();
-    app.call(
-        "POST",
-        &files(&vol, "/move"),
-        Some(&t),
-        Some(json!({ "source": "/s.txt", "destination": "/d/s.txt" })),
-    )
-    .await
-    .data();
-    app.call("DELETE", &files(&vol, "?path=/dir"), Some(&t), None)
-        .await
-        .data();
-    app.call("DELETE", &files(&vol, "?path=/dir"), Some(&t), None)
-        .await
-        .data(); // no-op: no entry
+    app.call("DELETE", &files(&vol, "?path=/dir"), Some(&t), None).await.data();
+    app.call("DELETE", &files(&vol, "?path=/dir"), Some(&t), None).await.data(); // no-op: no entry
     let all = app.call("GET", &changes(""), Some(&t), None).await.data();
     assert_eq!(all["head_seq"], 5);
     assert_eq!(all["retained_after_seq"], 0);
     let entries = all["changes"].as_array().unwrap();
     let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
-    let kinds: Vec<&str> = entries
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap())
-        .collect();
+    let kinds: Vec<&str> = entries.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
     assert_eq!(kinds, vec!["write", "write", "create", "rename", "remove"]);
     assert_eq!(entries[0]["source"], "sandbox");
     assert_eq!(entries[0]["volume_id"], vol.as_str());
@@ -896,58 +515,25 @@ async fn journal_changes_and_replay_payloads() {
     }
 
     tracing::info!("--- paging with after/limit");
-    let page = app
-        .call("GET", &changes("?after=0&limit=2"), Some(&t), None)
-        .await
-        .data();
+    let page = app.call("GET", &changes("?after=0&limit=2"), Some(&t), None).await.data();
     assert_eq!(
-        page["changes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["seq"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
+        page["changes"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect::<Vec<_>>(),
         vec![1, 2]
     );
-    let page = app
-        .call("GET", &changes("?after=2&limit=2"), Some(&t), None)
-        .await
-        .data();
+    let page = app.call("GET", &changes("?after=2&limit=2"), Some(&t), None).await.data();
     assert_eq!(
-        page["changes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["seq"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
+        page["changes"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect::<Vec<_>>(),
         vec![3, 4]
     );
-    let page = app
-        .call("GET", &changes("?after=4&limit=100000"), Some(&t), None)
-        .await
-        .data();
+    let page = app.call("GET", &changes("?after=4&limit=100000"), Some(&t), None).await.data();
     assert_eq!(page["changes"].as_array().unwrap().len(), 1);
-    assert_eq!(
-        app.call("GET", &changes("?after=5"), Some(&t), None)
-            .await
-            .data()["changes"],
-        json!([])
-    );
-    app.call("GET", &changes("?after=-1"), Some(&t), None)
-        .await
-        .error(StatusCode::BAD_REQUEST, "bad_request");
-    app.call("GET", &changes("?limit=abc"), Some(&t), None)
-        .await
-        .error(StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(app.call("GET", &changes("?after=5"), Some(&t), None).await.data()["changes"], json!([]));
+    app.call("GET", &changes("?after=-1"), Some(&t), None).await.error(StatusCode::BAD_REQUEST, "bad_request");
+    app.call("GET", &changes("?limit=abc"), Some(&t), None).await.error(StatusCode::BAD_REQUEST, "bad_request");
     app.call("GET", &changes("?consistency=eventual"), Some(&t), None)
         .await
         .error(StatusCode::BAD_REQUEST, "bad_request");
-    assert_eq!(
-        app.call("GET", &changes("?consistency=local"), Some(&t), None)
-            .await
-            .data()["head_seq"],
-        5
-    );
+    assert_eq!(app.call("GET", &changes("?consistency=local"), Some(&t), None).await.data()["head_seq"], 5);
 
     tracing::info!("--- replay-payload returns the exact bytes, inline and object-store alike");
     for (i, want) in [(0, &small), (1, &large)] {
@@ -957,33 +543,18 @@ async fn journal_changes_and_replay_payloads() {
         assert_eq!(got.headers["cache-control"], "no-store");
         assert_eq!(&got.body[..], &want[..]);
     }
-    app.raw("GET", &payload("sha256:xyz"), &t, Body::empty())
+    app.raw("GET", &payload("sha256:xyz"), &t, Body::empty()).await.error(StatusCode::BAD_REQUEST, "bad_request");
+    app.raw("GET", &format!("/api/v1/sandboxvolumes/{vol}/sync/replay-payload"), &t, Body::empty())
         .await
         .error(StatusCode::BAD_REQUEST, "bad_request");
-    app.raw(
-        "GET",
-        &format!("/api/v1/sandboxvolumes/{vol}/sync/replay-payload"),
-        &t,
-        Body::empty(),
-    )
-    .await
-    .error(StatusCode::BAD_REQUEST, "bad_request");
     let unknown = format!("sha256:{}", "0".repeat(64));
-    app.raw("GET", &payload(&unknown), &t, Body::empty())
-        .await
-        .error(StatusCode::NOT_FOUND, "not_found");
+    app.raw("GET", &payload(&unknown), &t, Body::empty()).await.error(StatusCode::NOT_FOUND, "not_found");
 
     tracing::info!("--- another team: 404 on the journal and on payloads, even with a valid ref");
-    app.call("GET", &changes(""), Some(&other), None)
-        .await
-        .error(StatusCode::NOT_FOUND, "not_found");
+    app.call("GET", &changes(""), Some(&other), None).await.error(StatusCode::NOT_FOUND, "not_found");
     let r = entries[0]["content_ref"].as_str().unwrap();
-    app.raw("GET", &payload(r), &other, Body::empty())
-        .await
-        .error(StatusCode::NOT_FOUND, "not_found");
+    app.raw("GET", &payload(r), &other, Body::empty()).await.error(StatusCode::NOT_FOUND, "not_found");
     let theirs = app.volume(&other).await;
     let cross = format!("/api/v1/sandboxvolumes/{theirs}/sync/replay-payload?content_ref={r}");
-    app.raw("GET", &cross, &other, Body::empty())
-        .await
-        .error(StatusCode::NOT_FOUND, "not_found");
+    app.raw("GET", &cross, &other, Body::empty()).await.error(StatusCode::NOT_FOUND, "not_found");
 }

@@ -86,11 +86,7 @@ pub struct SnapshotHeaderRecord {
 }
 
 pub fn log_id_to(l: &LogId) -> LogIdRecord {
-    LogIdRecord {
-        term: l.leader_id.term,
-        node_id: l.leader_id.node_id,
-        index: l.index,
-    }
+    LogIdRecord { term: l.leader_id.term, node_id: l.leader_id.node_id, index: l.index }
 }
 
 pub fn log_id_from(r: &LogIdRecord) -> LogId {
@@ -98,11 +94,7 @@ pub fn log_id_from(r: &LogIdRecord) -> LogId {
 }
 
 pub fn vote_to(v: &Vote) -> VoteRecord {
-    VoteRecord {
-        term: v.leader_id.term,
-        node_id: v.leader_id.node_id,
-        committed: v.committed,
-    }
+    VoteRecord { term: v.leader_id.term, node_id: v.leader_id.node_id, committed: v.committed }
 }
 
 pub fn vote_from(r: &VoteRecord) -> Vote {
@@ -115,41 +107,14 @@ pub fn vote_from(r: &VoteRecord) -> Vote {
 
 pub fn membership_to(m: &Membership) -> MembershipRecord {
     MembershipRecord {
-        configs: m
-            .get_joint_config()
-            .iter()
-            .map(|s| NodeSetRecord {
-                ids: s.iter().copied().collect(),
-            })
-            .collect(),
-        nodes: m
-            .nodes()
-            .map(|(id, n)| NodeAddrRecord {
-                id: *id,
-                addr: n.addr.clone(),
-            })
-            .collect(),
+        configs: m.get_joint_config().iter().map(|s| NodeSetRecord { ids: s.iter().copied().collect() }).collect(),
+        nodes: m.nodes().map(|(id, n)| NodeAddrRecord { id: *id, addr: n.addr.clone() }).collect(),
     }
 }
 
 pub fn membership_from(r: &MembershipRecord) -> Membership {
-    let configs: Vec<BTreeSet<u64>> = r
-        .configs
-        .iter()
-        .map(|s| s.ids.iter().copied().collect())
-        .collect();
-    let nodes: BTreeMap<u64, Node> = r
-        .nodes
-        .iter()
-        .map(|n| {
-            (
-                n.id,
-                Node {
-                    addr: n.addr.clone(),
-                },
-            )
-        })
-        .collect();
+    let configs: Vec<BTreeSet<u64>> = r.configs.iter().map(|s| s.ids.iter().copied().collect()).collect();
+    let nodes: BTreeMap<u64, Node> = r.nodes.iter().map(|n| (n.id, Node { addr: n.addr.clone() })).collect();
     Membership::new(configs, nodes)
 }
 
@@ -161,11 +126,7 @@ pub fn stored_membership_to(m: &StoredMembership) -> StoredMembershipRecord {
 }
 
 pub fn stored_membership_from(r: &StoredMembershipRecord) -> StoredMembership {
-    let membership = r
-        .membership
-        .as_ref()
-        .map(membership_from)
-        .unwrap_or_default();
+    let membership = r.membership.as_ref().map(membership_from).unwrap_or_default();
     StoredMembership::new(r.log_id.as_ref().map(log_id_from), membership)
 }
 
@@ -175,18 +136,11 @@ pub fn entry_to(e: &Entry) -> EntryRecord {
         EntryPayload::Normal(cmd) => Some(PayloadRecord::Normal(cmd.clone())),
         EntryPayload::Membership(m) => Some(PayloadRecord::Membership(membership_to(m))),
     };
-    EntryRecord {
-        log_id: Some(log_id_to(&e.log_id)),
-        payload,
-    }
+    EntryRecord { log_id: Some(log_id_to(&e.log_id)), payload }
 }
 
 pub fn entry_from(r: EntryRecord) -> Result<Entry, String> {
-    let log_id = r
-        .log_id
-        .as_ref()
-        .map(log_id_from)
-        .ok_or("log entry without a log id")?;
+    let log_id = r.log_id.as_ref().map(log_id_from).ok_or("log entry without a log id")?;
     let payload = match r.payload {
         None => EntryPayload::Blank,
         Some(PayloadRecord::Normal(cmd)) => EntryPayload::Normal(cmd),
@@ -196,10 +150,6 @@ pub fn entry_from(r: EntryRecord) -> Result<Entry, String> {
 }
 
 /// Maps a storage failure into openraft's error for the given subject and verb.
-pub fn sto_err(
-    subject: ErrorSubject<NodeId>,
-    verb: ErrorVerb,
-    e: impl std::error::Error + 'static,
-) -> StorageError {
+pub fn sto_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::new(subject, verb, openraft::AnyError::new(&e)).into()
 }

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
 use openraft::network::{Backoff, RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
 
 use crate::codec::vote_from;
 use crate::peer_client::{CallError, PeerClient};
@@ -35,10 +38,17 @@ impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
 }
 
 impl HttpConnection {
-    fn rpc_error<E: std::error::Error>(&self, action: RPCTypes, ttl: Duration, e: CallError) -> RPCError<NodeId, Node, E> {
+    fn rpc_error<E: std::error::Error>(
+        &self,
+        action: RPCTypes,
+        ttl: Duration,
+        e: CallError,
+    ) -> RPCError<NodeId, Node, E> {
         match e {
             CallError::Unreachable(m) => RPCError::Unreachable(Unreachable::new(&std::io::Error::other(m))),
-            CallError::Timeout(_) => RPCError::Timeout(Timeout { action, id: self.self_id, target: self.target, timeout: ttl }),
+            CallError::Timeout(_) => {
+                RPCError::Timeout(Timeout { action, id: self.self_id, target: self.target, timeout: ttl })
+            }
             CallError::Remote(m) => RPCError::Network(NetworkError::new(&std::io::Error::other(m))),
         }
     }
@@ -78,7 +88,11 @@ impl RaftNetwork<TypeConfig> for HttpConnection {
             let err = RaftError::APIError(InstallSnapshotError::SnapshotMismatch(mismatch_from(expect, got)));
             return Err(RPCError::RemoteError(RemoteError::new(self.target, err)));
         }
-        let vote = resp.vote.as_ref().map(vote_from).ok_or_else(|| self.decode_error("snapshot response without vote".into()))?;
+        let vote = resp
+            .vote
+            .as_ref()
+            .map(vote_from)
+            .ok_or_else(|| self.decode_error("snapshot response without vote".into()))?;
         Ok(InstallSnapshotResponse { vote })
     }
 

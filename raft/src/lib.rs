@@ -6,12 +6,16 @@
 //!                                                        │ append ─▶ LogStore (raft_log cf) ─▶ flusher: WAL sync ─▶ callback
 //!                                                        │ apply  ─▶ StateMachineStore ─▶ storage::StateMachine::apply
 //!  api ◀────────────── Response ◀───────────────────────┘
+//!
+//!  peers ◀── HttpNetwork (prost over HTTP, cluster secret) ──▶ /raft/* on every node
 //! ```
 
 pub mod codec;
+pub mod http_network;
 pub mod log_store;
-pub mod network;
 pub mod node;
+pub mod peer_client;
+pub mod rpc;
 pub mod state_machine;
 pub mod typ;
 

@@ -47,9 +47,7 @@ impl LogStore {
     }
 
     fn get_meta<M: Message + Default>(&self, key: &[u8]) -> Result<Option<M>, StorageError> {
-        self.db
-            .get(Cf::RaftMeta, key)
-            .map_err(|e| sto_err(ErrorSubject::Store, ErrorVerb::Read, e))
+        self.db.get(Cf::RaftMeta, key).map_err(|e| sto_err(ErrorSubject::Store, ErrorVerb::Read, e))
     }
 
     fn put_meta_synced<M: Message>(
@@ -66,18 +64,9 @@ impl LogStore {
             .map_err(|e| sto_err(subject, ErrorVerb::Write, e))
     }
 
-    fn read_range(
-        &self,
-        start: u64,
-        end_exclusive: Option<u64>,
-        limit: u64,
-    ) -> Result<Vec<Entry>, StorageError> {
+    fn read_range(&self, start: u64, end_exclusive: Option<u64>, limit: u64) -> Result<Vec<Entry>, StorageError> {
         let err = |e: &dyn std::fmt::Display| {
-            sto_err(
-                ErrorSubject::Logs,
-                ErrorVerb::Read,
-                std::io::Error::other(e.to_string()),
-            )
+            sto_err(ErrorSubject::Logs, ErrorVerb::Read, std::io::Error::other(e.to_string()))
         };
         let mut ro = ReadOptions::default();
         if let Some(end) = end_exclusive {
@@ -85,11 +74,8 @@ impl LogStore {
         }
         let from = start.to_be_bytes();
         let mut out = Vec::new();
-        let iter = self.db.raw().iterator_cf_opt(
-            self.db.cf(Cf::RaftLog),
-            ro,
-            IteratorMode::From(&from, Direction::Forward),
-        );
+        let iter =
+            self.db.raw().iterator_cf_opt(self.db.cf(Cf::RaftLog), ro, IteratorMode::From(&from, Direction::Forward));
         for item in iter {
             if out.len() as u64 >= limit {
                 break;
@@ -106,16 +92,13 @@ impl LogStore {
     }
 
     fn last_log_id(&self) -> Result<Option<LogId>, StorageError> {
-        let mut iter = self
-            .db
-            .raw()
-            .iterator_cf(self.db.cf(Cf::RaftLog), IteratorMode::End);
+        let mut iter = self.db.raw().iterator_cf(self.db.cf(Cf::RaftLog), IteratorMode::End);
         match iter.next() {
             None => Ok(None),
             Some(item) => {
                 let (k, v) = item.map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
-                let rec: EntryRecord = codec::decode("raft_log", &k, &v)
-                    .map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+                let rec: EntryRecord =
+                    codec::decode("raft_log", &k, &v).map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
                 let log_id = rec.log_id.as_ref().map(log_id_from);
                 Ok(log_id)
             }
@@ -124,9 +107,7 @@ impl LogStore {
 }
 
 fn index_of(key: &[u8]) -> Result<u64, String> {
-    key.try_into()
-        .map(u64::from_be_bytes)
-        .map_err(|_| "malformed raft log key".to_string())
+    key.try_into().map(u64::from_be_bytes).map_err(|_| "malformed raft log key".to_string())
 }
 
 fn bounds(range: &impl RangeBounds<u64>) -> (u64, Option<u64>) {
@@ -156,12 +137,7 @@ async fn flusher(db: Db, mut rx: mpsc::Receiver<LogFlushed>) {
             tracing::error!(error = %e, "raft log WAL sync failed");
         }
         for cb in group.drain(..) {
-            cb.log_io_completed(
-                result
-                    .as_ref()
-                    .map(|_| ())
-                    .map_err(|e| std::io::Error::other(e.to_string())),
-            );
+            cb.log_io_completed(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
         }
     }
 }
@@ -175,11 +151,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         self.read_range(start, end, u64::MAX)
     }
 
-    async fn limited_get_log_entries(
-        &mut self,
-        start: u64,
-        end: u64,
-    ) -> Result<Vec<Entry>, StorageError> {
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
         self.read_range(start, Some(end), READ_ENTRIES_MAX)
     }
 }
@@ -188,15 +160,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState, StorageError> {
-        let last_purged_log_id = self
-            .get_meta::<LogIdRecord>(PURGED_KEY)?
-            .as_ref()
-            .map(log_id_from);
+        let last_purged_log_id = self.get_meta::<LogIdRecord>(PURGED_KEY)?.as_ref().map(log_id_from);
         let last_log_id = self.last_log_id()?.or(last_purged_log_id);
-        Ok(LogState {
-            last_purged_log_id,
-            last_log_id,
-        })
+        Ok(LogState { last_purged_log_id, last_log_id })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -208,30 +174,21 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
-        Ok(self
-            .get_meta::<VoteRecord>(VOTE_KEY)?
-            .as_ref()
-            .map(vote_from))
+        Ok(self.get_meta::<VoteRecord>(VOTE_KEY)?.as_ref().map(vote_from))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not synced: losing it only means re-applying from the state machine's position.
         let cf = self.db.cf(Cf::RaftMeta);
         let res = match committed {
-            Some(c) => self
-                .db
-                .raw()
-                .put_cf(cf, COMMITTED_KEY, codec::encode(&log_id_to(&c))),
+            Some(c) => self.db.raw().put_cf(cf, COMMITTED_KEY, codec::encode(&log_id_to(&c))),
             None => self.db.raw().delete_cf(cf, COMMITTED_KEY),
         };
         res.map_err(|e| sto_err(ErrorSubject::Store, ErrorVerb::Write, e))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self
-            .get_meta::<LogIdRecord>(COMMITTED_KEY)?
-            .as_ref()
-            .map(log_id_from))
+        Ok(self.get_meta::<LogIdRecord>(COMMITTED_KEY)?.as_ref().map(log_id_from))
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed) -> Result<(), StorageError>
@@ -242,56 +199,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf = self.db.cf(Cf::RaftLog);
         let mut batch = WriteBatch::default();
         for e in entries {
-            batch.put_cf(
-                cf,
-                e.log_id.index.to_be_bytes(),
-                codec::encode(&entry_to(&e)),
-            );
+            batch.put_cf(cf, e.log_id.index.to_be_bytes(), codec::encode(&entry_to(&e)));
         }
-        self.db
-            .raw()
-            .write(batch)
-            .map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
-        self.flush_tx.send(callback).await.map_err(|_| {
-            sto_err(
-                ErrorSubject::Logs,
-                ErrorVerb::Write,
-                std::io::Error::other("log flusher stopped"),
-            )
-        })
+        self.db.raw().write(batch).map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+        self.flush_tx
+            .send(callback)
+            .await
+            .map_err(|_| sto_err(ErrorSubject::Logs, ErrorVerb::Write, std::io::Error::other("log flusher stopped")))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(
-            self.db.cf(Cf::RaftLog),
-            log_id.index.to_be_bytes(),
-            u64::MAX.to_be_bytes(),
-        );
+        batch.delete_range_cf(self.db.cf(Cf::RaftLog), log_id.index.to_be_bytes(), u64::MAX.to_be_bytes());
         batch.delete_cf(self.db.cf(Cf::RaftLog), u64::MAX.to_be_bytes());
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db
-            .raw()
-            .write_opt(batch, &wo)
-            .map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
+        self.db.raw().write_opt(batch, &wo).map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         if let Some(prev) = self.get_meta::<LogIdRecord>(PURGED_KEY)? {
-            assert!(
-                prev.index <= log_id.index,
-                "purge moves backwards: {} after {}",
-                log_id.index,
-                prev.index
-            );
+            assert!(prev.index <= log_id.index, "purge moves backwards: {} after {}", log_id.index, prev.index);
         }
         let mut batch = WriteBatch::default();
-        batch.put_cf(
-            self.db.cf(Cf::RaftMeta),
-            PURGED_KEY,
-            codec::encode(&log_id_to(&log_id)),
-        );
+        batch.put_cf(self.db.cf(Cf::RaftMeta), PURGED_KEY, codec::encode(&log_id_to(&log_id)));
         batch.delete_range_cf(
             self.db.cf(Cf::RaftLog),
             0u64.to_be_bytes(),
@@ -299,9 +230,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         );
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db
-            .raw()
-            .write_opt(batch, &wo)
-            .map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
+        self.db.raw().write_opt(batch, &wo).map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
     }
 }

@@ -97,7 +97,10 @@ impl PeerClient {
             Ok(Ok(b)) => b,
         };
         if !status.is_success() {
-            return Err(CallError::Remote(format!("{status}: {}", String::from_utf8_lossy(&body[..body.len().min(512)]))));
+            return Err(CallError::Remote(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(512)])
+            )));
         }
         Resp::decode(body).map_err(|e| CallError::Remote(format!("undecodable response: {e}")))
     }

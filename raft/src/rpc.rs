@@ -8,7 +8,7 @@
 //!  POST /raft/read-index (empty)         → ReadIndexResponse       (a follower's linearizable read)
 //! ```
 
-use openraft::error::{SnapshotMismatch};
+use openraft::error::SnapshotMismatch;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest, VoteResponse};
 use openraft::SnapshotSegmentId;
 use tideline_storage::{Command, Response};
@@ -151,7 +151,9 @@ pub fn append_from(r: AppendRequest) -> Result<AppendEntriesRequest<TypeConfig>,
 pub fn append_resp_to(r: &AppendEntriesResponse<NodeId>) -> AppendResponse {
     match r {
         AppendEntriesResponse::Success => AppendResponse { kind: 0, ..Default::default() },
-        AppendEntriesResponse::PartialSuccess(m) => AppendResponse { kind: 1, matching: m.as_ref().map(log_id_to), vote: None },
+        AppendEntriesResponse::PartialSuccess(m) => {
+            AppendResponse { kind: 1, matching: m.as_ref().map(log_id_to), vote: None }
+        }
         AppendEntriesResponse::Conflict => AppendResponse { kind: 2, ..Default::default() },
         AppendEntriesResponse::HigherVote(v) => AppendResponse { kind: 3, matching: None, vote: Some(vote_to(v)) },
     }
@@ -176,11 +178,19 @@ pub fn vote_req_from(r: VoteRequestPb) -> Result<VoteRequest<NodeId>, String> {
 }
 
 pub fn vote_resp_to(r: &VoteResponse<NodeId>) -> VoteResponsePb {
-    VoteResponsePb { vote: Some(vote_to(&r.vote)), vote_granted: r.vote_granted, last_log_id: r.last_log_id.as_ref().map(log_id_to) }
+    VoteResponsePb {
+        vote: Some(vote_to(&r.vote)),
+        vote_granted: r.vote_granted,
+        last_log_id: r.last_log_id.as_ref().map(log_id_to),
+    }
 }
 
 pub fn vote_resp_from(r: VoteResponsePb) -> Result<VoteResponse<NodeId>, String> {
-    Ok(VoteResponse { vote: req_vote(&r.vote)?, vote_granted: r.vote_granted, last_log_id: r.last_log_id.as_ref().map(log_id_from) })
+    Ok(VoteResponse {
+        vote: req_vote(&r.vote)?,
+        vote_granted: r.vote_granted,
+        last_log_id: r.last_log_id.as_ref().map(log_id_from),
+    })
 }
 
 pub fn meta_to(m: &SnapshotMeta) -> SnapshotHeaderRecord {
@@ -200,7 +210,13 @@ pub fn meta_from(r: &SnapshotHeaderRecord) -> SnapshotMeta {
 }
 
 pub fn chunk_to(r: &InstallSnapshotRequest<TypeConfig>) -> SnapshotChunk {
-    SnapshotChunk { vote: Some(vote_to(&r.vote)), meta: Some(meta_to(&r.meta)), offset: r.offset, data: r.data.clone(), done: r.done }
+    SnapshotChunk {
+        vote: Some(vote_to(&r.vote)),
+        meta: Some(meta_to(&r.meta)),
+        offset: r.offset,
+        data: r.data.clone(),
+        done: r.done,
+    }
 }
 
 pub fn chunk_from(r: SnapshotChunk) -> Result<InstallSnapshotRequest<TypeConfig>, String> {
@@ -214,7 +230,10 @@ pub fn chunk_from(r: SnapshotChunk) -> Result<InstallSnapshotRequest<TypeConfig>
 }
 
 pub fn mismatch_to(m: &SnapshotMismatch) -> (SegmentPb, SegmentPb) {
-    (SegmentPb { id: m.expect.id.clone(), offset: m.expect.offset }, SegmentPb { id: m.got.id.clone(), offset: m.got.offset })
+    (
+        SegmentPb { id: m.expect.id.clone(), offset: m.expect.offset },
+        SegmentPb { id: m.got.id.clone(), offset: m.got.offset },
+    )
 }
 
 pub fn mismatch_from(expect: &SegmentPb, got: &SegmentPb) -> SnapshotMismatch {

@@ -70,24 +70,16 @@ impl StateMachineStore {
 
     fn reload(&mut self) -> Result<(), tideline_storage::StorageError> {
         let applied = self.sm.applied()?;
-        self.last_applied = applied.as_ref().map(|a| {
-            LogId::new(
-                openraft::CommittedLeaderId::new(a.term, a.leader_id),
-                a.index,
-            )
-        });
+        self.last_applied =
+            applied.as_ref().map(|a| LogId::new(openraft::CommittedLeaderId::new(a.term, a.leader_id), a.index));
         let record = match &applied {
-            Some(a) if !a.membership.is_empty() => {
-                StoredMembershipRecord::decode(a.membership.as_slice()).map_err(|e| {
-                    tideline_storage::StorageError::corrupt("sm_meta", b"applied", e)
-                })?
-            }
+            Some(a) if !a.membership.is_empty() => StoredMembershipRecord::decode(a.membership.as_slice())
+                .map_err(|e| tideline_storage::StorageError::corrupt("sm_meta", b"applied", e))?,
             _ => StoredMembershipRecord::default(),
         };
         self.membership = stored_membership_from(&record);
         self.membership_bytes = stored_membership_to(&self.membership).encode_to_vec();
-        self.applied_tx
-            .send_replace(self.last_applied.map(|l| l.index).unwrap_or(0));
+        self.applied_tx.send_replace(self.last_applied.map(|l| l.index).unwrap_or(0));
         Ok(())
     }
 
@@ -116,32 +108,22 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut out = Vec::new();
         for entry in entries {
             if let Some(prev) = self.last_applied {
-                assert!(
-                    entry.log_id.index > prev.index,
-                    "apply goes backwards: {} after {}",
-                    entry.log_id,
-                    prev
-                );
+                assert!(entry.log_id.index > prev.index, "apply goes backwards: {} after {}", entry.log_id, prev);
             }
             let response = match &entry.payload {
                 EntryPayload::Blank => {
-                    self.sm
-                        .apply_marker(&self.position(&entry.log_id))
-                        .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                    self.sm.apply_marker(&self.position(&entry.log_id)).map_err(|e| sm_err(ErrorVerb::Write, e))?;
                     Response::default()
                 }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     self.membership_bytes = stored_membership_to(&self.membership).encode_to_vec();
-                    self.sm
-                        .apply_marker(&self.position(&entry.log_id))
-                        .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                    self.sm.apply_marker(&self.position(&entry.log_id)).map_err(|e| sm_err(ErrorVerb::Write, e))?;
                     Response::default()
                 }
-                EntryPayload::Normal(cmd) => self
-                    .sm
-                    .apply(&self.position(&entry.log_id), cmd)
-                    .map_err(|e| sm_err(ErrorVerb::Write, e))?,
+                EntryPayload::Normal(cmd) => {
+                    self.sm.apply(&self.position(&entry.log_id), cmd).map_err(|e| sm_err(ErrorVerb::Write, e))?
+                }
             };
             self.last_applied = Some(entry.log_id);
             self.applied_tx.send_replace(entry.log_id.index);
@@ -151,11 +133,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder {
-            db: self.sm.db().clone(),
-            dir: self.dir.clone(),
-            seq: self.snapshot_seq.clone(),
-        }
+        SnapshotBuilder { db: self.sm.db().clone(), dir: self.dir.clone(), seq: self.snapshot_seq.clone() }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
@@ -174,12 +152,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         tokio::task::spawn_blocking(move || -> Result<(), tideline_storage::StorageError> {
             // Keep our own copy: the received handle may be a file we do not own.
             let tmp = dir.join("install.tmp");
-            let mut copy = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .read(true)
-                .write(true)
-                .open(&tmp)?;
+            let mut copy = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&tmp)?;
             received.seek(SeekFrom::Start(0))?;
             std::io::copy(&mut received, &mut copy)?;
             copy.sync_all()?;
@@ -220,27 +193,15 @@ async fn open_snapshot(path: &Path) -> Result<Option<Snapshot>, StorageError> {
         Err(e) => return Err(snap_err(ErrorVerb::Read, e)),
     };
     let header = snapshot::read_header(&mut file).map_err(|e| snap_err(ErrorVerb::Read, e))?;
-    let rec = SnapshotHeaderRecord::decode(header.as_slice()).map_err(|e| {
-        snap_err(
-            ErrorVerb::Read,
-            tideline_storage::StorageError::corrupt("snapshot", b"header", e),
-        )
-    })?;
+    let rec = SnapshotHeaderRecord::decode(header.as_slice())
+        .map_err(|e| snap_err(ErrorVerb::Read, tideline_storage::StorageError::corrupt("snapshot", b"header", e)))?;
     let meta = SnapshotMeta {
         last_log_id: rec.last_log_id.as_ref().map(log_id_from),
-        last_membership: rec
-            .last_membership
-            .as_ref()
-            .map(stored_membership_from)
-            .unwrap_or_default(),
+        last_membership: rec.last_membership.as_ref().map(stored_membership_from).unwrap_or_default(),
         snapshot_id: rec.snapshot_id,
     };
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| snap_err(ErrorVerb::Read, e))?;
-    Ok(Some(Snapshot {
-        meta,
-        snapshot: Box::new(tokio::fs::File::from_std(file)),
-    }))
+    file.seek(SeekFrom::Start(0)).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+    Ok(Some(Snapshot { meta, snapshot: Box::new(tokio::fs::File::from_std(file)) }))
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -265,26 +226,17 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 let (last_log_id, membership) = match applied {
                     None => (None, StoredMembershipRecord::default()),
                     Some(a) => (
-                        Some(LogIdRecord {
-                            term: a.term,
-                            node_id: a.leader_id,
-                            index: a.index,
-                        }),
-                        StoredMembershipRecord::decode(a.membership.as_slice()).map_err(|e| {
-                            tideline_storage::StorageError::corrupt("sm_meta", b"applied", e)
-                        })?,
+                        Some(LogIdRecord { term: a.term, node_id: a.leader_id, index: a.index }),
+                        StoredMembershipRecord::decode(a.membership.as_slice())
+                            .map_err(|e| tideline_storage::StorageError::corrupt("sm_meta", b"applied", e))?,
                     ),
                 };
                 let id = match &last_log_id {
                     Some(l) => format!("{}-{}-{n}", l.term, l.index),
                     None => format!("0-0-{n}"),
                 };
-                Ok(SnapshotHeaderRecord {
-                    last_log_id,
-                    last_membership: Some(membership),
-                    snapshot_id: id,
-                }
-                .encode_to_vec())
+                Ok(SnapshotHeaderRecord { last_log_id, last_membership: Some(membership), snapshot_id: id }
+                    .encode_to_vec())
             })?;
             std::fs::rename(&tmp, dir.join(CURRENT))?;
             sync_dir(&dir)?;
@@ -295,11 +247,6 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         open_snapshot(&self.dir.join(CURRENT))
             .await?
-            .ok_or_else(|| {
-                snap_err(
-                    ErrorVerb::Read,
-                    std::io::Error::other("snapshot vanished after build"),
-                )
-            })
+            .ok_or_else(|| snap_err(ErrorVerb::Read, std::io::Error::other("snapshot vanished after build")))
     }
 }

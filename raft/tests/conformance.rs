@@ -7,14 +7,11 @@ use tideline_storage::Db;
 struct Builder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for Builder {
-    async fn build(
-        &self,
-    ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), openraft::StorageError<u64>> {
+    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), openraft::StorageError<u64>> {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(&dir.path().join("db")).expect("open db");
         let log = LogStore::new(db.clone());
-        let sm =
-            StateMachineStore::open(db, &dir.path().join("snapshots")).expect("open state machine");
+        let sm = StateMachineStore::open(db, &dir.path().join("snapshots")).expect("open state machine");
         Ok((dir, log, sm))
     }
 }

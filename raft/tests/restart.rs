@@ -9,12 +9,9 @@ use tideline_storage::{CommandKind, Db, TokenRecord, VolumeRecord};
 
 fn config(dir: &std::path::Path) -> RaftNodeConfig {
     RaftNodeConfig {
-        node_id: 1,
-        advertise_addr: "127.0.0.1:1".into(),
-        snapshot_dir: dir.join("snapshots"),
-        bootstrap_single: true,
         snapshot_logs_since_last: 50,
         logs_kept_after_snapshot: 10,
+        ..RaftNodeConfig::single(1, "127.0.0.1:1".into(), dir.join("snapshots"))
     }
 }
 
@@ -26,15 +23,8 @@ async fn single_node_applies_snapshots_purges_and_restarts() {
         let db = Db::open(&dir.path().join("db")).unwrap();
         let node = RaftNode::start(config(dir.path()), db).await.unwrap();
         for i in 0..120u32 {
-            let vol = VolumeRecord {
-                id: format!("v{i}"),
-                team_id: "t".into(),
-                ..Default::default()
-            };
-            let r = node
-                .propose(CommandKind::CreateVolume(CreateVolume { volume: Some(vol) }).into())
-                .await
-                .unwrap();
+            let vol = VolumeRecord { id: format!("v{i}"), team_id: "t".into(), ..Default::default() };
+            let r = node.propose(CommandKind::CreateVolume(CreateVolume { volume: Some(vol) }).into()).await.unwrap();
             assert!(r.error.is_none());
         }
         let mut metrics = node.raft().metrics();
@@ -43,12 +33,7 @@ async fn single_node_applies_snapshots_purges_and_restarts() {
             metrics.wait_for(|m| m.snapshot.is_some_and(|s| s.index >= 50) && m.purged.is_some()),
         )
         .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "a snapshot and a purge within 10s; metrics: {:?}",
-                node.metrics()
-            )
-        })
+        .unwrap_or_else(|_| panic!("a snapshot and a purge within 10s; metrics: {:?}", node.metrics()))
         .unwrap()
         .clone();
         assert!(m.purged.unwrap().index <= m.snapshot.unwrap().index);
@@ -63,15 +48,9 @@ async fn single_node_applies_snapshots_purges_and_restarts() {
         assert!(node.state_machine().volume("v119").unwrap().is_some());
         let cmd = CreateToken {
             token_sha256: vec![7; 32],
-            token: Some(TokenRecord {
-                id: "t".into(),
-                ..Default::default()
-            }),
+            token: Some(TokenRecord { id: "t".into(), ..Default::default() }),
         };
-        let r = node
-            .propose(CommandKind::CreateToken(cmd).into())
-            .await
-            .unwrap();
+        let r = node.propose(CommandKind::CreateToken(cmd).into()).await.unwrap();
         assert!(r.error.is_none());
         assert!(node.state_machine().token(&[7; 32]).unwrap().is_some());
         node.shutdown().await;

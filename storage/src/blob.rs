@@ -37,18 +37,12 @@ impl BlobStore {
         std::fs::create_dir_all(dir)?;
         let root = dir.canonicalize()?;
         let fs = LocalFileSystem::new_with_prefix(&root).map_err(std::io::Error::other)?;
-        Ok(BlobStore {
-            store: Arc::new(fs),
-            local_root: Some(root),
-        })
+        Ok(BlobStore { store: Arc::new(fs), local_root: Some(root) })
     }
 
     /// Any `object_store` implementation (S3, memory, …).
     pub fn from_store(store: Arc<dyn ObjectStore>) -> Self {
-        BlobStore {
-            store,
-            local_root: None,
-        }
+        BlobStore { store, local_root: None }
     }
 
     fn location(content: &ContentRef) -> ObjectPath {
@@ -85,16 +79,10 @@ impl BlobStore {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(BlobError::Unavailable(e.to_string())),
         };
-        let bytes = got
-            .bytes()
-            .await
-            .map_err(|e| BlobError::Unavailable(e.to_string()))?;
+        let bytes = got.bytes().await.map_err(|e| BlobError::Unavailable(e.to_string()))?;
         let actual = ContentRef::of(&bytes);
         if &actual != content {
-            return Err(BlobError::Corrupt {
-                content_ref: content.to_string(),
-                actual: actual.to_string(),
-            });
+            return Err(BlobError::Corrupt { content_ref: content.to_string(), actual: actual.to_string() });
         }
         Ok(Some(bytes))
     }
@@ -125,9 +113,6 @@ mod tests {
 
         let on_disk = dir.path().join(format!("blobs/sha256/{}", r.hex()));
         std::fs::write(&on_disk, b"tampered").unwrap();
-        assert!(matches!(
-            store.get(&r).await,
-            Err(BlobError::Corrupt { .. })
-        ));
+        assert!(matches!(store.get(&r).await, Err(BlobError::Corrupt { .. })));
     }
 }

@@ -17,19 +17,11 @@ pub fn encode<M: Message>(msg: &M) -> Vec<u8> {
     out
 }
 
-pub fn decode<M: Message + Default>(
-    cf: &'static str,
-    key: &[u8],
-    bytes: &[u8],
-) -> Result<M, StorageError> {
+pub fn decode<M: Message + Default>(cf: &'static str, key: &[u8], bytes: &[u8]) -> Result<M, StorageError> {
     match bytes.split_first() {
         None => Err(StorageError::corrupt(cf, key, "empty value")),
         Some((&FORMAT_V1, body)) => M::decode(body).map_err(|e| StorageError::corrupt(cf, key, e)),
-        Some((v, _)) => Err(StorageError::corrupt(
-            cf,
-            key,
-            format!("unknown format version {v}"),
-        )),
+        Some((v, _)) => Err(StorageError::corrupt(cf, key, format!("unknown format version {v}"))),
     }
 }
 
@@ -40,24 +32,14 @@ mod tests {
 
     #[test]
     fn round_trip_and_corruption_is_typed() {
-        let t = TokenRecord {
-            id: "t1".into(),
-            team_id: "team".into(),
-            ..Default::default()
-        };
+        let t = TokenRecord { id: "t1".into(), team_id: "team".into(), ..Default::default() };
         let bytes = encode(&t);
         assert_eq!(decode::<TokenRecord>("tokens", b"k", &bytes).unwrap(), t);
 
         let err = decode::<TokenRecord>("tokens", b"k", &[]).unwrap_err();
-        assert!(
-            matches!(err, StorageError::Corrupt { cf: "tokens", .. }),
-            "{err}"
-        );
+        assert!(matches!(err, StorageError::Corrupt { cf: "tokens", .. }), "{err}");
         let err = decode::<TokenRecord>("tokens", b"k", &[9, 1, 2]).unwrap_err();
-        assert!(
-            err.to_string().contains("unknown format version 9"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("unknown format version 9"), "{err}");
         let err = decode::<TokenRecord>("tokens", b"k", &[1, 0xff, 0xff, 0xff]).unwrap_err();
         assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
     }

@@ -164,19 +164,7 @@ pub struct ApplyError {
     pub message: String,
 }
 
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    prost::Enumeration,
-    Serialize,
-    Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration, Serialize, Deserialize)]
 #[repr(i32)]
 pub enum ApplyErrorKind {
     Unspecified = 0,
@@ -187,10 +175,7 @@ pub enum ApplyErrorKind {
 
 impl ApplyError {
     pub fn new(kind: ApplyErrorKind, message: impl Into<String>) -> Self {
-        ApplyError {
-            kind: kind as i32,
-            message: message.into(),
-        }
+        ApplyError { kind: kind as i32, message: message.into() }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ApplyErrorKind::NotFound, message)
@@ -222,10 +207,7 @@ pub struct Response {
 
 impl Response {
     pub fn err(e: ApplyError) -> Self {
-        Response {
-            error: Some(e),
-            ..Default::default()
-        }
+        Response { error: Some(e), ..Default::default() }
     }
     pub fn into_result(self) -> Result<Response, ApplyError> {
         match self.error {

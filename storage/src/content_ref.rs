@@ -17,11 +17,7 @@ impl ContentRef {
     /// Parses `sha256:<64 lowercase hex>`; anything else is `None`.
     pub fn parse(s: &str) -> Option<Self> {
         let hex_part = s.strip_prefix(PREFIX)?;
-        if hex_part.len() != 64
-            || !hex_part
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if hex_part.len() != 64 || !hex_part.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return None;
         }
         let mut out = [0u8; 32];
@@ -48,16 +44,8 @@ mod tests {
     fn parse_accepts_only_canonical_form() {
         let r = ContentRef::of(b"hello");
         assert_eq!(ContentRef::parse(&r.to_string()), Some(r));
-        assert_eq!(
-            r.hex(),
-            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        );
-        assert_eq!(
-            ContentRef::parse(
-                "sha256:2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824"
-            ),
-            None
-        );
+        assert_eq!(r.hex(), "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(ContentRef::parse("sha256:2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824"), None);
         assert_eq!(ContentRef::parse("md5:abc"), None);
         assert_eq!(ContentRef::parse("sha256:abc"), None);
         assert_eq!(ContentRef::parse(""), None);

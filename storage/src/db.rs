@@ -7,9 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use prost::Message;
-use rocksdb::{
-    ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, DB,
-};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, DB};
 
 use crate::codec;
 use crate::error::StorageError;
@@ -87,13 +85,9 @@ impl Db {
         opts.create_missing_column_families(true);
         opts.set_paranoid_checks(true);
         opts.set_max_background_jobs(2);
-        let cfs = Cf::ALL
-            .iter()
-            .map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
         let inner = DB::open_cf_descriptors(&opts, dir, cfs)?;
-        let db = Db {
-            inner: Arc::new(inner),
-        };
+        let db = Db { inner: Arc::new(inner) };
         db.check_format()?;
         Ok(db)
     }
@@ -104,17 +98,13 @@ impl Db {
             Some(f) => Err(StorageError::corrupt(
                 "sm_meta",
                 FORMAT_KEY,
-                format!(
-                    "database format {} is not supported by this build (wants {DB_FORMAT})",
-                    f.version
-                ),
+                format!("database format {} is not supported by this build (wants {DB_FORMAT})", f.version),
             )),
             None => {
                 let mut wo = rocksdb::WriteOptions::default();
                 wo.set_sync(true);
                 let value = codec::encode(&FormatRecord { version: DB_FORMAT });
-                self.inner
-                    .put_cf_opt(self.cf(Cf::SmMeta), FORMAT_KEY, value, &wo)?;
+                self.inner.put_cf_opt(self.cf(Cf::SmMeta), FORMAT_KEY, value, &wo)?;
                 Ok(())
             }
         }
@@ -125,9 +115,7 @@ impl Db {
     }
 
     pub fn cf(&self, cf: Cf) -> &ColumnFamily {
-        self.inner
-            .cf_handle(cf.name())
-            .expect("every column family is opened in Db::open")
+        self.inner.cf_handle(cf.name()).expect("every column family is opened in Db::open")
     }
 
     /// Reads and decodes one value.
@@ -157,11 +145,7 @@ impl Db {
         }
         let from = start.unwrap_or(prefix);
         let mut out = Vec::new();
-        for item in self.inner.iterator_cf_opt(
-            self.cf(cf),
-            ro,
-            IteratorMode::From(from, Direction::Forward),
-        ) {
+        for item in self.inner.iterator_cf_opt(self.cf(cf), ro, IteratorMode::From(from, Direction::Forward)) {
             if out.len() >= limit {
                 break;
             }
@@ -182,11 +166,7 @@ impl Db {
             ro.set_iterate_upper_bound(crate::keys::prefix_end(prefix));
         }
         let mut out = Vec::new();
-        for item in self.inner.iterator_cf_opt(
-            self.cf(cf),
-            ro,
-            IteratorMode::From(prefix, Direction::Forward),
-        ) {
+        for item in self.inner.iterator_cf_opt(self.cf(cf), ro, IteratorMode::From(prefix, Direction::Forward)) {
             let (k, v) = item?;
             out.push((k.to_vec(), v.to_vec()));
         }

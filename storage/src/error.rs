@@ -9,11 +9,7 @@ pub enum StorageError {
 
     /// Bytes read back from disk that do not decode: a refusal to go on, never "empty".
     #[error("corrupt record in {cf} at key {key_hex}: {reason}")]
-    Corrupt {
-        cf: &'static str,
-        key_hex: String,
-        reason: String,
-    },
+    Corrupt { cf: &'static str, key_hex: String, reason: String },
 
     /// An invariant of the persisted state does not hold (for example a journal gap).
     #[error("invariant violated: {0}")]
@@ -28,10 +24,6 @@ pub enum StorageError {
 
 impl StorageError {
     pub fn corrupt(cf: &'static str, key: &[u8], reason: impl ToString) -> Self {
-        StorageError::Corrupt {
-            cf,
-            key_hex: hex::encode(key),
-            reason: reason.to_string(),
-        }
+        StorageError::Corrupt { cf, key_hex: hex::encode(key), reason: reason.to_string() }
     }
 }

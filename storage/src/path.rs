@@ -39,11 +39,7 @@ pub fn clean(raw: &str) -> Result<String, PathError> {
             }
         }
     }
-    let out = if parts.is_empty() {
-        "/".to_string()
-    } else {
-        format!("/{}", parts.join("/"))
-    };
+    let out = if parts.is_empty() { "/".to_string() } else { format!("/{}", parts.join("/")) };
     if out.len() > PATH_BYTES_MAX {
         return Err(PathError::Invalid("path longer than 4096 bytes"));
     }
@@ -91,17 +87,12 @@ pub fn join(dir: &str, name: &str) -> String {
 
 /// Proper ancestors of a clean path, excluding the root, outermost first: `/a/b/c` → `/a`, `/a/b`.
 pub fn ancestors(path: &str) -> Vec<&str> {
-    path.match_indices('/')
-        .skip(1)
-        .map(|(i, _)| &path[..i])
-        .collect()
+    path.match_indices('/').skip(1).map(|(i, _)| &path[..i]).collect()
 }
 
 /// True if `path` is `dir` or lies below it.
 pub fn is_within(path: &str, dir: &str) -> bool {
-    is_root(dir)
-        || path == dir
-        || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
+    is_root(dir) || path == dir || (path.starts_with(dir) && path.as_bytes().get(dir.len()) == Some(&b'/'))
 }
 
 /// Replaces the `from` prefix of `path` (which [`is_within`] `from`) with `to`.
@@ -136,15 +127,9 @@ mod tests {
         assert_eq!(clean(""), Err(PathError::Required));
         assert_eq!(clean("   "), Err(PathError::Required));
         assert!(matches!(clean("a\0b"), Err(PathError::Invalid(_))));
-        assert!(matches!(
-            clean(&"x".repeat(256)),
-            Err(PathError::Invalid(_))
-        ));
+        assert!(matches!(clean(&"x".repeat(256)), Err(PathError::Invalid(_))));
         assert!(clean(&"x".repeat(255)).is_ok());
-        assert!(matches!(
-            clean(&"/abcdefgh".repeat(500)),
-            Err(PathError::Invalid(_))
-        ));
+        assert!(matches!(clean(&"/abcdefgh".repeat(500)), Err(PathError::Invalid(_))));
         assert!(matches!(clean_non_root("/.."), Err(PathError::Invalid(_))));
     }
 

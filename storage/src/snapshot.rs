@@ -47,11 +47,7 @@ pub const SNAPSHOT_CFS: [Cf; 9] = [
 ];
 
 fn tag_of(cf: Cf) -> u8 {
-    SNAPSHOT_CFS
-        .iter()
-        .position(|c| *c == cf)
-        .expect("snapshot cf") as u8
-        + 1
+    SNAPSHOT_CFS.iter().position(|c| *c == cf).expect("snapshot cf") as u8 + 1
 }
 
 /// Hashes everything written through it.
@@ -86,10 +82,7 @@ pub fn build(
     };
     let header = header(applied.as_ref())?;
     let file = File::create(dest)?;
-    let mut w = HashingWriter {
-        inner: BufWriter::new(file),
-        hasher: Sha256::new(),
-    };
+    let mut w = HashingWriter { inner: BufWriter::new(file), hasher: Sha256::new() };
     w.write_all(MAGIC)?;
     w.write_all(&(header.len() as u32).to_be_bytes())?;
     w.write_all(&header)?;
@@ -188,9 +181,7 @@ pub fn install(db: &Db, file: &mut File) -> Result<(), StorageError> {
         if tag[0] == 0 {
             break;
         }
-        let cf = *SNAPSHOT_CFS
-            .get(tag[0] as usize - 1)
-            .ok_or_else(|| corrupt("unknown column family tag"))?;
+        let cf = *SNAPSHOT_CFS.get(tag[0] as usize - 1).ok_or_else(|| corrupt("unknown column family tag"))?;
         let key = read_chunk(&mut r)?;
         let value = read_chunk(&mut r)?;
         batch.put_cf(db.cf(cf), key, value);
@@ -225,9 +216,7 @@ pub fn recover_interrupted_install(db: &Db) -> Result<bool, StorageError> {
     if db.get_raw(Cf::RaftMeta, INSTALL_MARKER)?.is_none() {
         return Ok(false);
     }
-    tracing::warn!(
-        "a snapshot install was interrupted; emptying the state machine to fetch it again"
-    );
+    tracing::warn!("a snapshot install was interrupted; emptying the state machine to fetch it again");
     let mut wipe = WriteBatch::default();
     for cf in SNAPSHOT_CFS {
         wipe.delete_range_cf(db.cf(cf), &[][..], &KEY_UPPER[..]);

@@ -114,11 +114,7 @@ impl StateMachine {
     }
 
     /// The team's volumes, newest first, at most `limit`.
-    pub fn volumes_of_team(
-        &self,
-        team: &str,
-        limit: usize,
-    ) -> Result<Vec<VolumeRecord>, StorageError> {
+    pub fn volumes_of_team(&self, team: &str, limit: usize) -> Result<Vec<VolumeRecord>, StorageError> {
         let mut out: Vec<VolumeRecord> = self
             .db
             .scan::<VolumeRecord>(Cf::Volumes, b"", None, usize::MAX)?
@@ -126,11 +122,7 @@ impl StateMachine {
             .map(|(_, v)| v)
             .filter(|v| v.team_id == team)
             .collect();
-        out.sort_by(|a, b| {
-            b.created_at_ms
-                .cmp(&a.created_at_ms)
-                .then_with(|| b.id.cmp(&a.id))
-        });
+        out.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| b.id.cmp(&a.id)));
         out.truncate(limit);
         Ok(out)
     }
@@ -141,36 +133,24 @@ impl StateMachine {
     }
 
     /// Direct children of a directory, by name, at most `limit`.
-    pub fn children(
-        &self,
-        volume: &str,
-        dir: &str,
-        limit: usize,
-    ) -> Result<Vec<(String, NodeRecord)>, StorageError> {
+    pub fn children(&self, volume: &str, dir: &str, limit: usize) -> Result<Vec<(String, NodeRecord)>, StorageError> {
         let prefix = keys::children_prefix(volume, dir);
         self.db
             .scan::<NodeRecord>(Cf::Namespace, &prefix, None, limit)?
             .into_iter()
             .map(|(k, n)| {
-                let name = std::str::from_utf8(&k[prefix.len()..])
-                    .map_err(|e| StorageError::corrupt("namespace", &k, e))?;
+                let name =
+                    std::str::from_utf8(&k[prefix.len()..]).map_err(|e| StorageError::corrupt("namespace", &k, e))?;
                 Ok((name.to_string(), n))
             })
             .collect()
     }
 
     /// Journal entries with `seq > after`, ascending, at most `limit`.
-    pub fn changes(
-        &self,
-        volume: &str,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<JournalEntry>, StorageError> {
+    pub fn changes(&self, volume: &str, after: u64, limit: usize) -> Result<Vec<JournalEntry>, StorageError> {
         let prefix = keys::volume_prefix(volume);
         let start = keys::journal(volume, after.saturating_add(1));
-        let rows = self
-            .db
-            .scan::<JournalEntry>(Cf::Journal, &prefix, Some(&start), limit)?;
+        let rows = self.db.scan::<JournalEntry>(Cf::Journal, &prefix, Some(&start), limit)?;
         Ok(rows.into_iter().map(|(_, e)| e).collect())
     }
 
@@ -184,33 +164,19 @@ impl StateMachine {
             None => Ok(None),
             Some(v) => match v.split_first() {
                 Some((&crate::codec::FORMAT_V1, body)) => Ok(Some(body.to_vec())),
-                _ => Err(StorageError::corrupt(
-                    "blobs",
-                    &content.0,
-                    "bad format version",
-                )),
+                _ => Err(StorageError::corrupt("blobs", &content.0, "bad format version")),
             },
         }
     }
 
     /// Whether `volume` has ever been written with this content (and so may serve it).
-    pub fn volume_references(
-        &self,
-        volume: &str,
-        content: &ContentRef,
-    ) -> Result<bool, StorageError> {
-        Ok(self
-            .db
-            .get_raw(Cf::VolumeBlobs, &keys::volume_blob(volume, &content.0))?
-            .is_some())
+    pub fn volume_references(&self, volume: &str, content: &ContentRef) -> Result<bool, StorageError> {
+        Ok(self.db.get_raw(Cf::VolumeBlobs, &keys::volume_blob(volume, &content.0))?.is_some())
     }
 
     /// The whole namespace of a volume (tests, verification, small volumes only).
     pub fn namespace(&self, volume: &str) -> Result<BTreeMap<String, NodeRecord>, StorageError> {
-        Ok(Txn::new(&self.db)
-            .subtree(volume, "/")?
-            .into_iter()
-            .collect())
+        Ok(Txn::new(&self.db).subtree(volume, "/")?.into_iter().collect())
     }
 
     /// Decodes every record and checks that each volume's journal is gapless from its floor to
@@ -218,22 +184,12 @@ impl StateMachine {
     pub fn verify(&self) -> Result<VerifyReport, StorageError> {
         let mut report = VerifyReport::default();
         self.applied()?;
-        report.tokens = self
-            .db
-            .scan::<TokenRecord>(Cf::Tokens, b"", None, usize::MAX)?
-            .len() as u64;
-        for (_, vol) in self
-            .db
-            .scan::<VolumeRecord>(Cf::Volumes, b"", None, usize::MAX)?
-        {
+        report.tokens = self.db.scan::<TokenRecord>(Cf::Tokens, b"", None, usize::MAX)?.len() as u64;
+        for (_, vol) in self.db.scan::<VolumeRecord>(Cf::Volumes, b"", None, usize::MAX)? {
             report.volumes += 1;
             let prefix = keys::volume_prefix(&vol.id);
             let mut expect = vol.floor_seq + 1;
-            for item in self
-                .db
-                .raw()
-                .prefix_iterator_cf(self.db.cf(Cf::Journal), &prefix)
-            {
+            for item in self.db.raw().prefix_iterator_cf(self.db.cf(Cf::Journal), &prefix) {
                 let (k, v) = item?;
                 if !k.starts_with(&prefix) {
                     break;
@@ -258,43 +214,26 @@ impl StateMachine {
                     vol.head_seq
                 )));
             }
-            report.nodes += self
-                .db
-                .scan::<NodeRecord>(Cf::Namespace, &prefix, None, usize::MAX)?
-                .len() as u64;
+            report.nodes += self.db.scan::<NodeRecord>(Cf::Namespace, &prefix, None, usize::MAX)?.len() as u64;
         }
         Ok(report)
     }
 }
 
 fn ok(seq: u64, head_seq: u64) -> Applied {
-    Ok(Response {
-        seq,
-        head_seq,
-        ..Default::default()
-    })
+    Ok(Response { seq, head_seq, ..Default::default() })
 }
 
 fn create_volume(txn: &mut Txn, c: &CreateVolume) -> Applied {
-    let vol = c
-        .volume
-        .clone()
-        .ok_or_else(|| ApplyError::bad_request("create_volume without a volume"))?;
+    let vol = c.volume.clone().ok_or_else(|| ApplyError::bad_request("create_volume without a volume"))?;
     if vol.id.is_empty() || vol.id.contains('\0') {
         return refuse(ApplyError::bad_request("invalid volume id"));
     }
-    if txn
-        .db()
-        .get::<VolumeRecord>(Cf::Volumes, vol.id.as_bytes())?
-        .is_some()
-    {
+    if txn.db().get::<VolumeRecord>(Cf::Volumes, vol.id.as_bytes())?.is_some() {
         return refuse(ApplyError::conflict("volume already exists"));
     }
     txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
-    Ok(Response {
-        volume: Some(vol),
-        ..Default::default()
-    })
+    Ok(Response { volume: Some(vol), ..Default::default() })
 }
 
 fn delete_volume(txn: &mut Txn, c: &DeleteVolume) -> Applied {
@@ -304,26 +243,16 @@ fn delete_volume(txn: &mut Txn, c: &DeleteVolume) -> Applied {
         txn.delete_prefix(cf, &prefix);
     }
     txn.delete(Cf::Volumes, vol.id.as_bytes());
-    Ok(Response {
-        volume: Some(vol),
-        ..Default::default()
-    })
+    Ok(Response { volume: Some(vol), ..Default::default() })
 }
 
 fn fork_volume(txn: &mut Txn, c: &ForkVolume) -> Applied {
     let source = team_volume(txn, &c.source_volume_id, &c.team_id)?;
-    let mut vol = c
-        .volume
-        .clone()
-        .ok_or_else(|| ApplyError::bad_request("fork_volume without a volume"))?;
+    let mut vol = c.volume.clone().ok_or_else(|| ApplyError::bad_request("fork_volume without a volume"))?;
     if vol.id.is_empty() || vol.id.contains('\0') || vol.team_id != c.team_id {
         return refuse(ApplyError::bad_request("invalid fork volume"));
     }
-    if txn
-        .db()
-        .get::<VolumeRecord>(Cf::Volumes, vol.id.as_bytes())?
-        .is_some()
-    {
+    if txn.db().get::<VolumeRecord>(Cf::Volumes, vol.id.as_bytes())?.is_some() {
         return refuse(ApplyError::conflict("volume already exists"));
     }
     vol.head_seq = source.head_seq;
@@ -337,28 +266,18 @@ fn fork_volume(txn: &mut Txn, c: &ForkVolume) -> Applied {
             txn.put_raw(cf, &key, &v);
         }
     }
-    for (k, mut entry) in txn
-        .db()
-        .scan::<JournalEntry>(Cf::Journal, &from, None, usize::MAX)?
-    {
+    for (k, mut entry) in txn.db().scan::<JournalEntry>(Cf::Journal, &from, None, usize::MAX)? {
         let mut key = to.clone();
         key.extend_from_slice(&k[from.len()..]);
         entry.volume_id = vol.id.clone();
         txn.put(Cf::Journal, &key, &entry);
     }
     txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
-    Ok(Response {
-        head_seq: vol.head_seq,
-        volume: Some(vol),
-        ..Default::default()
-    })
+    Ok(Response { head_seq: vol.head_seq, volume: Some(vol), ..Default::default() })
 }
 
 fn create_token(txn: &mut Txn, c: &CreateToken) -> Applied {
-    let token = c
-        .token
-        .as_ref()
-        .ok_or_else(|| ApplyError::bad_request("create_token without a token"))?;
+    let token = c.token.as_ref().ok_or_else(|| ApplyError::bad_request("create_token without a token"))?;
     if c.token_sha256.len() != 32 {
         return refuse(ApplyError::bad_request("token hash must be 32 bytes"));
     }
@@ -369,13 +288,10 @@ fn create_token(txn: &mut Txn, c: &CreateToken) -> Applied {
 fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
     let (mut vol, origin) = writable_volume(txn, c.origin.as_ref())?;
     let p = checked_path(&c.path)?;
-    let content = ContentRef::parse(&c.content_ref)
-        .ok_or_else(|| ApplyError::bad_request("invalid content_ref"))?;
+    let content = ContentRef::parse(&c.content_ref).ok_or_else(|| ApplyError::bad_request("invalid content_ref"))?;
     if let Some(bytes) = &c.inline {
         if bytes.len() as u64 != c.size || ContentRef::of(bytes) != content {
-            return refuse(ApplyError::bad_request(
-                "inline content does not match its content_ref",
-            ));
+            return refuse(ApplyError::bad_request("inline content does not match its content_ref"));
         }
     }
     let existing = txn.node(&vol.id, &p)?;
@@ -384,9 +300,7 @@ fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
     }
     let seq = vol.head_seq + 1;
     create_parents(txn, &vol.id, &p, origin, seq)?;
-    let mode = existing
-        .map(|n| n.mode)
-        .unwrap_or(if c.mode == 0 { FILE_MODE } else { c.mode });
+    let mode = existing.map(|n| n.mode).unwrap_or(if c.mode == 0 { FILE_MODE } else { c.mode });
     let node = NodeRecord {
         kind: KIND_FILE.into(),
         mode,
@@ -403,11 +317,7 @@ fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
         value.extend_from_slice(bytes);
         txn.put_raw(Cf::Blobs, &content.0, &value);
     }
-    txn.put_raw(
-        Cf::VolumeBlobs,
-        &keys::volume_blob(&vol.id, &content.0),
-        &[crate::codec::FORMAT_V1],
-    );
+    txn.put_raw(Cf::VolumeBlobs, &keys::volume_blob(&vol.id, &content.0), &[crate::codec::FORMAT_V1]);
     let entry = JournalEntry {
         event_type: "write".into(),
         path: p,
@@ -437,9 +347,7 @@ fn make_dir(txn: &mut Txn, c: &MakeDir) -> Applied {
         let (parent, _) = path::split(&p);
         match txn.node(&vol.id, parent)? {
             None => return refuse(ApplyError::not_found("directory not found")),
-            Some(n) if !n.is_dir() => {
-                return refuse(ApplyError::conflict("path is not a directory"))
-            }
+            Some(n) if !n.is_dir() => return refuse(ApplyError::conflict("path is not a directory")),
             Some(_) => {}
         }
     }
@@ -490,9 +398,7 @@ fn move_path(txn: &mut Txn, c: &MovePath) -> Applied {
         return ok(0, vol.head_seq);
     }
     if node.is_dir() && path::is_within(&dst, &src) {
-        return refuse(ApplyError::bad_request(
-            "cannot move a directory into itself",
-        ));
+        return refuse(ApplyError::bad_request("cannot move a directory into itself"));
     }
     match txn.node(&vol.id, &dst)? {
         None => {}
@@ -501,11 +407,7 @@ fn move_path(txn: &mut Txn, c: &MovePath) -> Applied {
     }
     let seq = vol.head_seq + 1;
     create_parents(txn, &vol.id, &dst, origin, seq)?;
-    let below = if node.is_dir() {
-        txn.subtree(&vol.id, &src)?
-    } else {
-        Vec::new()
-    };
+    let below = if node.is_dir() { txn.subtree(&vol.id, &src)? } else { Vec::new() };
     for (old, _) in &below {
         txn.delete_node(&vol.id, old);
     }
@@ -513,11 +415,7 @@ fn move_path(txn: &mut Txn, c: &MovePath) -> Applied {
     for (old, n) in &below {
         txn.put_node(&vol.id, &path::rebase(old, &src, &dst), n);
     }
-    let moved = NodeRecord {
-        seq,
-        source: origin.source.clone(),
-        ..node.clone()
-    };
+    let moved = NodeRecord { seq, source: origin.source.clone(), ..node.clone() };
     txn.put_node(&vol.id, &dst, &moved);
     let entry = JournalEntry {
         event_type: "rename".into(),
@@ -532,13 +430,7 @@ fn move_path(txn: &mut Txn, c: &MovePath) -> Applied {
 }
 
 /// Creates every missing proper ancestor of `p` as a directory; a file in the way is a conflict.
-fn create_parents(
-    txn: &mut Txn,
-    volume: &str,
-    p: &str,
-    origin: &Origin,
-    seq: u64,
-) -> Result<(), Halt> {
+fn create_parents(txn: &mut Txn, volume: &str, p: &str, origin: &Origin, seq: u64) -> Result<(), Halt> {
     for dir in path::ancestors(p) {
         match txn.node(volume, dir)? {
             Some(n) if n.is_dir() => {}
@@ -578,19 +470,13 @@ fn checked_path(p: &str) -> Result<String, Halt> {
 }
 
 fn team_volume(txn: &Txn, volume_id: &str, team_id: &str) -> Result<VolumeRecord, Halt> {
-    match txn
-        .db()
-        .get::<VolumeRecord>(Cf::Volumes, volume_id.as_bytes())?
-    {
+    match txn.db().get::<VolumeRecord>(Cf::Volumes, volume_id.as_bytes())? {
         Some(v) if v.team_id == team_id => Ok(v),
         _ => refuse(ApplyError::not_found("volume not found")),
     }
 }
 
-fn writable_volume<'o>(
-    txn: &Txn,
-    origin: Option<&'o Origin>,
-) -> Result<(VolumeRecord, &'o Origin), Halt> {
+fn writable_volume<'o>(txn: &Txn, origin: Option<&'o Origin>) -> Result<(VolumeRecord, &'o Origin), Halt> {
     let origin = origin.ok_or_else(|| ApplyError::bad_request("command without an origin"))?;
     let vol = team_volume(txn, &origin.volume_id, &origin.team_id)?;
     if vol.config.as_ref().is_some_and(|c| c.access_mode == "ROX") {

@@ -28,10 +28,7 @@ pub(crate) struct Txn<'a> {
 
 impl<'a> Txn<'a> {
     pub fn new(db: &'a Db) -> Self {
-        Txn {
-            db,
-            batch: WriteBatch::default(),
-        }
+        Txn { db, batch: WriteBatch::default() }
     }
 
     pub fn db(&self) -> &Db {
@@ -51,8 +48,7 @@ impl<'a> Txn<'a> {
     }
 
     pub fn delete_prefix(&mut self, cf: Cf, prefix: &[u8]) {
-        self.batch
-            .delete_range_cf(self.db.cf(cf), prefix, &keys::prefix_end(prefix)[..]);
+        self.batch.delete_range_cf(self.db.cf(cf), prefix, &keys::prefix_end(prefix)[..]);
     }
 
     /// The node at a clean path; the root always exists as a directory.
@@ -65,11 +61,7 @@ impl<'a> Txn<'a> {
 
     pub fn put_node(&mut self, volume: &str, node_path: &str, node: &NodeRecord) {
         self.put(Cf::Namespace, &keys::node(volume, node_path), node);
-        self.put_raw(
-            Cf::FoldIndex,
-            &fold_key(volume, node_path),
-            &[codec::FORMAT_V1],
-        );
+        self.put_raw(Cf::FoldIndex, &fold_key(volume, node_path), &[codec::FORMAT_V1]);
     }
 
     pub fn delete_node(&mut self, volume: &str, node_path: &str) {
@@ -78,22 +70,14 @@ impl<'a> Txn<'a> {
     }
 
     /// Every node strictly below `dir`, depth first, parents before children.
-    pub fn subtree(
-        &self,
-        volume: &str,
-        dir: &str,
-    ) -> Result<Vec<(String, NodeRecord)>, StorageError> {
+    pub fn subtree(&self, volume: &str, dir: &str) -> Result<Vec<(String, NodeRecord)>, StorageError> {
         let mut out = Vec::new();
         let mut stack = vec![dir.to_string()];
         while let Some(d) = stack.pop() {
             let prefix = keys::children_prefix(volume, &d);
-            for (k, node) in self
-                .db
-                .scan::<NodeRecord>(Cf::Namespace, &prefix, None, usize::MAX)?
-            {
-                let p = keys::node_path(volume, &k).ok_or_else(|| {
-                    StorageError::corrupt("namespace", &k, "key is not a node path")
-                })?;
+            for (k, node) in self.db.scan::<NodeRecord>(Cf::Namespace, &prefix, None, usize::MAX)? {
+                let p = keys::node_path(volume, &k)
+                    .ok_or_else(|| StorageError::corrupt("namespace", &k, "key is not a node path"))?;
                 if node.is_dir() {
                     stack.push(p.clone());
                 }
@@ -136,9 +120,5 @@ pub(crate) fn fold_key(volume: &str, node_path: &str) -> Vec<u8> {
 }
 
 pub(crate) fn root_node() -> NodeRecord {
-    NodeRecord {
-        kind: KIND_DIR.into(),
-        mode: DIR_MODE,
-        ..Default::default()
-    }
+    NodeRecord { kind: KIND_DIR.into(), mode: DIR_MODE, ..Default::default() }
 }

@@ -18,21 +18,12 @@ impl Fixture {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("db")).unwrap();
-        Fixture {
-            _dir: dir,
-            sm: StateMachine::new(db),
-            index: 0,
-        }
+        Fixture { _dir: dir, sm: StateMachine::new(db), index: 0 }
     }
 
     fn apply(&mut self, kind: CommandKind) -> Response {
         self.index += 1;
-        let pos = AppliedMeta {
-            index: self.index,
-            term: 1,
-            leader_id: 1,
-            membership: vec![],
-        };
+        let pos = AppliedMeta { index: self.index, term: 1, leader_id: 1, membership: vec![] };
         self.sm.apply(&pos, &kind.into()).unwrap()
     }
 
@@ -41,17 +32,12 @@ impl Fixture {
             id: id.into(),
             team_id: TEAM.into(),
             user_id: "u".into(),
-            config: Some(VolumeConfig {
-                access_mode: mode.into(),
-                ..Default::default()
-            }),
+            config: Some(VolumeConfig { access_mode: mode.into(), ..Default::default() }),
             created_at_ms: 1,
             updated_at_ms: 1,
             ..Default::default()
         };
-        let r = self.apply(CommandKind::CreateVolume(CreateVolume {
-            volume: Some(vol),
-        }));
+        let r = self.apply(CommandKind::CreateVolume(CreateVolume { volume: Some(vol) }));
         assert!(r.error.is_none(), "{r:?}");
     }
 
@@ -78,29 +64,17 @@ impl Fixture {
     }
 
     fn mkdir(&mut self, vol: &str, path: &str, recursive: bool) -> Response {
-        let c = MakeDir {
-            origin: self.origin(vol),
-            path: path.into(),
-            recursive,
-            mode: 0,
-        };
+        let c = MakeDir { origin: self.origin(vol), path: path.into(), recursive, mode: 0 };
         self.apply(CommandKind::MakeDir(c))
     }
 
     fn remove(&mut self, vol: &str, path: &str) -> Response {
-        let c = RemovePath {
-            origin: self.origin(vol),
-            path: path.into(),
-        };
+        let c = RemovePath { origin: self.origin(vol), path: path.into() };
         self.apply(CommandKind::Remove(c))
     }
 
     fn mv(&mut self, vol: &str, from: &str, to: &str) -> Response {
-        let c = MovePath {
-            origin: self.origin(vol),
-            source: from.into(),
-            destination: to.into(),
-        };
+        let c = MovePath { origin: self.origin(vol), source: from.into(), destination: to.into() };
         self.apply(CommandKind::Move(c))
     }
 
@@ -142,25 +116,14 @@ fn each_mutation_appends_one_gapless_entry() {
     assert_eq!(f.remove("v1", "/d").seq, 4);
     // No-ops and refusals append nothing.
     assert_eq!(f.remove("v1", "/nothing").seq, 0);
-    assert_eq!(
-        kind(&f.mkdir("v1", "/x/y", false)),
-        Some(ApplyErrorKind::NotFound)
-    );
+    assert_eq!(kind(&f.mkdir("v1", "/x/y", false)), Some(ApplyErrorKind::NotFound));
     assert_eq!(f.write("v1", "/e", b"").seq, 5);
     let seqs: Vec<u64> = f.journal("v1").iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
     assert_eq!(f.sm.volume("v1").unwrap().unwrap().head_seq, 5);
-    let events: Vec<String> = f
-        .journal("v1")
-        .iter()
-        .map(|e| e.event_type.clone())
-        .collect();
+    let events: Vec<String> = f.journal("v1").iter().map(|e| e.event_type.clone()).collect();
     assert_eq!(events, vec!["write", "create", "rename", "remove", "write"]);
-    assert!(f
-        .journal("v1")
-        .iter()
-        .filter(|e| e.event_type == "write")
-        .all(|e| e.content_ref.is_some()));
+    assert!(f.journal("v1").iter().filter(|e| e.event_type == "write").all(|e| e.content_ref.is_some()));
 }
 
 #[test]
@@ -168,45 +131,17 @@ fn type_clashes_are_conflicts_and_change_nothing() {
     let mut f = Fixture::new();
     f.create_volume("v1", "RWO");
     f.write("v1", "/f", b"x");
-    assert_eq!(
-        kind(&f.write("v1", "/f/child", b"y")),
-        Some(ApplyErrorKind::Conflict)
-    );
-    assert_eq!(
-        kind(&f.mkdir("v1", "/f", true)),
-        Some(ApplyErrorKind::Conflict)
-    );
+    assert_eq!(kind(&f.write("v1", "/f/child", b"y")), Some(ApplyErrorKind::Conflict));
+    assert_eq!(kind(&f.mkdir("v1", "/f", true)), Some(ApplyErrorKind::Conflict));
     f.mkdir("v1", "/dir", false);
-    assert_eq!(
-        kind(&f.write("v1", "/dir", b"z")),
-        Some(ApplyErrorKind::Conflict)
-    );
-    assert_eq!(
-        kind(&f.mkdir("v1", "/dir", false)),
-        Some(ApplyErrorKind::Conflict)
-    );
-    assert_eq!(
-        f.mkdir("v1", "/dir", true).seq,
-        0,
-        "recursive mkdir of an existing dir is a no-op"
-    );
-    assert_eq!(
-        kind(&f.mv("v1", "/dir", "/dir/sub")),
-        Some(ApplyErrorKind::BadRequest)
-    );
-    assert_eq!(
-        kind(&f.mv("v1", "/missing", "/x")),
-        Some(ApplyErrorKind::NotFound)
-    );
-    assert_eq!(
-        kind(&f.mv("v1", "/f", "/dir")),
-        Some(ApplyErrorKind::Conflict)
-    );
+    assert_eq!(kind(&f.write("v1", "/dir", b"z")), Some(ApplyErrorKind::Conflict));
+    assert_eq!(kind(&f.mkdir("v1", "/dir", false)), Some(ApplyErrorKind::Conflict));
+    assert_eq!(f.mkdir("v1", "/dir", true).seq, 0, "recursive mkdir of an existing dir is a no-op");
+    assert_eq!(kind(&f.mv("v1", "/dir", "/dir/sub")), Some(ApplyErrorKind::BadRequest));
+    assert_eq!(kind(&f.mv("v1", "/missing", "/x")), Some(ApplyErrorKind::NotFound));
+    assert_eq!(kind(&f.mv("v1", "/f", "/dir")), Some(ApplyErrorKind::Conflict));
     assert_eq!(f.journal("v1").len(), 2);
-    assert_eq!(
-        kind(&f.write("nope", "/a", b"")),
-        Some(ApplyErrorKind::NotFound)
-    );
+    assert_eq!(kind(&f.write("nope", "/a", b"")), Some(ApplyErrorKind::NotFound));
 }
 
 #[test]
@@ -224,12 +159,7 @@ fn fork_copies_namespace_and_journal_and_delete_removes_everything() {
     f.create_volume("v1", "RWO");
     f.write("v1", "/a/one", b"1");
     f.write("v1", "/two", b"2");
-    let fork = VolumeRecord {
-        id: "v2".into(),
-        team_id: TEAM.into(),
-        created_at_ms: 5,
-        ..Default::default()
-    };
+    let fork = VolumeRecord { id: "v2".into(), team_id: TEAM.into(), created_at_ms: 5, ..Default::default() };
     let r = f.apply(CommandKind::ForkVolume(ForkVolume {
         source_volume_id: "v1".into(),
         team_id: TEAM.into(),
@@ -244,19 +174,14 @@ fn fork_copies_namespace_and_journal_and_delete_removes_everything() {
     assert_eq!(f.namespace("v1").len(), 3);
     assert_eq!(f.namespace("v2").len(), 4);
 
-    let r = f.apply(CommandKind::DeleteVolume(DeleteVolume {
-        volume_id: "v1".into(),
-        team_id: TEAM.into(),
-    }));
+    let r = f.apply(CommandKind::DeleteVolume(DeleteVolume { volume_id: "v1".into(), team_id: TEAM.into() }));
     assert!(r.error.is_none());
     assert!(f.sm.volume("v1").unwrap().is_none());
     assert!(f.journal("v1").is_empty());
     assert!(f.namespace("v1").is_empty());
     assert_eq!(f.namespace("v2").len(), 4);
-    let other_team = f.apply(CommandKind::DeleteVolume(DeleteVolume {
-        volume_id: "v2".into(),
-        team_id: "other".into(),
-    }));
+    let other_team =
+        f.apply(CommandKind::DeleteVolume(DeleteVolume { volume_id: "v2".into(), team_id: "other".into() }));
     assert_eq!(kind(&other_team), Some(ApplyErrorKind::NotFound));
     f.sm.verify().unwrap();
 }
@@ -270,21 +195,13 @@ fn corrupt_journal_value_fails_verification_with_a_typed_error() {
     }
     assert_eq!(f.sm.verify().unwrap().journal_entries, 5);
     let db = f.sm.db();
-    db.raw()
-        .put_cf(
-            db.cf(Cf::Journal),
-            keys::journal("v1", 3),
-            [1u8, 0xff, 0xff, 0xff],
-        )
-        .unwrap();
+    db.raw().put_cf(db.cf(Cf::Journal), keys::journal("v1", 3), [1u8, 0xff, 0xff, 0xff]).unwrap();
     match f.sm.verify() {
         Err(StorageError::Corrupt { cf: "journal", .. }) => {}
         other => panic!("expected a corrupt journal error, got {other:?}"),
     }
     // A gap is an invariant violation, not an empty journal.
-    db.raw()
-        .delete_cf(db.cf(Cf::Journal), keys::journal("v1", 3))
-        .unwrap();
+    db.raw().delete_cf(db.cf(Cf::Journal), keys::journal("v1", 3)).unwrap();
     assert!(matches!(f.sm.verify(), Err(StorageError::Invariant(_))));
 }
 

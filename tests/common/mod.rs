@@ -24,16 +24,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &["--listen".into(), "127.0.0.1:0".into()])
+    }
+
+    /// Starts a server with extra arguments (`--listen` among them).
+    pub fn start_with(data_dir: &Path, args: &[String]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tideline"))
-            .args([
-                "server",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-token",
-                ADMIN,
-                "--data-dir",
-            ])
+            .args(["server", "--admin-token", ADMIN, "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -61,18 +60,10 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "server did not start; stderr:\n{}",
-                    captured.lock().unwrap()
-                );
+                panic!("server did not start; stderr:\n{}", captured.lock().unwrap());
             }
         };
-        Server {
-            child,
-            url,
-            data_dir: data_dir.to_path_buf(),
-            stderr: captured,
-        }
+        Server { child, url, data_dir: data_dir.to_path_buf(), stderr: captured }
     }
 
     /// SIGKILL: no chance to flush anything.
@@ -83,10 +74,7 @@ impl Server {
 
     /// SIGTERM, then the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
         assert!(status.success());
         self.child.wait().expect("wait")
     }
@@ -123,22 +111,29 @@ impl Client {
             .json()
             .await
             .unwrap();
-        let token = r["data"]["token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{r}"))
-            .to_string();
-        Client {
-            http,
-            url: url.to_string(),
-            token,
-        }
+        let token = r["data"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_string();
+        Client { http, url: url.to_string(), token }
     }
 
     pub fn with_url(&self, url: &str) -> Client {
-        Client {
-            http: self.http.clone(),
-            url: url.to_string(),
-            token: self.token.clone(),
+        Client { http: self.http.clone(), url: url.to_string(), token: self.token.clone() }
+    }
+
+    /// GET with this client's token; the `data` of the envelope, or the error.
+    pub async fn get_json(&self, path: &str) -> Result<Value, String> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let v: Value = resp.json().await.map_err(|e| e.to_string())?;
+        if status.is_success() {
+            Ok(v["data"].clone())
+        } else {
+            Err(format!("{status}: {v}"))
         }
     }
 
@@ -153,18 +148,10 @@ impl Client {
             .json()
             .await
             .unwrap();
-        r["data"]["id"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{r}"))
-            .to_string()
+        r["data"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_string()
     }
 
-    pub async fn write(
-        &self,
-        vol: &str,
-        path: &str,
-        data: Vec<u8>,
-    ) -> reqwest::Result<reqwest::StatusCode> {
+    pub async fn write(&self, vol: &str, path: &str, data: Vec<u8>) -> reqwest::Result<reqwest::StatusCode> {
         let resp = self
             .http
             .post(format!("{}/api/v1/sandboxvolumes/{vol}/files", self.url))
@@ -190,16 +177,18 @@ impl Client {
 
     /// The whole journal, paged.
     pub async fn journal(&self, vol: &str) -> Vec<Value> {
+        self.journal_with(vol, "linearizable").await
+    }
+
+    /// The whole journal as this node has applied it (`consistency=local`).
+    pub async fn journal_with(&self, vol: &str, consistency: &str) -> Vec<Value> {
         let mut out = Vec::new();
         loop {
             let after = out.len().to_string();
             let r: Value = self
                 .http
-                .get(format!(
-                    "{}/api/v1/sandboxvolumes/{vol}/sync/changes",
-                    self.url
-                ))
-                .query(&[("after", after.as_str()), ("limit", "2048")])
+                .get(format!("{}/api/v1/sandboxvolumes/{vol}/sync/changes", self.url))
+                .query(&[("after", after.as_str()), ("limit", "2048"), ("consistency", consistency)])
                 .bearer_auth(&self.token)
                 .send()
                 .await
@@ -207,10 +196,7 @@ impl Client {
                 .json()
                 .await
                 .unwrap();
-            let page = r["data"]["changes"]
-                .as_array()
-                .unwrap_or_else(|| panic!("{r}"))
-                .clone();
+            let page = r["data"]["changes"].as_array().unwrap_or_else(|| panic!("{r}")).clone();
             if page.is_empty() {
                 return out;
             }
@@ -219,12 +205,31 @@ impl Client {
     }
 }
 
+/// Free loopback ports for a cluster whose members must know each other's address up front.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0")).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// Deterministic content for file `i`; every 50th is large enough for the object store.
 pub fn content(i: usize) -> Vec<u8> {
-    let len = if i % 50 == 0 {
-        70 * 1024 + i
-    } else {
-        16 + i % 300
-    };
+    let len = if i % 50 == 0 { 70 * 1024 + i } else { 16 + i % 300 };
     (0..len).map(|j| ((i * 31 + j * 7) % 256) as u8).collect()
 }

@@ -40,12 +40,9 @@ fn origin(vol: &VolumeRecord) -> Option<Origin> {
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
-    [header::ACCEPT, header::CONTENT_TYPE].iter().any(|h| {
-        headers
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("application/json"))
-    })
+    [header::ACCEPT, header::CONTENT_TYPE]
+        .iter()
+        .any(|h| headers.get(h).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json")))
 }
 
 pub async fn read(
@@ -58,11 +55,7 @@ pub async fn read(
     let caller = principal.require(Permission::FileRead)?;
     let p = path::clean_non_root(q.path.as_deref().unwrap_or(""))?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    let node = st
-        .node
-        .state_machine()
-        .node(&vol.id, &p)?
-        .ok_or_else(|| ApiError::not_found("file not found"))?;
+    let node = st.node.state_machine().node(&vol.id, &p)?.ok_or_else(|| ApiError::not_found("file not found"))?;
     if node.is_dir() {
         return Err(ApiError::conflict("path is a directory"));
     }
@@ -95,23 +88,10 @@ pub async fn write(
     let recursive = flag("recursive", q.recursive.as_deref())?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
     if mkdir {
-        apply(
-            &st,
-            CommandKind::MakeDir(MakeDir {
-                origin: origin(&vol),
-                path: p,
-                recursive,
-                mode: 0,
-            }),
-        )
-        .await?;
+        apply(&st, CommandKind::MakeDir(MakeDir { origin: origin(&vol), path: p, recursive, mode: 0 })).await?;
         return Ok(created(json!({ "created": true })).into_response());
     }
-    let _slot = st
-        .upload_slots
-        .acquire()
-        .await
-        .map_err(|_| ApiError::unavailable("shutting down"))?;
+    let _slot = st.upload_slots.acquire().await.map_err(|_| ApiError::unavailable("shutting down"))?;
     let body = read_body(req, FILE_BYTES_MAX, "file").await.map_err(|e| {
         if e.status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large("file too large")
@@ -148,14 +128,7 @@ pub async fn remove(
     let caller = principal.require(Permission::FileWrite)?;
     let p = path::clean_non_root(q.path.as_deref().unwrap_or(""))?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    apply(
-        &st,
-        CommandKind::Remove(RemovePath {
-            origin: origin(&vol),
-            path: p,
-        }),
-    )
-    .await?;
+    apply(&st, CommandKind::Remove(RemovePath { origin: origin(&vol), path: p })).await?;
     Ok(ok(json!({ "deleted": true })))
 }
 
@@ -168,11 +141,7 @@ pub async fn stat(
     let caller = principal.require(Permission::FileRead)?;
     let p = path::clean(q.path.as_deref().unwrap_or(""))?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    let node = st
-        .node
-        .state_machine()
-        .node(&vol.id, &p)?
-        .ok_or_else(|| ApiError::not_found("file not found"))?;
+    let node = st.node.state_machine().node(&vol.id, &p)?.ok_or_else(|| ApiError::not_found("file not found"))?;
     Ok(ok(FileInfo::new(&p, &node)))
 }
 
@@ -186,9 +155,7 @@ pub async fn list(
     let p = path::clean(q.path.as_deref().unwrap_or(""))?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
     let sm = st.node.state_machine();
-    let node = sm
-        .node(&vol.id, &p)?
-        .ok_or_else(|| ApiError::not_found("directory not found"))?;
+    let node = sm.node(&vol.id, &p)?.ok_or_else(|| ApiError::not_found("directory not found"))?;
     if !node.is_dir() {
         return Err(ApiError::conflict("path is not a directory"));
     }
@@ -198,10 +165,7 @@ pub async fn list(
             "directory has more than {LIST_ENTRIES_MAX} entries; list its subdirectories or read sync/changes"
         )));
     }
-    let entries: Vec<FileInfo> = children
-        .iter()
-        .map(|(name, n)| FileInfo::new(&path::join(&p, name), n))
-        .collect();
+    let entries: Vec<FileInfo> = children.iter().map(|(name, n)| FileInfo::new(&path::join(&p, name), n)).collect();
     Ok(ok(json!({ "entries": entries })))
 }
 
@@ -219,23 +183,14 @@ pub async fn move_path(
     Json(body): Json<MoveBody>,
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::FileWrite)?;
-    let (Some(src), Some(dst)) = (
-        body.source.filter(|s| !s.trim().is_empty()),
-        body.destination.filter(|s| !s.trim().is_empty()),
-    ) else {
+    let (Some(src), Some(dst)) =
+        (body.source.filter(|s| !s.trim().is_empty()), body.destination.filter(|s| !s.trim().is_empty()))
+    else {
         return Err(ApiError::bad_request("source and destination are required"));
     };
     let src = path::clean_non_root(&src)?;
     let dst = path::clean_non_root(&dst)?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    apply(
-        &st,
-        CommandKind::Move(MovePath {
-            origin: origin(&vol),
-            source: src,
-            destination: dst,
-        }),
-    )
-    .await?;
+    apply(&st, CommandKind::Move(MovePath { origin: origin(&vol), source: src, destination: dst })).await?;
     Ok(ok(json!({ "moved": true })))
 }

@@ -1,6 +1,8 @@
 //! The router and what its handlers share.
 
+mod cluster;
 mod files;
+mod raft;
 mod sync;
 mod tokens;
 mod volumes;
@@ -22,40 +24,35 @@ pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/sandboxvolumes", post(volumes::create).get(volumes::list))
-        .route(
-            "/sandboxvolumes/{id}",
-            get(volumes::get).delete(volumes::delete),
-        )
+        .route("/sandboxvolumes/{id}", get(volumes::get).delete(volumes::delete))
         .route("/sandboxvolumes/{id}/fork", post(volumes::fork))
-        .route(
-            "/sandboxvolumes/{id}/files",
-            get(files::read).post(files::write).delete(files::remove),
-        )
+        .route("/sandboxvolumes/{id}/files", get(files::read).post(files::write).delete(files::remove))
         .route("/sandboxvolumes/{id}/files/stat", get(files::stat))
         .route("/sandboxvolumes/{id}/files/list", get(files::list))
         .route("/sandboxvolumes/{id}/files/move", post(files::move_path))
         .route("/sandboxvolumes/{id}/sync/changes", get(sync::changes))
-        .route(
-            "/sandboxvolumes/{id}/sync/replay-payload",
-            get(sync::replay_payload),
-        )
-        .route("/tokens", post(tokens::create));
+        .route("/sandboxvolumes/{id}/sync/replay-payload", get(sync::replay_payload))
+        .route("/tokens", post(tokens::create))
+        .route("/cluster", get(cluster::get))
+        .route("/cluster/nodes", post(cluster::add_node))
+        .route("/cluster/nodes/{node_id}", axum::routing::delete(cluster::remove_node));
+    let peers = Router::new()
+        .route("/append", post(raft::append))
+        .route("/vote", post(raft::vote))
+        .route("/snapshot", post(raft::snapshot))
+        .route("/propose", post(raft::propose))
+        .route("/read-index", post(raft::read_index));
     Router::new()
         .nest("/api/v1", api)
+        .nest("/raft", peers)
         .route("/healthz", get(|| async { ok(json!({ "status": "ok" })) }))
         .fallback(|| async { ApiError::not_found("route not found") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
-                "bad_request",
-                "method not allowed",
-            )
+            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "bad_request", "method not allowed")
         })
         // Bodies are bounded per route by the extractors, which answer with the envelope.
         .layer(DefaultBodyLimit::disable())
-        .layer(tower::limit::ConcurrencyLimitLayer::new(
-            REQUESTS_IN_FLIGHT_MAX,
-        ))
+        .layer(tower::limit::ConcurrencyLimitLayer::new(REQUESTS_IN_FLIGHT_MAX))
         .with_state(state)
 }
 
@@ -65,9 +62,7 @@ pub(crate) async fn read_barrier(st: &AppState, consistency: Option<&str>) -> Ap
     match consistency.unwrap_or("linearizable") {
         "linearizable" | "" => Ok(st.node.read_barrier().await?),
         "local" => Ok(()),
-        other => Err(ApiError::bad_request(format!(
-            "invalid consistency {other:?}: use linearizable or local"
-        ))),
+        other => Err(ApiError::bad_request(format!("invalid consistency {other:?}: use linearizable or local"))),
     }
 }
 
@@ -104,8 +99,6 @@ pub(crate) fn flag(name: &str, v: Option<&str>) -> ApiResult<bool> {
     match v {
         None | Some("") | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "invalid {name} {other:?}: use true or false"
-        ))),
+        Some(other) => Err(ApiError::bad_request(format!("invalid {name} {other:?}: use true or false"))),
     }
 }

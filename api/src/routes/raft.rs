@@ -20,7 +20,7 @@ use crate::state::AppState;
 async fn admit<M: Message + Default>(st: &AppState, req: Request) -> ApiResult<M> {
     let headers: &HeaderMap = req.headers();
     let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
-    if !constant_time_eq(given, st.cluster_secret.as_bytes()) {
+    if st.cluster_secret.is_empty() || !constant_time_eq(given, st.cluster_secret.as_bytes()) {
         return Err(ApiError::unauthorized("missing or wrong cluster secret"));
     }
     let from = headers.get(FROM_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
@@ -58,7 +58,10 @@ pub async fn vote(State(st): State<AppState>, req: Request) -> ApiResult<Respons
 pub async fn snapshot(State(st): State<AppState>, req: Request) -> ApiResult<Response> {
     let rpc = chunk_from(admit(&st, req).await?).map_err(ApiError::bad_request)?;
     match st.node.raft().install_snapshot(rpc).await {
-        Ok(resp) => Ok(proto(SnapshotChunkResponse { vote: Some(tideline_raft::codec::vote_to(&resp.vote)), ..Default::default() })),
+        Ok(resp) => Ok(proto(SnapshotChunkResponse {
+            vote: Some(tideline_raft::codec::vote_to(&resp.vote)),
+            ..Default::default()
+        })),
         Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(m))) => {
             let (expect, got) = mismatch_to(&m);
             Ok(proto(SnapshotChunkResponse { vote: None, mismatch_expect: Some(expect), mismatch_got: Some(got) }))

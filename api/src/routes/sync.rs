@@ -28,9 +28,10 @@ pub struct ChangesQuery {
 fn parse_u64(name: &str, v: Option<&str>) -> ApiResult<Option<u64>> {
     match v.map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) => s.parse().map(Some).map_err(|_| {
-            ApiError::bad_request(format!("invalid {name} {s:?}: want a non-negative integer"))
-        }),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid {name} {s:?}: want a non-negative integer"))),
     }
 }
 
@@ -61,9 +62,7 @@ pub async fn changes(
     }
     let entries = st.node.state_machine().changes(&vol.id, after, limit)?;
     let changes: Vec<SyncJournalEntry> = entries.iter().map(SyncJournalEntry::from).collect();
-    Ok(ok(
-        json!({ "head_seq": vol.head_seq, "retained_after_seq": vol.floor_seq, "changes": changes }),
-    ))
+    Ok(ok(json!({ "head_seq": vol.head_seq, "retained_after_seq": vol.floor_seq, "changes": changes })))
 }
 
 #[derive(Deserialize)]
@@ -89,15 +88,7 @@ pub async fn replay_payload(
     if !st.node.state_machine().volume_references(&vol.id, &r)? {
         return Err(ApiError::not_found("not found"));
     }
-    let bytes = content(&st, &r)
-        .await?
-        .ok_or_else(|| ApiError::not_found("not found"))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        bytes,
-    )
+    let bytes = content(&st, &r).await?.ok_or_else(|| ApiError::not_found("not found"))?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store")], bytes)
         .into_response())
 }

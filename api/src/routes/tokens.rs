@@ -31,14 +31,9 @@ pub async fn create(
     Json(body): Json<TokenBody>,
 ) -> ApiResult<impl IntoResponse> {
     principal.require_admin()?;
-    let team_id = body
-        .team_id
-        .map(|t| t.trim().to_string())
-        .unwrap_or_default();
+    let team_id = body.team_id.map(|t| t.trim().to_string()).unwrap_or_default();
     if team_id.is_empty() || team_id.len() > TEAM_ID_BYTES_MAX || team_id.contains('\0') {
-        return Err(ApiError::bad_request(
-            "team_id is required (at most 128 bytes)",
-        ));
+        return Err(ApiError::bad_request("team_id is required (at most 128 bytes)"));
     }
     if body.permissions.is_empty() {
         return Err(ApiError::bad_request("permissions are required"));
@@ -48,11 +43,7 @@ pub async fn create(
             .with_details(json!({ "known": PERMISSIONS, "all": "*" })));
     }
     let id = new_id("tok-");
-    let subject = body
-        .subject
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| id.clone());
+    let subject = body.subject.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| id.clone());
     let secret: [u8; 32] = rand::random();
     let token = format!("tl_{}", hex::encode(secret));
     let record = TokenRecord {
@@ -63,10 +54,7 @@ pub async fn create(
         created_at_ms: now_ms(),
     };
     let created_at = rfc3339(record.created_at_ms);
-    let cmd = CreateToken {
-        token_sha256: token_sha256(&token).to_vec(),
-        token: Some(record),
-    };
+    let cmd = CreateToken { token_sha256: token_sha256(&token).to_vec(), token: Some(record) };
     apply(&st, CommandKind::CreateToken(cmd)).await?;
     Ok(created(json!({
         "id": id,

@@ -37,9 +37,7 @@ pub struct ReadQuery {
 }
 
 fn access_mode(raw: Option<&str>) -> ApiResult<String> {
-    let mode = raw
-        .map(|m| m.trim().to_ascii_uppercase())
-        .unwrap_or_default();
+    let mode = raw.map(|m| m.trim().to_ascii_uppercase()).unwrap_or_default();
     match mode.as_str() {
         "" => Ok("RWO".into()),
         "RWO" | "ROX" | "RWX" => Ok(mode),
@@ -52,12 +50,10 @@ fn posix_ids(b: &VolumeBody) -> ApiResult<Option<(i64, i64)>> {
     match (b.default_posix_uid, b.default_posix_gid) {
         (None, None) => Ok(None),
         (Some(u), Some(g)) if u >= 0 && g >= 0 => Ok(Some((u, g))),
-        (Some(_), Some(_)) => Err(ApiError::bad_request(
-            "default_posix_uid and default_posix_gid must be non-negative",
-        )),
-        _ => Err(ApiError::bad_request(
-            "default_posix_uid and default_posix_gid must be set together",
-        )),
+        (Some(_), Some(_)) => {
+            Err(ApiError::bad_request("default_posix_uid and default_posix_gid must be non-negative"))
+        }
+        _ => Err(ApiError::bad_request("default_posix_uid and default_posix_gid must be set together")),
     }
 }
 
@@ -73,10 +69,7 @@ fn config(b: VolumeBody, base: &VolumeConfig) -> ApiResult<VolumeConfig> {
     if prefetch < 0 {
         return Err(ApiError::bad_request("prefetch must be non-negative"));
     }
-    let (uid, gid) = ids.unwrap_or((
-        base.default_posix_uid.unwrap_or(0),
-        base.default_posix_gid.unwrap_or(0),
-    ));
+    let (uid, gid) = ids.unwrap_or((base.default_posix_uid.unwrap_or(0), base.default_posix_gid.unwrap_or(0)));
     Ok(VolumeConfig {
         cache_size: non_empty(b.cache_size).unwrap_or_else(|| base.cache_size.clone()),
         buffer_size: non_empty(b.buffer_size).unwrap_or_else(|| base.buffer_size.clone()),
@@ -109,22 +102,10 @@ pub async fn create(
     OptionalJson(body): OptionalJson<VolumeBody>,
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeCreate)?;
-    let defaults = VolumeConfig {
-        cache_size: "1G".into(),
-        buffer_size: "32M".into(),
-        ..Default::default()
-    };
+    let defaults = VolumeConfig { cache_size: "1G".into(), buffer_size: "32M".into(), ..Default::default() };
     let record = new_record(caller, config(body, &defaults)?, None);
-    let resp = apply(
-        &st,
-        CommandKind::CreateVolume(CreateVolume {
-            volume: Some(record),
-        }),
-    )
-    .await?;
-    let vol = resp
-        .volume
-        .ok_or_else(|| ApiError::internal("create returned no volume"))?;
+    let resp = apply(&st, CommandKind::CreateVolume(CreateVolume { volume: Some(record) })).await?;
+    let vol = resp.volume.ok_or_else(|| ApiError::internal("create returned no volume"))?;
     Ok(created(SandboxVolume::from(&vol)))
 }
 
@@ -135,10 +116,7 @@ pub async fn list(
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeRead)?;
     read_barrier(&st, q.consistency.as_deref()).await?;
-    let vols = st
-        .node
-        .state_machine()
-        .volumes_of_team(&caller.team_id, VOLUME_LIST_ENTRIES_MAX)?;
+    let vols = st.node.state_machine().volumes_of_team(&caller.team_id, VOLUME_LIST_ENTRIES_MAX)?;
     Ok(ok(vols.iter().map(SandboxVolume::from).collect::<Vec<_>>()))
 }
 
@@ -168,16 +146,11 @@ pub async fn delete(
         Some(v) if v.team_id != caller.team_id => return Err(ApiError::not_found("not found")),
         Some(_) => {}
     }
-    let cmd = DeleteVolume {
-        volume_id: id,
-        team_id: caller.team_id.clone(),
-    };
+    let cmd = DeleteVolume { volume_id: id, team_id: caller.team_id.clone() };
     match apply(&st, CommandKind::DeleteVolume(cmd)).await {
         Ok(_) => Ok(ok(json!({ "deleted": true }))),
         // Deleted by someone else between our read and our commit: still deleted.
-        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {
-            Ok(ok(json!({ "deleted": true })))
-        }
+        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => Ok(ok(json!({ "deleted": true }))),
         Err(e) => Err(e),
     }
 }
@@ -192,22 +165,14 @@ pub async fn fork(
     let source = team_volume(&st, caller, &id, None).await?;
     let base = source.config.clone().unwrap_or_default();
     let record = new_record(caller, config(body, &base)?, Some(source.id.clone()));
-    let cmd = ForkVolume {
-        source_volume_id: source.id,
-        team_id: caller.team_id.clone(),
-        volume: Some(record),
-    };
-    let resp = apply(&st, CommandKind::ForkVolume(cmd))
-        .await
-        .map_err(|e| {
-            if e.status == axum::http::StatusCode::NOT_FOUND {
-                ApiError::not_found("volume not found")
-            } else {
-                e
-            }
-        })?;
-    let vol = resp
-        .volume
-        .ok_or_else(|| ApiError::internal("fork returned no volume"))?;
+    let cmd = ForkVolume { source_volume_id: source.id, team_id: caller.team_id.clone(), volume: Some(record) };
+    let resp = apply(&st, CommandKind::ForkVolume(cmd)).await.map_err(|e| {
+        if e.status == axum::http::StatusCode::NOT_FOUND {
+            ApiError::not_found("volume not found")
+        } else {
+            e
+        }
+    })?;
+    let vol = resp.volume.ok_or_else(|| ApiError::internal("fork returned no volume"))?;
     Ok(created(SandboxVolume::from(&vol)))
 }

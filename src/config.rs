@@ -1,0 +1,215 @@
+//! Server configuration: command-line flags (each also an environment variable) over an
+//! optional TOML file with the same keys, over defaults.
+//!
+//! ```toml
+//! node_id = 2
+//! data_dir = "/var/lib/tideline"
+//! listen = "0.0.0.0:7070"
+//! advertise = "10.0.0.2:7070"
+//! peers = "1=10.0.0.1:7070,2=10.0.0.2:7070,3=10.0.0.3:7070"
+//! cluster_secret = "…"
+//! object_store = "s3://bucket/prefix"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+
+#[derive(Args, Debug, Default)]
+pub struct ServerArgs {
+    /// TOML file with any of the keys below (flags win over it).
+    #[arg(long, env = "TIDELINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's id (> 0), unique in the cluster.
+    #[arg(long, env = "TIDELINE_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Where this node keeps its database, snapshots and (by default) its object store.
+    #[arg(long, env = "TIDELINE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "TIDELINE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address peers and clients reach this node at (default: the listen address).
+    #[arg(long, env = "TIDELINE_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// The cluster's initial voters: `1=host:port,2=host:port,3=host:port`.
+    #[arg(long, env = "TIDELINE_PEERS")]
+    pub peers: Option<String>,
+    /// Shared secret of node-to-node traffic (required with peers).
+    #[arg(long, env = "TIDELINE_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    /// Object store: `file:///shared/dir` or `s3://bucket/prefix` (default: `<data-dir>/objects`).
+    #[arg(long, env = "TIDELINE_OBJECT_STORE")]
+    pub object_store: Option<String>,
+    /// S3 endpoint (for S3-compatible servers); credentials come from the usual AWS variables.
+    #[arg(long, env = "TIDELINE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Admin token; if absent, read from or generated into <data-dir>/admin.token.
+    #[arg(long, env = "TIDELINE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Build a Raft snapshot (and purge the log before it) after this many entries.
+    #[arg(long, env = "TIDELINE_SNAPSHOT_LOGS")]
+    pub snapshot_logs: Option<u64>,
+}
+
+/// The same keys, from a TOML file.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    node_id: Option<u64>,
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    advertise: Option<String>,
+    peers: Option<String>,
+    cluster_secret: Option<String>,
+    object_store: Option<String>,
+    s3_endpoint: Option<String>,
+    admin_token: Option<String>,
+    snapshot_logs: Option<u64>,
+}
+
+/// Everything the server needs, resolved.
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub node_id: u64,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub advertise: Option<String>,
+    pub peers: BTreeMap<u64, String>,
+    pub cluster_secret: Option<String>,
+    pub object_store: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub admin_token: Option<String>,
+    pub snapshot_logs: u64,
+}
+
+impl ServerArgs {
+    pub fn resolve(self) -> anyhow::Result<ServerConfig> {
+        let file = match &self.config {
+            None => FileConfig::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("read config {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parse config {}", p.display()))?
+            }
+        };
+        let node_id = self.node_id.or(file.node_id).unwrap_or(1);
+        if node_id == 0 {
+            bail!("--node-id must be greater than 0");
+        }
+        let peers = match self.peers.or(file.peers) {
+            None => BTreeMap::new(),
+            Some(s) => parse_peers(&s)?,
+        };
+        if !peers.is_empty() && !peers.contains_key(&node_id) {
+            bail!("--peers does not name this node ({node_id})");
+        }
+        let cluster_secret = self.cluster_secret.or(file.cluster_secret).filter(|s| !s.is_empty());
+        if peers.len() > 1 && cluster_secret.is_none() {
+            bail!("--cluster-secret is required when --peers names other nodes");
+        }
+        Ok(ServerConfig {
+            node_id,
+            data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(crate::default_data_dir),
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| crate::DEFAULT_LISTEN.parse().expect("valid default")),
+            advertise: self.advertise.or(file.advertise),
+            peers,
+            cluster_secret,
+            object_store: self.object_store.or(file.object_store),
+            s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
+            admin_token: self.admin_token.or(file.admin_token),
+            snapshot_logs: self.snapshot_logs.or(file.snapshot_logs).unwrap_or(10_000),
+        })
+    }
+}
+
+/// Parses `1=host:port,2=host:port`.
+pub fn parse_peers(s: &str) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part.split_once('=').with_context(|| format!("peer {part:?} is not id=host:port"))?;
+        let id: u64 = id.trim().parse().with_context(|| format!("peer id {id:?} is not a number"))?;
+        if id == 0 || addr.trim().is_empty() {
+            bail!("peer {part:?}: id must be > 0 and the address non-empty");
+        }
+        if out.insert(id, addr.trim().to_string()).is_some() {
+            bail!("peer id {id} appears twice");
+        }
+    }
+    Ok(out)
+}
+
+/// Opens the object store a URL names (`file:///dir`, `s3://bucket/prefix`), or the local
+/// default under the data dir.
+pub fn object_store(
+    url: Option<&str>,
+    s3_endpoint: Option<&str>,
+    data_dir: &Path,
+) -> anyhow::Result<tideline_storage::BlobStore> {
+    let Some(url) = url else {
+        return tideline_storage::BlobStore::local(&data_dir.join("objects")).context("open local object store");
+    };
+    let parsed = url::Url::parse(url).with_context(|| format!("object store URL {url:?}"))?;
+    match parsed.scheme() {
+        "file" => {
+            let path =
+                parsed.to_file_path().map_err(|_| anyhow::anyhow!("object store URL {url:?} is not a local path"))?;
+            tideline_storage::BlobStore::local(&path).context("open local object store")
+        }
+        "s3" => {
+            let bucket = parsed.host_str().context("s3 URL without a bucket")?;
+            let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if let Some(ep) = s3_endpoint {
+                b = b
+                    .with_endpoint(ep)
+                    .with_allow_http(ep.starts_with("http://"))
+                    .with_virtual_hosted_style_request(false);
+            }
+            let store = b.build().context("configure S3 object store")?;
+            let prefix = parsed.path().trim_matches('/').to_string();
+            let store: std::sync::Arc<dyn object_store::ObjectStore> = if prefix.is_empty() {
+                std::sync::Arc::new(store)
+            } else {
+                std::sync::Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+            };
+            Ok(tideline_storage::BlobStore::from_store(store))
+        }
+        other => bail!("object store scheme {other:?} is not supported (use file:// or s3://)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_parse_and_refuse_nonsense() {
+        let p = parse_peers("1=a:1, 2=b:2,3=c:3").unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[&2], "b:2");
+        assert!(parse_peers("1=a:1,1=b:2").is_err());
+        assert!(parse_peers("x=a:1").is_err());
+        assert!(parse_peers("0=a:1").is_err());
+        assert!(parse_peers("1").is_err());
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_clusters_need_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t.toml");
+        std::fs::write(&f, "node_id = 2\npeers = \"1=a:1,2=b:2\"\ncluster_secret = \"s\"\nsnapshot_logs = 7\n")
+            .unwrap();
+        let c = ServerArgs { config: Some(f.clone()), snapshot_logs: Some(9), ..Default::default() }.resolve().unwrap();
+        assert_eq!((c.node_id, c.snapshot_logs, c.peers.len()), (2, 9, 2));
+        std::fs::write(&f, "node_id = 2\npeers = \"1=a:1,2=b:2\"\n").unwrap();
+        assert!(ServerArgs { config: Some(f.clone()), ..Default::default() }.resolve().is_err());
+        std::fs::write(&f, "nodeid = 2\n").unwrap();
+        assert!(ServerArgs { config: Some(f), ..Default::default() }.resolve().is_err(), "unknown keys are refused");
+    }
+}

@@ -1,0 +1,171 @@
+//! Three real `tideline server` processes: writes through followers, SIGKILL of the leader
+//! during a stream of writes, failover, restart and catch-up, identical journals everywhere.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{content, free_ports, wait_for, Client, Server, ADMIN};
+use serde_json::Value;
+
+const SECRET: &str = "test-cluster-secret";
+
+struct Cluster {
+    dirs: Vec<tempfile::TempDir>,
+    shared: tempfile::TempDir,
+    ports: Vec<u16>,
+    servers: Vec<Option<Server>>,
+}
+
+impl Cluster {
+    fn args(&self, i: usize) -> Vec<String> {
+        let peers: Vec<String> =
+            self.ports.iter().enumerate().map(|(j, p)| format!("{}=127.0.0.1:{p}", j + 1)).collect();
+        vec![
+            "--node-id".into(),
+            (i + 1).to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", self.ports[i]),
+            "--peers".into(),
+            peers.join(","),
+            "--cluster-secret".into(),
+            SECRET.into(),
+            "--object-store".into(),
+            format!("file://{}", self.shared.path().display()),
+        ]
+    }
+
+    fn start(n: usize) -> Cluster {
+        let mut c = Cluster {
+            dirs: (0..n).map(|_| tempfile::tempdir().unwrap()).collect(),
+            shared: tempfile::tempdir().unwrap(),
+            ports: free_ports(n),
+            servers: Vec::new(),
+        };
+        c.servers = (0..n).map(|i| Some(Server::start_with(c.dirs[i].path(), &c.args(i)))).collect();
+        c
+    }
+
+    fn restart(&mut self, i: usize) {
+        self.servers[i] = Some(Server::start_with(self.dirs[i].path(), &self.args(i)));
+    }
+
+    fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i])
+    }
+
+    fn admin(&self, i: usize) -> Client {
+        Client { http: reqwest::Client::new(), url: self.url(i), token: ADMIN.into() }
+    }
+
+    /// The leader as node `i` reports it, if it knows one.
+    async fn leader_seen_by(&self, i: usize) -> Option<u64> {
+        self.admin(i).get_json("/api/v1/cluster").await.ok()?["leader_id"].as_u64()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_sigkill_during_writes_loses_nothing() {
+    tracing::info!("--- three nodes start together and elect one leader");
+    let mut cluster = Cluster::start(3);
+    let leader = wait_for("a leader", Duration::from_secs(20), || async {
+        let seen: Vec<Option<u64>> = futures::future::join_all((0..3).map(|i| cluster.leader_seen_by(i))).await;
+        (seen.iter().all(|l| l.is_some() && *l == seen[0])).then(|| seen[0].unwrap())
+    })
+    .await;
+    let follower = (0..3).find(|i| *i as u64 + 1 != leader).unwrap();
+
+    tracing::info!("--- a token and a volume created through a follower");
+    let client = Client::for_team(&cluster.url(follower), "team-a").await;
+    let vol = client.create_volume().await;
+
+    tracing::info!("--- a stream of writes round-robin over all nodes; SIGKILL the leader midway");
+    let clients: Vec<Client> = (0..3).map(|i| client.with_url(&cluster.url(i))).collect();
+    let acked_count = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let clients: Vec<Client> = clients.iter().map(|c| c.with_url(&c.url)).collect();
+        let vol = vol.clone();
+        let acked_count = acked_count.clone();
+        tokio::spawn(async move {
+            let (mut acked, mut failed) = (Vec::new(), 0usize);
+            let mut i = 0usize;
+            while acked.len() < 300 {
+                assert!(i < 5000, "too many failed writes: {failed}");
+                match clients[i % 3].write(&vol, &format!("/w/{i}"), content(i)).await {
+                    Ok(s) if s.is_success() => {
+                        acked.push(i);
+                        acked_count.store(acked.len(), Ordering::SeqCst);
+                    }
+                    _ => failed += 1,
+                }
+                i += 1;
+            }
+            (acked, failed)
+        })
+    };
+    wait_for("150 acknowledged writes", Duration::from_secs(60), || async {
+        (acked_count.load(Ordering::SeqCst) >= 150).then_some(())
+    })
+    .await;
+    cluster.servers[leader as usize - 1].take().unwrap().kill();
+    let killed_at = Instant::now();
+
+    tracing::info!("--- a new leader within 2 s of the kill");
+    let survivors: Vec<usize> = (0..3).filter(|j| *j as u64 + 1 != leader).collect();
+    let new_leader = wait_for("a new leader", Duration::from_secs(10), || async {
+        let l = cluster.leader_seen_by(survivors[0]).await?;
+        (l != leader).then_some(l)
+    })
+    .await;
+    let failover = killed_at.elapsed();
+    assert!(failover < Duration::from_secs(2), "new leader {new_leader} after {failover:?}");
+    let (acked, failed) = writer.await.unwrap();
+    eprintln!("failover: new leader {new_leader} {failover:?} after SIGKILL; {failed} writes failed during it");
+
+    tracing::info!("--- restart the old leader; it catches up");
+    cluster.restart(leader as usize - 1);
+    let journals: Vec<Vec<Value>> = wait_for("identical journals on all nodes", Duration::from_secs(30), || async {
+        let mut js = Vec::new();
+        for j in 0..3 {
+            js.push(clients[j].journal_with(&vol, "local").await);
+        }
+        (js[0].len() >= acked.len() && js.iter().all(|j| *j == js[0])).then_some(js)
+    })
+    .await;
+
+    tracing::info!("--- every acknowledged write present exactly once, journals gapless");
+    let journal = &journals[0];
+    let seqs: Vec<u64> = journal.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=journal.len() as u64).collect::<Vec<_>>());
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for e in journal {
+        *count.entry(e["path"].as_str().unwrap()).or_default() += 1;
+    }
+    assert!(count.values().all(|&n| n == 1), "a write was applied twice");
+    for i in &acked {
+        assert_eq!(count.get(format!("/w/{i}").as_str()), Some(&1), "acknowledged write {i} is missing");
+    }
+    for (j, c) in clients.iter().enumerate() {
+        let (s, bytes) = c.read(&vol, &format!("/w/{}", acked[acked.len() - 1])).await;
+        assert!(s.is_success() && bytes == content(acked[acked.len() - 1]), "node {} serves the last write", j + 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_without_the_cluster_secret_is_refused() {
+    let cluster = Cluster::start(1);
+    let http = reqwest::Client::new();
+    for secret in [None, Some("wrong")] {
+        let mut req = http.post(format!("{}/raft/vote", cluster.url(0))).body(Vec::<u8>::new());
+        if let Some(s) = secret {
+            req = req.header("x-tideline-cluster-secret", s);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "unauthorized");
+    }
+}
