@@ -39,6 +39,9 @@ pub struct ServerArgs {
     /// The cluster's initial voters: `1=host:port,2=host:port,3=host:port`.
     #[arg(long, env = "TIDELINE_PEERS")]
     pub peers: Option<String>,
+    /// Start without initializing a cluster: wait to be added by `tideline cluster add-node`.
+    #[arg(long, env = "TIDELINE_JOIN")]
+    pub join: bool,
     /// Shared secret of node-to-node traffic (required with peers).
     #[arg(long, env = "TIDELINE_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
@@ -65,6 +68,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     advertise: Option<String>,
     peers: Option<String>,
+    join: Option<bool>,
     cluster_secret: Option<String>,
     object_store: Option<String>,
     s3_endpoint: Option<String>,
@@ -80,6 +84,7 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub advertise: Option<String>,
     pub peers: BTreeMap<u64, String>,
+    pub join: bool,
     pub cluster_secret: Option<String>,
     pub object_store: Option<String>,
     pub s3_endpoint: Option<String>,
@@ -107,9 +112,10 @@ impl ServerArgs {
         if !peers.is_empty() && !peers.contains_key(&node_id) {
             bail!("--peers does not name this node ({node_id})");
         }
+        let join = self.join || file.join.unwrap_or(false);
         let cluster_secret = self.cluster_secret.or(file.cluster_secret).filter(|s| !s.is_empty());
-        if peers.len() > 1 && cluster_secret.is_none() {
-            bail!("--cluster-secret is required when --peers names other nodes");
+        if (peers.len() > 1 || join) && cluster_secret.is_none() {
+            bail!("--cluster-secret is required when --peers names other nodes or with --join");
         }
         Ok(ServerConfig {
             node_id,
@@ -120,6 +126,7 @@ impl ServerArgs {
                 .unwrap_or_else(|| crate::DEFAULT_LISTEN.parse().expect("valid default")),
             advertise: self.advertise.or(file.advertise),
             peers,
+            join,
             cluster_secret,
             object_store: self.object_store.or(file.object_store),
             s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),

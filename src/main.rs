@@ -3,10 +3,15 @@
 //! ```text
 //! tideline server [--data-dir DIR] [--listen ADDR] [--admin-token T]
 //! tideline token create --team T --permission P… [--server URL] [--admin-token T]
+//! tideline cluster status | add-node --node-id N --addr A | remove-node N
+//! tideline dev-cluster [--nodes 3] [--dir DIR]
 //! ```
 
 mod admin_token;
+mod client;
+mod cluster;
 mod config;
+mod dev_cluster;
 mod server;
 mod token;
 
@@ -31,6 +36,10 @@ enum Command {
         #[command(subcommand)]
         command: token::TokenCommand,
     },
+    /// Inspect and change cluster membership.
+    Cluster(cluster::ClusterArgs),
+    /// Run a local cluster of child processes (development and demos).
+    DevCluster(dev_cluster::DevClusterArgs),
 }
 
 fn init_tracing() {
@@ -45,6 +54,8 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Server(args) => server::run(args).await,
         Command::Token { command } => token::run(command).await,
+        Command::Cluster(args) => cluster::run(args).await,
+        Command::DevCluster(args) => dev_cluster::run(args).await,
     }
 }
 

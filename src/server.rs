@@ -35,6 +35,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let secret = args.cluster_secret.clone().unwrap_or_else(|| hex::encode(rand::random::<[u8; 32]>()));
     let cfg = RaftNodeConfig {
         initial_members: args.peers.clone(),
+        bootstrap: !args.join,
         cluster_secret: secret.clone(),
         snapshot_logs_since_last: args.snapshot_logs,
         ..RaftNodeConfig::single(args.node_id, advertise.clone(), args.data_dir.join("snapshots"))

@@ -1,8 +1,10 @@
 //! `tideline token create`: asks a server (with the admin token) for a new team token.
 
-use anyhow::Context;
 use clap::Subcommand;
-use serde_json::{json, Value};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::client::AdminClient;
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
@@ -29,23 +31,10 @@ pub enum TokenCommand {
 pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { team, permissions, subject, server, admin_token } => {
-            let url = format!("{}/api/v1/tokens", server.trim_end_matches('/'));
-            let resp = reqwest::Client::new()
-                .post(&url)
-                .bearer_auth(admin_token)
-                .json(&json!({ "team_id": team, "permissions": permissions, "subject": subject }))
-                .send()
-                .await
-                .with_context(|| format!("reach {url}"))?;
-            let status = resp.status();
-            let body: Value = resp.json().await.context("read response")?;
-            if !status.is_success() {
-                anyhow::bail!(
-                    "server refused ({status}): {}",
-                    body["error"]["message"].as_str().unwrap_or("unknown error")
-                );
-            }
-            println!("{}", serde_json::to_string_pretty(&body["data"])?);
+            let body = json!({ "team_id": team, "permissions": permissions, "subject": subject });
+            let data =
+                AdminClient::new(&server, &admin_token).call(Method::POST, "/api/v1/tokens", Some(&body)).await?;
+            println!("{}", serde_json::to_string_pretty(&data)?);
             Ok(())
         }
     }

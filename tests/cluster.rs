@@ -13,6 +13,10 @@ use serde_json::Value;
 
 const SECRET: &str = "test-cluster-secret";
 
+/// These tests pick free ports before their servers bind them; running them one at a time
+/// keeps two tests from picking the same port in that window.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Cluster {
     dirs: Vec<tempfile::TempDir>,
     shared: tempfile::TempDir,
@@ -39,10 +43,15 @@ impl Cluster {
     }
 
     fn start(n: usize) -> Cluster {
+        Self::start_on(free_ports(n))
+    }
+
+    fn start_on(ports: Vec<u16>) -> Cluster {
+        let n = ports.len();
         let mut c = Cluster {
             dirs: (0..n).map(|_| tempfile::tempdir().unwrap()).collect(),
             shared: tempfile::tempdir().unwrap(),
-            ports: free_ports(n),
+            ports,
             servers: Vec::new(),
         };
         c.servers = (0..n).map(|i| Some(Server::start_with(c.dirs[i].path(), &c.args(i)))).collect();
@@ -69,6 +78,7 @@ impl Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_sigkill_during_writes_loses_nothing() {
+    let _serial = SERIAL.lock().await;
     tracing::info!("--- three nodes start together and elect one leader");
     let mut cluster = Cluster::start(3);
     let leader = wait_for("a leader", Duration::from_secs(20), || async {
@@ -148,6 +158,30 @@ async fn leader_sigkill_during_writes_loses_nothing() {
     for i in &acked {
         assert_eq!(count.get(format!("/w/{i}").as_str()), Some(&1), "acknowledged write {i} is missing");
     }
+    tracing::info!("--- health, readiness and metrics on every node");
+    for j in 0..3 {
+        let http = reqwest::Client::new();
+        assert_eq!(http.get(format!("{}/healthz", cluster.url(j))).send().await.unwrap().status(), 200);
+        let ready = wait_for("readiness", Duration::from_secs(10), || async {
+            let r = http.get(format!("{}/readyz", cluster.url(j))).send().await.ok()?;
+            (r.status() == 200).then_some(())
+        });
+        ready.await;
+        let text = http.get(format!("{}/metrics", cluster.url(j))).send().await.unwrap().text().await.unwrap();
+        for name in [
+            "tideline_raft_term",
+            "tideline_raft_commit_index",
+            "tideline_raft_apply_lag",
+            "tideline_journal_appends_total",
+        ] {
+            assert!(text.contains(name), "node {} metrics lack {name}", j + 1);
+        }
+        let is_leader = if j as u64 + 1 == new_leader { 1 } else { 0 };
+        assert!(text.contains(&format!("tideline_raft_is_leader{{node_id=\"{}\"}} {is_leader}", j + 1)), "{text}");
+        assert!(text.contains(
+            "tideline_http_request_duration_seconds_bucket{route=\"/api/v1/sandboxvolumes/{id}/sync/changes\""
+        ));
+    }
     for (j, c) in clients.iter().enumerate() {
         let (s, bytes) = c.read(&vol, &format!("/w/{}", acked[acked.len() - 1])).await;
         assert!(s.is_success() && bytes == content(acked[acked.len() - 1]), "node {} serves the last write", j + 1);
@@ -155,7 +189,93 @@ async fn leader_sigkill_during_writes_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_three_to_four_to_three_while_writing() {
+    let _serial = SERIAL.lock().await;
+    let mut ports = free_ports(4);
+    let extra_port = ports.pop().unwrap();
+    let mut cluster = Cluster::start_on(ports);
+    let leader = wait_for("a leader", Duration::from_secs(20), || async { cluster.leader_seen_by(0).await }).await;
+    let client = Client::for_team(&cluster.url(0), "team-a").await;
+    let vol = client.create_volume().await;
+
+    tracing::info!("--- a stream of writes through node 1 while membership changes");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (client, vol, stop) = (client.with_url(&cluster.url(0)), vol.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut i = 0usize;
+            while !stop.load(Ordering::SeqCst) || acked.len() < 50 {
+                assert!(i < 20_000);
+                if matches!(client.write(&vol, &format!("/m/{i}"), content(i)).await, Ok(s) if s.is_success()) {
+                    acked.push(i);
+                }
+                i += 1;
+            }
+            acked
+        })
+    };
+
+    tracing::info!("--- node 4 starts with --join and is added: learner, then voter");
+    let dir4 = tempfile::tempdir().unwrap();
+    let mut args4 = cluster.args(0);
+    args4[1] = "4".into();
+    args4[3] = format!("127.0.0.1:{extra_port}");
+    args4.drain(4..6); // no --peers: it joins
+    args4.push("--join".into());
+    let node4 = Server::start_with(dir4.path(), &args4);
+    let admin = cluster.admin(0);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tideline"))
+        .args(["cluster", "add-node", "--node-id", "4", "--addr", &format!("127.0.0.1:{extra_port}")])
+        .args(["--server", &cluster.url(0), "--admin-token", ADMIN])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = admin.get_json("/api/v1/cluster").await.unwrap();
+    let voters: Vec<u64> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["voter"] == true)
+        .map(|n| n["node_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(voters, vec![1, 2, 3, 4], "{status}");
+
+    tracing::info!("--- remove a voter that is not the leader: back to three");
+    let gone = (1..=3u64).find(|id| *id != leader && *id != 1).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tideline"))
+        .args(["cluster", "remove-node", &gone.to_string(), "--server", &cluster.url(0), "--admin-token", ADMIN])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status = admin.get_json("/api/v1/cluster").await.unwrap();
+    let ids: Vec<u64> = status["nodes"].as_array().unwrap().iter().map(|n| n["node_id"].as_u64().unwrap()).collect();
+    assert!(!ids.contains(&gone) && ids.len() == 3, "{status}");
+    cluster.servers[gone as usize - 1].take().unwrap().terminate();
+
+    stop.store(true, Ordering::SeqCst);
+    let acked = writer.await.unwrap();
+
+    tracing::info!("--- no acknowledged write lost, on any remaining node");
+    let remaining: Vec<String> =
+        (1..=3u64).filter(|id| *id != gone).map(|id| cluster.url(id as usize - 1)).chain([node4.url.clone()]).collect();
+    let journals = wait_for("identical journals on the remaining nodes", Duration::from_secs(30), || async {
+        let mut js = Vec::new();
+        for url in &remaining {
+            js.push(client.with_url(url).journal_with(&vol, "local").await);
+        }
+        (js[0].len() >= acked.len() && js.iter().all(|j| *j == js[0])).then_some(js)
+    })
+    .await;
+    let paths: std::collections::HashSet<&str> = journals[0].iter().map(|e| e["path"].as_str().unwrap()).collect();
+    for i in &acked {
+        assert!(paths.contains(format!("/m/{i}").as_str()), "acknowledged write {i} lost");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_without_the_cluster_secret_is_refused() {
+    let _serial = SERIAL.lock().await;
     let cluster = Cluster::start(1);
     let http = reqwest::Client::new();
     for secret in [None, Some("wrong")] {

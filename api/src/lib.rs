@@ -12,6 +12,7 @@ pub mod auth;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod observe;
 mod routes;
 pub mod state;
 pub mod wire;

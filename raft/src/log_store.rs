@@ -10,6 +10,8 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend};
@@ -36,6 +38,8 @@ const READ_ENTRIES_MAX: u64 = 512;
 pub struct LogStore {
     db: Db,
     flush_tx: mpsc::Sender<LogFlushed>,
+    /// The committed index as last reported by openraft (for status and metrics).
+    committed: Arc<AtomicU64>,
 }
 
 impl LogStore {
@@ -43,7 +47,12 @@ impl LogStore {
     pub fn new(db: Db) -> Self {
         let (flush_tx, flush_rx) = mpsc::channel(FLUSH_QUEUE_MAX);
         tokio::spawn(flusher(db.clone(), flush_rx));
-        LogStore { db, flush_tx }
+        LogStore { db, flush_tx, committed: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// A live view of the committed index.
+    pub fn committed_index(&self) -> Arc<AtomicU64> {
+        self.committed.clone()
     }
 
     fn get_meta<M: Message + Default>(&self, key: &[u8]) -> Result<Option<M>, StorageError> {
@@ -179,6 +188,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not synced: losing it only means re-applying from the state machine's position.
+        self.committed.store(committed.map(|c| c.index).unwrap_or(0), Ordering::Relaxed);
         let cf = self.db.cf(Cf::RaftMeta);
         let res = match committed {
             Some(c) => self.db.raw().put_cf(cf, COMMITTED_KEY, codec::encode(&log_id_to(&c))),

@@ -44,6 +44,9 @@ pub struct RaftNodeConfig {
     /// The cluster's initial voters (this node included). Empty or only this node: a one-node
     /// cluster. The lowest id initializes the cluster, once, if it never was.
     pub initial_members: BTreeMap<NodeId, String>,
+    /// Initialize the cluster if this node has the lowest id among its members and never was.
+    /// `false` for a node that joins an existing cluster (added by a membership change).
+    pub bootstrap: bool,
     /// Shared secret every node-to-node request carries.
     pub cluster_secret: String,
     /// Build a snapshot (and purge the log before it) after this many applied entries.
@@ -62,6 +65,7 @@ impl RaftNodeConfig {
             advertise_addr,
             snapshot_dir,
             initial_members: BTreeMap::new(),
+            bootstrap: true,
             cluster_secret: String::new(),
             snapshot_logs_since_last: 10_000,
             logs_kept_after_snapshot: 1000,
@@ -99,6 +103,7 @@ struct Inner {
     raft: Raft,
     sm: StateMachine,
     peers: PeerClient,
+    committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RaftNode {
@@ -120,6 +125,7 @@ impl RaftNode {
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
         let log = LogStore::new(db.clone());
+        let committed = log.committed_index();
         let sm_store = StateMachineStore::open(db, &cfg.snapshot_dir)?;
         let sm = sm_store.state_machine();
         let peers = PeerClient::new(cfg.node_id, &cfg.cluster_secret, faults);
@@ -132,7 +138,10 @@ impl RaftNode {
             cfg.initial_members.iter().map(|(id, addr)| (*id, Node { addr: addr.clone() })).collect();
         members.entry(cfg.node_id).or_insert_with(|| Node { addr: cfg.advertise_addr.clone() });
         let lowest = *members.keys().next().expect("members has this node");
-        if lowest == cfg.node_id && !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))? {
+        if cfg.bootstrap
+            && lowest == cfg.node_id
+            && !raft.is_initialized().await.map_err(|e| StartError::Raft(e.to_string()))?
+        {
             match raft.initialize(members.clone()).await {
                 Ok(()) => {
                     tracing::info!(node_id = cfg.node_id, voters = ?members.keys().collect::<Vec<_>>(), "initialized the cluster")
@@ -144,7 +153,7 @@ impl RaftNode {
                 Err(e) => return Err(StartError::Raft(e.to_string())),
             }
         }
-        Ok(RaftNode { inner: Arc::new(Inner { id: cfg.node_id, raft, sm, peers }) })
+        Ok(RaftNode { inner: Arc::new(Inner { id: cfg.node_id, raft, sm, peers, committed }) })
     }
 
     pub fn id(&self) -> NodeId {
@@ -162,6 +171,11 @@ impl RaftNode {
     /// The state machine's read side.
     pub fn state_machine(&self) -> &StateMachine {
         &self.inner.sm
+    }
+
+    /// The committed log index this node knows of.
+    pub fn committed_index(&self) -> u64 {
+        self.inner.committed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn metrics(&self) -> RaftMetrics<NodeId, Node> {

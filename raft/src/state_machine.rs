@@ -122,7 +122,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     Response::default()
                 }
                 EntryPayload::Normal(cmd) => {
-                    self.sm.apply(&self.position(&entry.log_id), cmd).map_err(|e| sm_err(ErrorVerb::Write, e))?
+                    let r =
+                        self.sm.apply(&self.position(&entry.log_id), cmd).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                    if r.seq > 0 {
+                        metrics::counter!("tideline_journal_appends_total").increment(1);
+                    }
+                    r
                 }
             };
             self.last_applied = Some(entry.log_id);

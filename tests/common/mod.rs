@@ -29,10 +29,16 @@ impl Server {
 
     /// Starts a server with extra arguments (`--listen` among them).
     pub fn start_with(data_dir: &Path, args: &[String]) -> Server {
+        Self::start_with_env(data_dir, args, &[])
+    }
+
+    /// Like [`Server::start_with`], with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, args: &[String], envs: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tideline"))
             .args(["server", "--admin-token", ADMIN, "--data-dir"])
             .arg(data_dir)
             .args(args)
+            .envs(envs.iter().copied())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

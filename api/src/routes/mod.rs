@@ -10,18 +10,18 @@ mod volumes;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::json;
 use tideline_storage::{Command, ContentRef, Response, VolumeRecord};
 
 use crate::auth::TeamCaller;
-use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
+use crate::observe;
 use crate::state::AppState;
 
 /// Requests served at once, at most; more wait in the listener's backlog.
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
 
 pub fn router(state: AppState) -> Router {
+    observe::prometheus();
     let api = Router::new()
         .route("/sandboxvolumes", post(volumes::create).get(volumes::list))
         .route("/sandboxvolumes/{id}", get(volumes::get).delete(volumes::delete))
@@ -45,11 +45,14 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .nest("/raft", peers)
-        .route("/healthz", get(|| async { ok(json!({ "status": "ok" })) }))
+        .route("/healthz", get(observe::healthz))
+        .route("/readyz", get(observe::readyz))
+        .route("/metrics", get(observe::metrics))
         .fallback(|| async { ApiError::not_found("route not found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "bad_request", "method not allowed")
         })
+        .layer(axum::middleware::from_fn(observe::track))
         // Bodies are bounded per route by the extractors, which answer with the envelope.
         .layer(DefaultBodyLimit::disable())
         .layer(tower::limit::ConcurrencyLimitLayer::new(REQUESTS_IN_FLIGHT_MAX))

@@ -1,0 +1,95 @@
+//! Health, readiness and Prometheus metrics.
+//!
+//! ```text
+//!  GET /healthz  process up                         (always 200 while serving)
+//!  GET /readyz   in a cluster with a leader, caught up  (200, or 503 with the reason)
+//!  GET /metrics  Prometheus text: raft gauges (refreshed per scrape), journal appends,
+//!                request latencies by route and status
+//! ```
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+
+use crate::envelope::ok;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// A node more than this many entries behind its own log is not ready.
+pub const READY_APPLY_LAG_ENTRIES_MAX: u64 = 1000;
+
+/// The process-wide Prometheus recorder (installed once, on first use).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let builder = PrometheusBuilder::new().set_buckets(&buckets).expect("non-empty buckets");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (an embedding program's); ours still renders.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Records every request's latency by matched route and status.
+pub async fn track(req: Request, next: Next) -> Response {
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::histogram!("tideline_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    resp
+}
+
+pub async fn healthz() -> impl IntoResponse {
+    ok(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
+    let m = st.node.metrics();
+    let member = m.membership_config.membership().get_node(&m.id).is_some();
+    let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+    let lag = st.node.committed_index().saturating_sub(applied);
+    let reason = if m.running_state.is_err() {
+        Some("raft has stopped")
+    } else if !member {
+        Some("not a member of a cluster")
+    } else if m.current_leader.is_none() {
+        Some("no leader")
+    } else if lag > READY_APPLY_LAG_ENTRIES_MAX {
+        Some("catching up")
+    } else {
+        None
+    };
+    let details = json!({ "node_id": m.id, "leader_id": m.current_leader, "applied_index": applied, "apply_lag": lag });
+    match reason {
+        Some(r) => Err(ApiError::unavailable(format!("not ready: {r}")).with_details(details)),
+        None => Ok(ok(json!({ "ready": true, "node": details }))),
+    }
+}
+
+pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
+    let m = st.node.metrics();
+    let node = [("node_id", m.id.to_string())];
+    let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+    let committed = st.node.committed_index();
+    metrics::gauge!("tideline_raft_term", &node).set(m.current_term as f64);
+    metrics::gauge!("tideline_raft_leader_id", &node).set(m.current_leader.unwrap_or(0) as f64);
+    metrics::gauge!("tideline_raft_is_leader", &node).set(if m.current_leader == Some(m.id) { 1.0 } else { 0.0 });
+    metrics::gauge!("tideline_raft_last_log_index", &node).set(m.last_log_index.unwrap_or(0) as f64);
+    metrics::gauge!("tideline_raft_commit_index", &node).set(committed as f64);
+    metrics::gauge!("tideline_raft_applied_index", &node).set(applied as f64);
+    metrics::gauge!("tideline_raft_apply_lag", &node).set(committed.saturating_sub(applied) as f64);
+    metrics::gauge!("tideline_raft_snapshot_index", &node).set(m.snapshot.map(|l| l.index).unwrap_or(0) as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render())
+}

@@ -1,0 +1,211 @@
+//! `tideline dev-cluster`: a local cluster of child `tideline server` processes sharing one
+//! local object store, for development and demos.
+//!
+//! ```text
+//! <dir>/dev-cluster.json   ports, admin token, cluster secret (reused on the next run)
+//! <dir>/node<N>/           each node's data dir        <dir>/node<N>.log  its output
+//! <dir>/objects/           the shared object store
+//! ```
+//!
+//! Node 1 bootstraps the cluster; the others start with `--join` and are added as learners,
+//! then voters. Ctrl-C stops every child.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::client::AdminClient;
+
+#[derive(Args, Debug)]
+pub struct DevClusterArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Where the nodes keep their data and logs.
+    #[arg(long, default_value = "./tideline-dev")]
+    dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DevState {
+    ports: Vec<u16>,
+    admin_token: String,
+    cluster_secret: String,
+}
+
+/// How long a node may take to answer `/healthz` after it was spawned.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn load_or_create(dir: &Path, nodes: u64) -> anyhow::Result<DevState> {
+    let path = dir.join("dev-cluster.json");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let state: DevState = serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
+        if state.ports.len() as u64 != nodes {
+            bail!(
+                "{} was made for {} nodes; use --nodes {} or another --dir",
+                dir.display(),
+                state.ports.len(),
+                state.ports.len()
+            );
+        }
+        return Ok(state);
+    }
+    // Free ports, fixed from now on so a node restarted by hand keeps its address.
+    let listeners: Vec<std::net::TcpListener> = (0..nodes)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .context("find free ports")?;
+    let ports = listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?;
+    let state = DevState {
+        ports,
+        admin_token: format!("tla_{}", hex::encode(rand::random::<[u8; 16]>())),
+        cluster_secret: hex::encode(rand::random::<[u8; 16]>()),
+    };
+    std::fs::write(&path, serde_json::to_vec_pretty(&state)?).with_context(|| format!("write {}", path.display()))?;
+    Ok(state)
+}
+
+fn node_args(dir: &Path, state: &DevState, i: usize) -> Vec<String> {
+    let mut args = vec![
+        "server".to_string(),
+        "--node-id".into(),
+        (i + 1).to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{}", state.ports[i]),
+        "--data-dir".into(),
+        dir.join(format!("node{}", i + 1)).display().to_string(),
+        "--object-store".into(),
+        format!("file://{}", dir.join("objects").display()),
+        "--cluster-secret".into(),
+        state.cluster_secret.clone(),
+        "--admin-token".into(),
+        state.admin_token.clone(),
+    ];
+    if i > 0 {
+        args.push("--join".into());
+    }
+    args
+}
+
+async fn wait_healthy(url: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(r) = http.get(format!("{url}/healthz")).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{url} did not become healthy within {START_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    std::fs::create_dir_all(args.dir.join("objects")).context("create dev-cluster dir")?;
+    let dir = args.dir.canonicalize().context("resolve dev-cluster dir")?;
+    let state = load_or_create(&dir, args.nodes)?;
+    let exe = std::env::current_exe().context("find the tideline binary")?;
+
+    let mut children: Vec<Child> = Vec::new();
+    let result = start_all(&exe, &dir, &state, &mut children).await;
+    if result.is_ok() {
+        tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
+        eprintln!("stopping {} nodes", children.len());
+    }
+    stop_all(&mut children);
+    result
+}
+
+async fn start_all(exe: &Path, dir: &Path, state: &DevState, children: &mut Vec<Child>) -> anyhow::Result<()> {
+    for i in 0..state.ports.len() {
+        let log = std::fs::File::create(dir.join(format!("node{}.log", i + 1))).context("create node log")?;
+        let child = Command::new(exe)
+            .args(node_args(dir, state, i))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("spawn node {}", i + 1))?;
+        children.push(child);
+    }
+    let urls: Vec<String> = state.ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    for url in &urls {
+        wait_healthy(url).await?;
+    }
+    let admin = AdminClient::new(&urls[0], &state.admin_token);
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    let mut status = loop {
+        let s = admin.call(Method::GET, "/api/v1/cluster", None).await?;
+        if s["leader_id"].is_u64() {
+            break s;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("no leader within {START_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for i in 1..state.ports.len() {
+        let id = i as u64 + 1;
+        let member =
+            status["nodes"].as_array().is_some_and(|ns| ns.iter().any(|n| n["node_id"] == id && n["voter"] == true));
+        if !member {
+            let body = json!({ "node_id": id, "addr": format!("127.0.0.1:{}", state.ports[i]) });
+            status = admin
+                .call(Method::POST, "/api/v1/cluster/nodes", Some(&body))
+                .await
+                .with_context(|| format!("add node {id}"))?;
+        }
+    }
+    println!("tideline dev-cluster: {} nodes, leader is node {}", urls.len(), status["leader_id"]);
+    for (i, url) in urls.iter().enumerate() {
+        println!(
+            "  node {}  {url}  pid {}  log {}",
+            i + 1,
+            children[i].id(),
+            dir.join(format!("node{}.log", i + 1)).display()
+        );
+    }
+    println!("admin token: {}", state.admin_token);
+    println!("restart a node by hand with:");
+    for i in 0..urls.len() {
+        println!("  {} {}", exe.display(), node_args(dir, state, i).join(" "));
+    }
+    println!("Ctrl-C stops the nodes this command started.");
+    Ok(())
+}
+
+fn stop_all(children: &mut [Child]) {
+    for c in children.iter_mut() {
+        terminate(c);
+    }
+    for c in children.iter_mut() {
+        let _ = c.wait();
+    }
+}
+
+#[cfg(unix)]
+fn terminate(c: &mut Child) {
+    // SIGTERM lets each node drain requests and stop Raft cleanly.
+    let pid = c.id() as libc::pid_t;
+    // SAFETY: kill(2) with a pid we spawned and a valid signal number has no memory effects.
+    if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
+        let _ = c.kill();
+    }
+}
+
+#[cfg(not(unix))]
+fn terminate(c: &mut Child) {
+    let _ = c.kill();
+}
