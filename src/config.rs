@@ -57,6 +57,9 @@ pub struct ServerArgs {
     /// Build a Raft snapshot (and purge the log before it) after this many entries.
     #[arg(long, env = "TIDELINE_SNAPSHOT_LOGS")]
     pub snapshot_logs: Option<u64>,
+    /// Log entries kept before a snapshot when purging (lagging followers catch up from them).
+    #[arg(long, env = "TIDELINE_SNAPSHOT_KEEP_LOGS")]
+    pub snapshot_keep_logs: Option<u64>,
 }
 
 /// The same keys, from a TOML file.
@@ -74,6 +77,7 @@ struct FileConfig {
     s3_endpoint: Option<String>,
     admin_token: Option<String>,
     snapshot_logs: Option<u64>,
+    snapshot_keep_logs: Option<u64>,
 }
 
 /// Everything the server needs, resolved.
@@ -90,6 +94,7 @@ pub struct ServerConfig {
     pub s3_endpoint: Option<String>,
     pub admin_token: Option<String>,
     pub snapshot_logs: u64,
+    pub snapshot_keep_logs: u64,
 }
 
 impl ServerArgs {
@@ -132,6 +137,7 @@ impl ServerArgs {
             s3_endpoint: self.s3_endpoint.or(file.s3_endpoint),
             admin_token: self.admin_token.or(file.admin_token),
             snapshot_logs: self.snapshot_logs.or(file.snapshot_logs).unwrap_or(10_000),
+            snapshot_keep_logs: self.snapshot_keep_logs.or(file.snapshot_keep_logs).unwrap_or(1000),
         })
     }
 }

@@ -38,6 +38,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         bootstrap: !args.join,
         cluster_secret: secret.clone(),
         snapshot_logs_since_last: args.snapshot_logs,
+        logs_kept_after_snapshot: args.snapshot_keep_logs,
         ..RaftNodeConfig::single(args.node_id, advertise.clone(), args.data_dir.join("snapshots"))
     };
     let node = RaftNode::start(cfg, db).await.context("start raft")?;

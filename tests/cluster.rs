@@ -39,6 +39,11 @@ impl Cluster {
             SECRET.into(),
             "--object-store".into(),
             format!("file://{}", self.shared.path().display()),
+            // Snapshot and purge often, so a node that was down catches up through a snapshot.
+            "--snapshot-logs".into(),
+            "40".into(),
+            "--snapshot-keep-logs".into(),
+            "10".into(),
         ]
     }
 
@@ -135,7 +140,11 @@ async fn leader_sigkill_during_writes_loses_nothing() {
     let (acked, failed) = writer.await.unwrap();
     eprintln!("failover: new leader {new_leader} {failover:?} after SIGKILL; {failed} writes failed during it");
 
-    tracing::info!("--- restart the old leader; it catches up");
+    tracing::info!("--- the survivors purged past what the killed node has");
+    let purged = cluster.admin(survivors[0]).get_json("/api/v1/cluster").await.unwrap()["purged_index"].as_u64().unwrap_or(0);
+    assert!(purged > 150, "with 300 writes and snapshots every 40 the log is purged past the kill point: {purged}");
+
+    tracing::info!("--- restart the old leader; it catches up (through a snapshot)");
     cluster.restart(leader as usize - 1);
     let journals: Vec<Vec<Value>> = wait_for("identical journals on all nodes", Duration::from_secs(30), || async {
         let mut js = Vec::new();
@@ -145,6 +154,9 @@ async fn leader_sigkill_during_writes_loses_nothing() {
         (js[0].len() >= acked.len() && js.iter().all(|j| *j == js[0])).then_some(js)
     })
     .await;
+
+    let restarted = cluster.admin(leader as usize - 1).get_json("/api/v1/cluster").await.unwrap();
+    assert!(restarted["snapshot_index"].as_u64().unwrap_or(0) > 150, "caught up through a snapshot: {restarted}");
 
     tracing::info!("--- every acknowledged write present exactly once, journals gapless");
     let journal = &journals[0];
