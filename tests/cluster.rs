@@ -141,7 +141,8 @@ async fn leader_sigkill_during_writes_loses_nothing() {
     eprintln!("failover: new leader {new_leader} {failover:?} after SIGKILL; {failed} writes failed during it");
 
     tracing::info!("--- the survivors purged past what the killed node has");
-    let purged = cluster.admin(survivors[0]).get_json("/api/v1/cluster").await.unwrap()["purged_index"].as_u64().unwrap_or(0);
+    let purged =
+        cluster.admin(survivors[0]).get_json("/api/v1/cluster").await.unwrap()["purged_index"].as_u64().unwrap_or(0);
     assert!(purged > 150, "with 300 writes and snapshots every 40 the log is purged past the kill point: {purged}");
 
     tracing::info!("--- restart the old leader; it catches up (through a snapshot)");

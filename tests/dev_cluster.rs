@@ -45,18 +45,7 @@ async fn dev_cluster_starts_three_voters_and_stops_them() {
         .unwrap();
     let voters = status["nodes"].as_array().unwrap().iter().filter(|n| n["voter"] == true).count();
     assert_eq!(voters, 3, "{status}");
-    let http = reqwest::Client::new();
-    let r: Value = http
-        .post(format!("{}/api/v1/tokens", urls[1]))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({ "team_id": "dev", "permissions": ["*"] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let client = Client { http, url: urls[1].clone(), token: r["data"]["token"].as_str().unwrap().into() };
+    let client = Client::for_team_as(&urls[1], "dev", &admin).await;
     let vol = client.create_volume().await;
     assert!(client.write(&vol, "/hello", b"hi".to_vec()).await.unwrap().is_success());
     let (s, bytes) = client.with_url(&urls[2]).read(&vol, "/hello").await;

@@ -19,7 +19,12 @@ fn s3s_fs() -> PathBuf {
         return p.into();
     }
     let home = std::env::var("HOME").unwrap_or_default();
-    let candidates = std::env::var("PATH").unwrap_or_default().split(':').map(PathBuf::from).chain([PathBuf::from(home).join(".cargo/bin")]).collect::<Vec<_>>();
+    let candidates = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(PathBuf::from)
+        .chain([PathBuf::from(home).join(".cargo/bin")])
+        .collect::<Vec<_>>();
     candidates
         .into_iter()
         .map(|d| d.join("s3s-fs"))

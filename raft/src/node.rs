@@ -201,13 +201,7 @@ impl RaftNode {
                 }
                 Err(e) => e,
             };
-            if Instant::now() + RETRY_PAUSE >= deadline {
-                return Err(match err {
-                    ProposeError::NotLeader { .. } => ProposeError::Unavailable("no reachable leader in time".into()),
-                    e => e,
-                });
-            }
-            tokio::time::sleep(RETRY_PAUSE).await;
+            retry_pause(err, deadline).await?;
         }
     }
 
@@ -259,13 +253,7 @@ impl RaftNode {
                 }
                 Err(e) => e,
             };
-            if Instant::now() + RETRY_PAUSE >= deadline {
-                return Err(match err {
-                    ProposeError::NotLeader { .. } => ProposeError::Unavailable("no reachable leader in time".into()),
-                    e => e,
-                });
-            }
-            tokio::time::sleep(RETRY_PAUSE).await;
+            retry_pause(err, deadline).await?;
         }
     }
 
@@ -342,6 +330,18 @@ impl RaftNode {
             tracing::warn!(error = %e, "raft shutdown");
         }
     }
+}
+
+/// Pauses before another attempt, or gives `err` up if the deadline would pass first.
+async fn retry_pause(err: ProposeError, deadline: Instant) -> Result<(), ProposeError> {
+    if Instant::now() + RETRY_PAUSE >= deadline {
+        return Err(match err {
+            ProposeError::NotLeader { .. } => ProposeError::Unavailable("no reachable leader in time".into()),
+            e => e,
+        });
+    }
+    tokio::time::sleep(RETRY_PAUSE).await;
+    Ok(())
 }
 
 fn refused(r: RemoteRefusal) -> ProposeError {

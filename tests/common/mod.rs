@@ -106,10 +106,15 @@ pub struct Client {
 impl Client {
     /// A client with a fresh all-permission token for `team`.
     pub async fn for_team(url: &str, team: &str) -> Client {
+        Self::for_team_as(url, team, ADMIN).await
+    }
+
+    /// Like [`Client::for_team`], asking with the given admin token.
+    pub async fn for_team_as(url: &str, team: &str, admin: &str) -> Client {
         let http = reqwest::Client::new();
         let r: Value = http
             .post(format!("{url}/api/v1/tokens"))
-            .bearer_auth(ADMIN)
+            .bearer_auth(admin)
             .json(&json!({ "team_id": team, "permissions": ["*"] }))
             .send()
             .await
