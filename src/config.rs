@@ -60,6 +60,12 @@ pub struct ServerArgs {
     /// Log entries kept before a snapshot when purging (lagging followers catch up from them).
     #[arg(long, env = "TIDELINE_SNAPSHOT_KEEP_LOGS")]
     pub snapshot_keep_logs: Option<u64>,
+    /// Journal entries kept per volume; older ones are compacted (clients below get a reseed).
+    #[arg(long, env = "TIDELINE_JOURNAL_RETAIN_ENTRIES")]
+    pub journal_retain_entries: Option<u64>,
+    /// How often the leader compacts journals (e.g. `10m`, `30s`).
+    #[arg(long, env = "TIDELINE_COMPACTION_INTERVAL")]
+    pub compaction_interval: Option<String>,
 }
 
 /// The same keys, from a TOML file.
@@ -78,6 +84,8 @@ struct FileConfig {
     admin_token: Option<String>,
     snapshot_logs: Option<u64>,
     snapshot_keep_logs: Option<u64>,
+    journal_retain_entries: Option<u64>,
+    compaction_interval: Option<String>,
 }
 
 /// Everything the server needs, resolved.
@@ -95,6 +103,8 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     pub snapshot_logs: u64,
     pub snapshot_keep_logs: u64,
+    pub journal_retain_entries: u64,
+    pub compaction_interval: std::time::Duration,
 }
 
 impl ServerArgs {
@@ -138,8 +148,21 @@ impl ServerArgs {
             admin_token: self.admin_token.or(file.admin_token),
             snapshot_logs: self.snapshot_logs.or(file.snapshot_logs).unwrap_or(10_000),
             snapshot_keep_logs: self.snapshot_keep_logs.or(file.snapshot_keep_logs).unwrap_or(1000),
+            journal_retain_entries: self.journal_retain_entries.or(file.journal_retain_entries).unwrap_or(10_000),
+            compaction_interval: compaction_interval(self.compaction_interval.or(file.compaction_interval))?,
         })
     }
+}
+
+fn compaction_interval(raw: Option<String>) -> anyhow::Result<std::time::Duration> {
+    let d = match raw {
+        None => return Ok(std::time::Duration::from_secs(600)),
+        Some(s) => humantime::parse_duration(s.trim()).with_context(|| format!("--compaction-interval {s:?}"))?,
+    };
+    if d.is_zero() {
+        bail!("--compaction-interval must be positive");
+    }
+    Ok(d)
 }
 
 /// Parses `1=host:port,2=host:port`.
@@ -222,6 +245,11 @@ mod tests {
         assert_eq!((c.node_id, c.snapshot_logs, c.peers.len()), (2, 9, 2));
         std::fs::write(&f, "node_id = 2\npeers = \"1=a:1,2=b:2\"\n").unwrap();
         assert!(ServerArgs { config: Some(f.clone()), ..Default::default() }.resolve().is_err());
+        let c = ServerArgs { compaction_interval: Some("250ms".into()), ..Default::default() }.resolve().unwrap();
+        assert_eq!(c.compaction_interval, std::time::Duration::from_millis(250));
+        assert_eq!(c.journal_retain_entries, 10_000);
+        assert!(ServerArgs { compaction_interval: Some("0s".into()), ..Default::default() }.resolve().is_err());
+        assert!(ServerArgs { compaction_interval: Some("soon".into()), ..Default::default() }.resolve().is_err());
         std::fs::write(&f, "nodeid = 2\n").unwrap();
         assert!(ServerArgs { config: Some(f), ..Default::default() }.resolve().is_err(), "unknown keys are refused");
     }

@@ -10,7 +10,7 @@
 
 use anyhow::Context;
 use tideline_api::AppState;
-use tideline_raft::{RaftNode, RaftNodeConfig};
+use tideline_raft::{CompactionConfig, RaftNode, RaftNodeConfig};
 use tideline_storage::{Db, StateMachine};
 
 pub use crate::config::ServerArgs;
@@ -42,6 +42,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         ..RaftNodeConfig::single(args.node_id, advertise.clone(), args.data_dir.join("snapshots"))
     };
     let node = RaftNode::start(cfg, db).await.context("start raft")?;
+    node.spawn_compactor(CompactionConfig {
+        retain_entries: args.journal_retain_entries,
+        interval: args.compaction_interval,
+    });
 
     let app = tideline_api::router(AppState::new(node.clone(), blobs, &admin_token, &secret));
     println!("tideline listening on http://{addr}");

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use tideline_api::{router, AppState};
-use tideline_raft::{RaftNode, RaftNodeConfig};
+use tideline_raft::{CompactionConfig, RaftNode, RaftNodeConfig};
 use tideline_storage::{BlobStore, Db};
 
 const ADMIN: &str = "admin-secret";
@@ -48,10 +48,17 @@ impl Reply {
 
 impl App {
     async fn new() -> App {
+        Self::start(None).await
+    }
+
+    async fn start(compaction: Option<CompactionConfig>) -> App {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("db")).unwrap();
         let cfg = RaftNodeConfig::single(1, "127.0.0.1:1".into(), dir.path().join("snapshots"));
         let node = RaftNode::start(cfg, db).await.unwrap();
+        if let Some(c) = compaction {
+            node.spawn_compactor(c);
+        }
         let blobs = BlobStore::local(&dir.path().join("objects")).unwrap();
         App { router: router(AppState::new(node, blobs, ADMIN, "cluster-secret")), _dir: dir }
     }
@@ -557,4 +564,79 @@ async fn journal_changes_and_replay_payloads() {
     let theirs = app.volume(&other).await;
     let cross = format!("/api/v1/sandboxvolumes/{theirs}/sync/replay-payload?content_ref={r}");
     app.raw("GET", &cross, &other, Body::empty()).await.error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_long_poll_wakes_on_a_write() {
+    let app = App::new().await;
+    let t = app.token("team-a", &["*"]).await;
+    let vol = app.volume(&t).await;
+    let changes = format!("/api/v1/sandboxvolumes/{vol}/sync/changes");
+
+    tracing::info!("--- with nothing new, wait_ms waits and returns an empty page");
+    let started = std::time::Instant::now();
+    let r = app.call("GET", &format!("{changes}?after=0&wait_ms=300"), Some(&t), None).await.data();
+    assert_eq!(r["changes"], json!([]));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(290), "{:?}", started.elapsed());
+    app.call("GET", &format!("{changes}?wait_ms=soon"), Some(&t), None)
+        .await
+        .error(StatusCode::BAD_REQUEST, "bad_request");
+
+    tracing::info!("--- a write on another connection wakes the poll with the new entry");
+    let router = app.router.clone();
+    let (uri, token) = (format!("{changes}?after=0&wait_ms=20000"), t.clone());
+    let poll = tokio::spawn(async move {
+        let req =
+            Request::builder().uri(uri).header("authorization", format!("Bearer {token}")).body(Body::empty()).unwrap();
+        let resp = router.oneshot(req).await.unwrap();
+        let at = std::time::Instant::now();
+        let v: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        (v, at)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await; // let the poll park
+    app.raw("POST", &files(&vol, "?path=/new"), &t, "x").await.data();
+    let acked = std::time::Instant::now();
+    let (v, returned) = poll.await.unwrap();
+    assert_eq!(v["data"]["changes"][0]["path"], "/new");
+    assert_eq!(v["data"]["head_seq"], 1);
+    let lag = returned.saturating_duration_since(acked);
+    assert!(lag < std::time::Duration::from_secs(1), "long poll returned {lag:?} after the write was acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_moves_the_floor_and_below_it_is_a_reseed() {
+    let app =
+        App::start(Some(CompactionConfig { retain_entries: 5, interval: std::time::Duration::from_millis(50) })).await;
+    let t = app.token("team-a", &["*"]).await;
+    let vol = app.volume(&t).await;
+    for i in 0..12 {
+        app.raw("POST", &files(&vol, &format!("?path=/f{i}")), &t, format!("{i}")).await.data();
+    }
+    let changes = |q: &str| format!("/api/v1/sandboxvolumes/{vol}/sync/changes{q}");
+
+    tracing::info!("--- the leader compacts to the last 5 entries; after=0 is now a reseed");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let err = loop {
+        let r = app.call("GET", &changes("?after=0"), Some(&t), None).await;
+        if r.status == StatusCode::CONFLICT {
+            break r.json();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no compaction within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(err["error"]["message"], "sync reseed required");
+    assert_eq!(
+        err["error"]["details"],
+        json!({ "reason": "reseed_required", "retained_after_seq": 7, "head_seq": 12 })
+    );
+
+    tracing::info!("--- from the floor on, nothing is missing");
+    let page = app.call("GET", &changes("?after=7"), Some(&t), None).await.data();
+    assert_eq!(page["retained_after_seq"], 7);
+    let seqs: Vec<u64> = page["changes"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, vec![8, 9, 10, 11, 12]);
+    app.call("GET", &changes("?after=6"), Some(&t), None).await.error(StatusCode::CONFLICT, "conflict");
+    // The namespace is untouched by compaction.
+    let list = app.call("GET", &files(&vol, "/list?path=/"), Some(&t), None).await.data();
+    assert_eq!(list["entries"].as_array().unwrap().len(), 12);
 }

@@ -11,6 +11,7 @@
 //! ```
 
 pub mod codec;
+pub mod compactor;
 pub mod http_network;
 pub mod log_store;
 pub mod node;
@@ -19,6 +20,7 @@ pub mod rpc;
 pub mod state_machine;
 pub mod typ;
 
+pub use compactor::CompactionConfig;
 pub use log_store::LogStore;
 pub use node::{ProposeError, RaftNode, RaftNodeConfig};
 pub use state_machine::StateMachineStore;

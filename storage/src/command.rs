@@ -9,7 +9,7 @@ use crate::records::{TokenRecord, VolumeRecord};
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct Command {
-    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
+    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
     pub kind: Option<CommandKind>,
 }
 
@@ -31,6 +31,8 @@ pub enum CommandKind {
     Move(MovePath),
     #[prost(message, tag = "8")]
     ForkVolume(ForkVolume),
+    #[prost(message, tag = "9")]
+    Compact(Compact),
 }
 
 impl From<CommandKind> for Command {
@@ -52,6 +54,7 @@ impl Command {
             Some(CommandKind::Remove(_)) => "remove",
             Some(CommandKind::Move(_)) => "move",
             Some(CommandKind::ForkVolume(_)) => "fork_volume",
+            Some(CommandKind::Compact(_)) => "compact",
         }
     }
 }
@@ -74,6 +77,16 @@ pub struct ForkVolume {
     /// The new volume's record; its seqs are taken from the source when applied.
     #[prost(message, optional, tag = "3")]
     pub volume: Option<VolumeRecord>,
+}
+
+/// Retention: drop a volume's journal entries up to `through_seq` and move its floor there.
+/// Proposed by the leader on a timer, so every node moves the floor identically.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct Compact {
+    #[prost(string, tag = "1")]
+    pub volume_id: String,
+    #[prost(uint64, tag = "2")]
+    pub through_seq: u64,
 }
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]

@@ -95,6 +95,7 @@ impl StateMachine {
             Some(CommandKind::Remove(c)) => remove(&mut txn, c),
             Some(CommandKind::Move(c)) => move_path(&mut txn, c),
             Some(CommandKind::ForkVolume(c)) => fork_volume(&mut txn, c),
+            Some(CommandKind::Compact(c)) => compact(&mut txn, c),
         };
         let response = match result {
             Ok(r) => r,
@@ -177,6 +178,21 @@ impl StateMachine {
     /// The whole namespace of a volume (tests, verification, small volumes only).
     pub fn namespace(&self, volume: &str) -> Result<BTreeMap<String, NodeRecord>, StorageError> {
         Ok(Txn::new(&self.db).subtree(volume, "/")?.into_iter().collect())
+    }
+
+    /// Volumes whose retained journal is longer than `retain` entries, with the seq to compact
+    /// through: the leader turns each into a `Compact` proposal.
+    pub fn compaction_candidates(&self, retain: u64, limit: usize) -> Result<Vec<(String, u64)>, StorageError> {
+        let mut out = Vec::new();
+        for (_, v) in self.db().scan::<VolumeRecord>(Cf::Volumes, b"", None, usize::MAX)? {
+            if v.head_seq.saturating_sub(v.floor_seq) > retain {
+                out.push((v.id, v.head_seq - retain));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Decodes every record and checks that each volume's journal is gapless from its floor to
@@ -274,6 +290,22 @@ fn fork_volume(txn: &mut Txn, c: &ForkVolume) -> Applied {
     }
     txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
     Ok(Response { head_seq: vol.head_seq, volume: Some(vol), ..Default::default() })
+}
+
+fn compact(txn: &mut Txn, c: &Compact) -> Applied {
+    let Some(mut vol) = txn.db().get::<VolumeRecord>(Cf::Volumes, c.volume_id.as_bytes())? else {
+        return ok(0, 0); // deleted since the leader looked: nothing to do
+    };
+    // Only ever forward, never past the head: a stale or repeated proposal is a no-op.
+    if c.through_seq <= vol.floor_seq || c.through_seq > vol.head_seq {
+        return ok(0, vol.head_seq);
+    }
+    let from = keys::journal(&vol.id, vol.floor_seq + 1);
+    let to = keys::journal(&vol.id, c.through_seq + 1);
+    txn.delete_range(Cf::Journal, &from, &to);
+    vol.floor_seq = c.through_seq;
+    txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
+    ok(0, vol.head_seq)
 }
 
 fn create_token(txn: &mut Txn, c: &CreateToken) -> Applied {

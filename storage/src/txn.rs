@@ -47,6 +47,11 @@ impl<'a> Txn<'a> {
         self.batch.delete_cf(self.db.cf(cf), key);
     }
 
+    /// Deletes keys in `[from, to)`.
+    pub fn delete_range(&mut self, cf: Cf, from: &[u8], to: &[u8]) {
+        self.batch.delete_range_cf(self.db.cf(cf), from, to);
+    }
+
     pub fn delete_prefix(&mut self, cf: Cf, prefix: &[u8]) {
         self.batch.delete_range_cf(self.db.cf(cf), prefix, &keys::prefix_end(prefix)[..]);
     }

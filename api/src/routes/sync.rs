@@ -17,11 +17,14 @@ use crate::wire::SyncJournalEntry;
 
 pub const CHANGES_PAGE_ENTRIES_DEFAULT: usize = 256;
 pub const CHANGES_PAGE_ENTRIES_MAX: usize = 2048;
+/// A long poll waits at most this long for the first new entry.
+pub const CHANGES_WAIT_MS_MAX: u64 = 30_000;
 
 #[derive(Deserialize)]
 pub struct ChangesQuery {
     after: Option<String>,
     limit: Option<String>,
+    wait_ms: Option<String>,
     consistency: Option<String>,
 }
 
@@ -56,13 +59,35 @@ pub async fn changes(
         None | Some(0) => CHANGES_PAGE_ENTRIES_DEFAULT,
         Some(n) => (n as usize).min(CHANGES_PAGE_ENTRIES_MAX),
     };
-    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    if after < vol.floor_seq {
-        return Err(reseed_required(vol.floor_seq, vol.head_seq));
+    let wait = std::time::Duration::from_millis(
+        parse_u64("wait_ms", q.wait_ms.as_deref())?.unwrap_or(0).min(CHANGES_WAIT_MS_MAX),
+    );
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribe before the first read, so an entry applied in between still wakes us.
+    let mut applied = st.node.raft().metrics();
+    let mut vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    let sm = st.node.state_machine();
+    loop {
+        if after < vol.floor_seq {
+            return Err(reseed_required(vol.floor_seq, vol.head_seq));
+        }
+        let entries = sm.changes(&vol.id, after, limit)?;
+        let waited_out = tokio::time::Instant::now() >= deadline;
+        if !entries.is_empty() || waited_out {
+            let changes: Vec<SyncJournalEntry> = entries.iter().map(SyncJournalEntry::from).collect();
+            // Entries may have been applied after `vol` was read: the head is at least the last.
+            let head = entries.last().map_or(vol.head_seq, |e| e.seq.max(vol.head_seq));
+            return Ok(ok(json!({ "head_seq": head, "retained_after_seq": vol.floor_seq, "changes": changes })));
+        }
+        // Long poll: wake on the next apply on this node (or at the deadline), then re-read.
+        if tokio::time::timeout_at(deadline, applied.changed()).await.is_ok_and(|r| r.is_err()) {
+            return Err(ApiError::unavailable("raft is shutting down"));
+        }
+        vol = sm
+            .volume(&vol.id)?
+            .filter(|v| v.team_id == caller.team_id)
+            .ok_or_else(|| ApiError::not_found("not found"))?;
     }
-    let entries = st.node.state_machine().changes(&vol.id, after, limit)?;
-    let changes: Vec<SyncJournalEntry> = entries.iter().map(SyncJournalEntry::from).collect();
-    Ok(ok(json!({ "head_seq": vol.head_seq, "retained_after_seq": vol.floor_seq, "changes": changes })))
 }
 
 #[derive(Deserialize)]
