@@ -46,6 +46,14 @@ impl ApiError {
     pub fn internal(m: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", m)
     }
+    /// The reseed refusal of API.md: the cursor is below what the journal still holds.
+    pub fn reseed_required(retained_after_seq: u64, head_seq: u64) -> Self {
+        ApiError::conflict("sync reseed required").with_details(json!({
+            "reason": "reseed_required",
+            "retained_after_seq": retained_after_seq,
+            "head_seq": head_seq,
+        }))
+    }
     /// 413 keeps the `bad_request` code, as Sandbox0 does.
     pub fn too_large(m: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "bad_request", m)
@@ -68,6 +76,9 @@ impl From<ApplyError> for ApiError {
             ApplyErrorKind::NotFound => ApiError::not_found(e.message),
             ApplyErrorKind::Conflict => ApiError::conflict(e.message),
             ApplyErrorKind::BadRequest => ApiError::bad_request(e.message),
+            ApplyErrorKind::Reseed => {
+                ApiError::reseed_required(e.retained_after_seq.unwrap_or(0), e.head_seq.unwrap_or(0))
+            }
             ApplyErrorKind::Unspecified => ApiError::internal(e.message),
         }
     }

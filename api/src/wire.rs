@@ -1,7 +1,7 @@
 //! JSON wire types of the API and their conversions from storage records.
 
 use serde::{Deserialize, Serialize};
-use tideline_storage::{ContentRef, JournalEntry, NodeRecord, VolumeRecord};
+use tideline_storage::{Capabilities, ContentRef, JournalEntry, NodeRecord, ReplicaRecord, VolumeRecord};
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T12:00:00.123Z`.
 pub fn rfc3339(ms: i64) -> String {
@@ -140,6 +140,48 @@ impl From<&JournalEntry> for SyncJournalEntry {
             size_bytes: e.size_bytes,
             metadata: e.metadata_json.as_deref().and_then(|m| serde_json::from_str(m).ok()),
             created_at: rfc3339(e.created_at_ms),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SyncReplica {
+    pub id: String,
+    pub volume_id: String,
+    pub team_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root_path: Option<String>,
+    pub case_sensitive: bool,
+    pub capabilities: Capabilities,
+    pub last_seen_at: String,
+    pub last_applied_seq: u64,
+    /// **[ext]** when the lease ends unless renewed by upsert, append or cursor.
+    pub lease_expires_at: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&ReplicaRecord> for SyncReplica {
+    fn from(r: &ReplicaRecord) -> Self {
+        let caps = r.capabilities.unwrap_or_default();
+        SyncReplica {
+            id: r.id.clone(),
+            volume_id: r.volume_id.clone(),
+            team_id: r.team_id.clone(),
+            display_name: r.display_name.clone(),
+            platform: r.platform.clone(),
+            root_path: r.root_path.clone(),
+            case_sensitive: caps.case_sensitive,
+            capabilities: caps,
+            last_seen_at: rfc3339(r.last_seen_at_ms),
+            last_applied_seq: r.last_applied_seq,
+            lease_expires_at: rfc3339(r.lease_expires_at_ms()),
+            created_at: rfc3339(r.created_at_ms),
+            updated_at: rfc3339(r.updated_at_ms),
         }
     }
 }

@@ -640,3 +640,87 @@ async fn compaction_moves_the_floor_and_below_it_is_a_reseed() {
     let list = app.call("GET", &files(&vol, "/list?path=/"), Some(&t), None).await.data();
     assert_eq!(list["entries"].as_array().unwrap().len(), 12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_and_cursors() {
+    let app =
+        App::start(Some(CompactionConfig { retain_entries: 2, interval: std::time::Duration::from_millis(50) })).await;
+    let t = app.token("team-a", &["*"]).await;
+    let other = app.token("team-b", &["*"]).await;
+    let vol = app.volume(&t).await;
+    let replica = |rid: &str| format!("/api/v1/sandboxvolumes/{vol}/sync/replicas/{rid}");
+    let cursor = |rid: &str| format!("/api/v1/sandboxvolumes/{vol}/sync/replicas/{rid}/cursor");
+
+    tracing::info!("--- capabilities from the platform, or as given (case-insensitive forces unicode)");
+    let mac = app
+        .call("PUT", &replica("mac"), Some(&t), Some(json!({ "platform": "darwin", "display_name": "laptop" })))
+        .await
+        .data();
+    assert_eq!(mac["head_seq"], 0);
+    assert_eq!(
+        mac["replica"]["capabilities"],
+        json!({ "case_sensitive": false, "unicode_normalization_insensitive": true, "windows_compatible_paths": false })
+    );
+    assert_eq!(mac["replica"]["case_sensitive"], false);
+    assert_eq!(mac["replica"]["display_name"], "laptop");
+    assert_eq!(mac["replica"]["last_applied_seq"], 0);
+    let win = app.call("PUT", &replica("win"), Some(&t), Some(json!({ "platform": "win32" }))).await.data();
+    assert_eq!(win["replica"]["capabilities"]["windows_compatible_paths"], true);
+    let linux = app.call("PUT", &replica("linux"), Some(&t), Some(json!({ "platform": "linux" }))).await.data();
+    assert_eq!(
+        linux["replica"]["capabilities"],
+        json!({ "case_sensitive": true, "unicode_normalization_insensitive": false, "windows_compatible_paths": false })
+    );
+    let given = json!({ "capabilities": { "case_sensitive": false, "unicode_normalization_insensitive": false, "windows_compatible_paths": false } });
+    let ci = app.call("PUT", &replica("ci"), Some(&t), Some(given)).await.data();
+    assert_eq!(ci["replica"]["capabilities"]["unicode_normalization_insensitive"], true);
+
+    tracing::info!("--- get; missing and another team's are 404");
+    assert_eq!(app.call("GET", &replica("mac"), Some(&t), None).await.data()["replica"]["id"], "mac");
+    app.call("GET", &replica("nope"), Some(&t), None).await.error(StatusCode::NOT_FOUND, "not_found");
+    app.call("GET", &replica("mac"), Some(&other), None).await.error(StatusCode::NOT_FOUND, "not_found");
+    app.call("PUT", &replica("mac"), Some(&other), None).await.error(StatusCode::NOT_FOUND, "not_found");
+
+    tracing::info!("--- cursor: moves forward; ahead, regression and missing are refused");
+    for i in 0..3 {
+        app.raw("POST", &files(&vol, &format!("?path=/f{i}")), &t, "x").await.data();
+    }
+    let r = app.call("PUT", &cursor("mac"), Some(&t), Some(json!({ "last_applied_seq": 2 }))).await.data();
+    assert_eq!((r["replica"]["last_applied_seq"].as_u64(), r["head_seq"].as_u64()), (Some(2), Some(3)));
+    let m = app
+        .call("PUT", &cursor("mac"), Some(&t), Some(json!({ "last_applied_seq": 4 })))
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(m, "sync cursor ahead of head");
+    app.call("PUT", &cursor("nope"), Some(&t), Some(json!({ "last_applied_seq": 1 })))
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    app.call("PUT", &cursor("mac"), Some(&t), Some(json!({}))).await.error(StatusCode::BAD_REQUEST, "bad_request");
+    app.call("PUT", &cursor("mac"), Some(&t), Some(json!({ "last_applied_seq": -1 })))
+        .await
+        .error(StatusCode::BAD_REQUEST, "bad_request");
+    let again = app.call("PUT", &replica("mac"), Some(&t), Some(json!({ "platform": "darwin" }))).await.data();
+    assert_eq!(again["replica"]["last_applied_seq"], 2, "an upsert keeps the cursor");
+
+    tracing::info!("--- below the floor is a reseed (checked before regression)");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = app.call("GET", &format!("/api/v1/sandboxvolumes/{vol}/sync/changes?after=0"), Some(&t), None).await;
+        if r.status == StatusCode::CONFLICT {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no compaction");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let r = app.call("PUT", &cursor("mac"), Some(&t), Some(json!({ "last_applied_seq": 0 }))).await;
+    r.error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(
+        r.json()["error"]["details"],
+        json!({ "reason": "reseed_required", "retained_after_seq": 1, "head_seq": 3 })
+    );
+    let m = app
+        .call("PUT", &cursor("mac"), Some(&t), Some(json!({ "last_applied_seq": 1 })))
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(m, "sync cursor regression");
+}

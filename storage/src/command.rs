@@ -5,11 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::records::{TokenRecord, VolumeRecord};
+use crate::records::{ReplicaRecord, TokenRecord, VolumeRecord};
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct Command {
-    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
+    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
     pub kind: Option<CommandKind>,
 }
 
@@ -33,6 +33,10 @@ pub enum CommandKind {
     ForkVolume(ForkVolume),
     #[prost(message, tag = "9")]
     Compact(Compact),
+    #[prost(message, tag = "10")]
+    UpsertReplica(UpsertReplica),
+    #[prost(message, tag = "11")]
+    UpdateCursor(UpdateCursor),
 }
 
 impl From<CommandKind> for Command {
@@ -55,6 +59,8 @@ impl Command {
             Some(CommandKind::Move(_)) => "move",
             Some(CommandKind::ForkVolume(_)) => "fork_volume",
             Some(CommandKind::Compact(_)) => "compact",
+            Some(CommandKind::UpsertReplica(_)) => "upsert_replica",
+            Some(CommandKind::UpdateCursor(_)) => "update_cursor",
         }
     }
 }
@@ -77,6 +83,30 @@ pub struct ForkVolume {
     /// The new volume's record; its seqs are taken from the source when applied.
     #[prost(message, optional, tag = "3")]
     pub volume: Option<VolumeRecord>,
+}
+
+/// Registers or refreshes a sync replica; an existing one keeps its cursor. Renews its lease
+/// and merges its capabilities into the volume's policy.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct UpsertReplica {
+    /// Complete but for `last_applied_seq` and `created_at_ms`, which an existing replica keeps.
+    #[prost(message, optional, tag = "1")]
+    pub replica: Option<ReplicaRecord>,
+}
+
+/// Moves a replica's cursor (and renews its lease).
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct UpdateCursor {
+    #[prost(string, tag = "1")]
+    pub volume_id: String,
+    #[prost(string, tag = "2")]
+    pub team_id: String,
+    #[prost(string, tag = "3")]
+    pub replica_id: String,
+    #[prost(uint64, tag = "4")]
+    pub last_applied_seq: u64,
+    #[prost(int64, tag = "5")]
+    pub at_ms: i64,
 }
 
 /// Retention: drop a volume's journal entries up to `through_seq` and move its floor there.
@@ -175,6 +205,11 @@ pub struct ApplyError {
     pub kind: i32,
     #[prost(string, tag = "2")]
     pub message: String,
+    /// For [`ApplyErrorKind::Reseed`]: the floor and head the caller must re-bootstrap from.
+    #[prost(uint64, optional, tag = "3")]
+    pub retained_after_seq: Option<u64>,
+    #[prost(uint64, optional, tag = "4")]
+    pub head_seq: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration, Serialize, Deserialize)]
@@ -184,11 +219,20 @@ pub enum ApplyErrorKind {
     NotFound = 1,
     Conflict = 2,
     BadRequest = 3,
+    /// The cursor is below the retained journal: re-bootstrap.
+    Reseed = 4,
 }
 
 impl ApplyError {
     pub fn new(kind: ApplyErrorKind, message: impl Into<String>) -> Self {
-        ApplyError { kind: kind as i32, message: message.into() }
+        ApplyError { kind: kind as i32, message: message.into(), retained_after_seq: None, head_seq: None }
+    }
+    pub fn reseed(retained_after_seq: u64, head_seq: u64) -> Self {
+        ApplyError {
+            retained_after_seq: Some(retained_after_seq),
+            head_seq: Some(head_seq),
+            ..Self::new(ApplyErrorKind::Reseed, "sync reseed required")
+        }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ApplyErrorKind::NotFound, message)
@@ -216,6 +260,8 @@ pub struct Response {
     pub head_seq: u64,
     #[prost(message, optional, tag = "4")]
     pub volume: Option<VolumeRecord>,
+    #[prost(message, optional, tag = "5")]
+    pub replica: Option<ReplicaRecord>,
 }
 
 impl Response {

@@ -26,10 +26,11 @@ pub enum Cf {
     Requests,
     Blobs,
     VolumeBlobs,
+    Replicas,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 11] = [
+    pub const ALL: [Cf; 12] = [
         Cf::RaftLog,
         Cf::RaftMeta,
         Cf::SmMeta,
@@ -41,6 +42,7 @@ impl Cf {
         Cf::Requests,
         Cf::Blobs,
         Cf::VolumeBlobs,
+        Cf::Replicas,
     ];
 
     pub fn name(self) -> &'static str {
@@ -56,6 +58,7 @@ impl Cf {
             Cf::Requests => "requests",
             Cf::Blobs => "blobs",
             Cf::VolumeBlobs => "volume_blobs",
+            Cf::Replicas => "replicas",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! journal     <volume> 0x00 <seq: u64 big-endian>
 //! namespace   <volume> 0x00 <parent dir> 0x00 <name>     (children of a dir are contiguous)
 //! fold_index  <volume> 0x00 <normalized path>
+//! replicas    <volume> 0x00 <replica id>
 //! tokens      <sha256 of token>
 //! blobs       <sha256 of content>                          (inline content)
 //! volume_blobs <volume> 0x00 <sha256>                        (content a volume has referenced)
@@ -60,6 +61,12 @@ pub fn node_path(volume: &str, key: &[u8]) -> Option<String> {
 pub fn volume_blob(volume: &str, sha256: &[u8; 32]) -> Vec<u8> {
     let mut k = volume_prefix(volume);
     k.extend_from_slice(sha256);
+    k
+}
+
+pub fn replica(volume: &str, replica_id: &str) -> Vec<u8> {
+    let mut k = volume_prefix(volume);
+    k.extend_from_slice(replica_id.as_bytes());
     k
 }
 

@@ -45,6 +45,69 @@ pub struct VolumeRecord {
     /// Entries with `seq <= floor_seq` have been compacted away.
     #[prost(uint64, tag = "9")]
     pub floor_seq: u64,
+    /// The namespace policy merged from every replica's capabilities (none: no replica yet).
+    #[prost(message, optional, tag = "10")]
+    pub policy: Option<Capabilities>,
+}
+
+/// What a file system can represent (a replica's, or a volume's merged policy).
+#[derive(Clone, Copy, PartialEq, Eq, prost::Message, Serialize, Deserialize)]
+pub struct Capabilities {
+    #[prost(bool, tag = "1")]
+    pub case_sensitive: bool,
+    #[prost(bool, tag = "2")]
+    pub unicode_normalization_insensitive: bool,
+    #[prost(bool, tag = "3")]
+    pub windows_compatible_paths: bool,
+}
+
+impl Capabilities {
+    /// The policy that serves both: case-sensitive only if both are, the others if either is.
+    pub fn merge(self, other: Capabilities) -> Capabilities {
+        Capabilities {
+            case_sensitive: self.case_sensitive && other.case_sensitive,
+            unicode_normalization_insensitive: self.unicode_normalization_insensitive
+                || other.unicode_normalization_insensitive,
+            windows_compatible_paths: self.windows_compatible_paths || other.windows_compatible_paths,
+        }
+    }
+}
+
+/// `replicas` family, keyed `<volume> 0 <replica id>`: one sync client's durable state.
+#[derive(Clone, PartialEq, Eq, prost::Message, Serialize, Deserialize)]
+pub struct ReplicaRecord {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub volume_id: String,
+    #[prost(string, tag = "3")]
+    pub team_id: String,
+    #[prost(string, optional, tag = "4")]
+    pub display_name: Option<String>,
+    #[prost(string, optional, tag = "5")]
+    pub platform: Option<String>,
+    #[prost(string, optional, tag = "6")]
+    pub root_path: Option<String>,
+    #[prost(message, optional, tag = "7")]
+    pub capabilities: Option<Capabilities>,
+    #[prost(uint64, tag = "8")]
+    pub last_applied_seq: u64,
+    /// The lease runs until `last_seen_at_ms + REPLICA_LEASE_MS`.
+    #[prost(int64, tag = "9")]
+    pub last_seen_at_ms: i64,
+    #[prost(int64, tag = "10")]
+    pub created_at_ms: i64,
+    #[prost(int64, tag = "11")]
+    pub updated_at_ms: i64,
+}
+
+/// A replica's lease: renewed by upsert, append and cursor updates.
+pub const REPLICA_LEASE_MS: i64 = 5 * 60 * 1000;
+
+impl ReplicaRecord {
+    pub fn lease_expires_at_ms(&self) -> i64 {
+        self.last_seen_at_ms + REPLICA_LEASE_MS
+    }
 }
 
 /// `journal` family: one per (volume, seq). Never changes once written.

@@ -34,7 +34,7 @@ const KEY_UPPER: [u8; 8192] = [0xff; 8192];
 const RECORD_BYTES_MAX: u32 = 256 * 1024 * 1024;
 
 /// The column families a snapshot carries: the whole state machine, not the Raft log.
-pub const SNAPSHOT_CFS: [Cf; 9] = [
+pub const SNAPSHOT_CFS: [Cf; 10] = [
     Cf::SmMeta,
     Cf::Volumes,
     Cf::Journal,
@@ -44,6 +44,7 @@ pub const SNAPSHOT_CFS: [Cf; 9] = [
     Cf::Requests,
     Cf::Blobs,
     Cf::VolumeBlobs,
+    Cf::Replicas,
 ];
 
 fn tag_of(cf: Cf) -> u8 {

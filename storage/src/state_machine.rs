@@ -96,6 +96,8 @@ impl StateMachine {
             Some(CommandKind::Move(c)) => move_path(&mut txn, c),
             Some(CommandKind::ForkVolume(c)) => fork_volume(&mut txn, c),
             Some(CommandKind::Compact(c)) => compact(&mut txn, c),
+            Some(CommandKind::UpsertReplica(c)) => upsert_replica(&mut txn, c),
+            Some(CommandKind::UpdateCursor(c)) => update_cursor(&mut txn, c),
         };
         let response = match result {
             Ok(r) => r,
@@ -168,6 +170,10 @@ impl StateMachine {
                 _ => Err(StorageError::corrupt("blobs", &content.0, "bad format version")),
             },
         }
+    }
+
+    pub fn replica(&self, volume: &str, replica_id: &str) -> Result<Option<ReplicaRecord>, StorageError> {
+        self.db.get(Cf::Replicas, &keys::replica(volume, replica_id))
     }
 
     /// Whether `volume` has ever been written with this content (and so may serve it).
@@ -255,7 +261,7 @@ fn create_volume(txn: &mut Txn, c: &CreateVolume) -> Applied {
 fn delete_volume(txn: &mut Txn, c: &DeleteVolume) -> Applied {
     let vol = team_volume(txn, &c.volume_id, &c.team_id)?;
     let prefix = keys::volume_prefix(&vol.id);
-    for cf in [Cf::Journal, Cf::Namespace, Cf::FoldIndex, Cf::VolumeBlobs] {
+    for cf in [Cf::Journal, Cf::Namespace, Cf::FoldIndex, Cf::VolumeBlobs, Cf::Replicas] {
         txn.delete_prefix(cf, &prefix);
     }
     txn.delete(Cf::Volumes, vol.id.as_bytes());
@@ -290,6 +296,51 @@ fn fork_volume(txn: &mut Txn, c: &ForkVolume) -> Applied {
     }
     txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
     Ok(Response { head_seq: vol.head_seq, volume: Some(vol), ..Default::default() })
+}
+
+fn upsert_replica(txn: &mut Txn, c: &UpsertReplica) -> Applied {
+    let mut r = c.replica.clone().ok_or_else(|| ApplyError::bad_request("upsert_replica without a replica"))?;
+    let mut vol = team_volume(txn, &r.volume_id, &r.team_id)?;
+    if r.id.is_empty() || r.id.contains('\0') {
+        return refuse(ApplyError::bad_request("invalid replica id"));
+    }
+    let key = keys::replica(&vol.id, &r.id);
+    if let Some(existing) = txn.db().get::<ReplicaRecord>(Cf::Replicas, &key)? {
+        r.last_applied_seq = existing.last_applied_seq;
+        r.created_at_ms = existing.created_at_ms;
+    }
+    if let Some(caps) = r.capabilities {
+        vol.policy = Some(vol.policy.map_or(caps, |p| p.merge(caps)));
+        txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
+    }
+    txn.put(Cf::Replicas, &key, &r);
+    Ok(Response { head_seq: vol.head_seq, replica: Some(r), ..Default::default() })
+}
+
+fn update_cursor(txn: &mut Txn, c: &UpdateCursor) -> Applied {
+    let vol = team_volume(txn, &c.volume_id, &c.team_id)?;
+    let key = keys::replica(&vol.id, &c.replica_id);
+    let Some(mut r) = txn.db().get::<ReplicaRecord>(Cf::Replicas, &key)? else {
+        return refuse(ApplyError::not_found("sync replica not found"));
+    };
+    // The order of the checks is the contract's: lease, ahead, reseed, regression.
+    if c.at_ms > r.lease_expires_at_ms() {
+        return refuse(ApplyError::conflict("sync replica lease expired"));
+    }
+    if c.last_applied_seq > vol.head_seq {
+        return refuse(ApplyError::conflict("sync cursor ahead of head"));
+    }
+    if c.last_applied_seq < vol.floor_seq {
+        return refuse(ApplyError::reseed(vol.floor_seq, vol.head_seq));
+    }
+    if c.last_applied_seq < r.last_applied_seq {
+        return refuse(ApplyError::conflict("sync cursor regression"));
+    }
+    r.last_applied_seq = c.last_applied_seq;
+    r.last_seen_at_ms = r.last_seen_at_ms.max(c.at_ms);
+    r.updated_at_ms = r.updated_at_ms.max(c.at_ms);
+    txn.put(Cf::Replicas, &key, &r);
+    Ok(Response { head_seq: vol.head_seq, replica: Some(r), ..Default::default() })
 }
 
 fn compact(txn: &mut Txn, c: &Compact) -> Applied {

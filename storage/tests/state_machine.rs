@@ -276,3 +276,54 @@ fn compaction_only_moves_the_floor_forward_and_keeps_verification_green() {
     assert_eq!(f.write("v1", "/after", b"y").seq, 11, "seqs stay gapless across compaction");
     f.sm.verify().unwrap();
 }
+
+#[test]
+fn replica_leases_expire_and_capabilities_merge_into_the_volume_policy() {
+    let mut f = Fixture::new();
+    f.create_volume("v1", "RWO");
+    let caps = |cs, u, w| Capabilities {
+        case_sensitive: cs,
+        unicode_normalization_insensitive: u,
+        windows_compatible_paths: w,
+    };
+    let upsert = |id: &str, c: Capabilities, at: i64| {
+        CommandKind::UpsertReplica(UpsertReplica {
+            replica: Some(ReplicaRecord {
+                id: id.into(),
+                volume_id: "v1".into(),
+                team_id: TEAM.into(),
+                capabilities: Some(c),
+                last_seen_at_ms: at,
+                created_at_ms: at,
+                updated_at_ms: at,
+                ..Default::default()
+            }),
+        })
+    };
+    f.apply(upsert("linux", caps(true, false, false), 1_000));
+    assert_eq!(f.sm.volume("v1").unwrap().unwrap().policy, Some(caps(true, false, false)));
+    f.apply(upsert("win", caps(false, true, true), 1_000));
+    assert_eq!(f.sm.volume("v1").unwrap().unwrap().policy, Some(caps(false, true, true)));
+    f.apply(upsert("linux2", caps(true, false, false), 1_000));
+    assert_eq!(f.sm.volume("v1").unwrap().unwrap().policy, Some(caps(false, true, true)), "a policy never loosens");
+
+    f.write("v1", "/a", b"x");
+    let cursor = |seq, at| {
+        CommandKind::UpdateCursor(UpdateCursor {
+            volume_id: "v1".into(),
+            team_id: TEAM.into(),
+            replica_id: "linux".into(),
+            last_applied_seq: seq,
+            at_ms: at,
+        })
+    };
+    let lease_end = 1_000 + REPLICA_LEASE_MS;
+    assert!(f.apply(cursor(1, lease_end)).error.is_none(), "the last millisecond of the lease still counts");
+    let r = f.apply(cursor(1, lease_end + REPLICA_LEASE_MS + 1));
+    assert_eq!(r.error.map(|e| e.message), Some("sync replica lease expired".into()));
+    // An upsert renews the lease and keeps the cursor.
+    f.apply(upsert("linux", caps(true, false, false), lease_end + REPLICA_LEASE_MS + 2));
+    assert_eq!(f.sm.replica("v1", "linux").unwrap().unwrap().last_applied_seq, 1);
+    assert!(f.apply(cursor(1, lease_end + REPLICA_LEASE_MS + 3)).error.is_none());
+    f.sm.verify().unwrap();
+}

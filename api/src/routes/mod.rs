@@ -3,6 +3,7 @@
 mod cluster;
 mod files;
 mod raft;
+mod replicas;
 mod sync;
 mod tokens;
 mod volumes;
@@ -32,6 +33,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sandboxvolumes/{id}/files/move", post(files::move_path))
         .route("/sandboxvolumes/{id}/sync/changes", get(sync::changes))
         .route("/sandboxvolumes/{id}/sync/replay-payload", get(sync::replay_payload))
+        .route("/sandboxvolumes/{id}/sync/replicas/{rid}", axum::routing::put(replicas::upsert).get(replicas::get))
+        .route("/sandboxvolumes/{id}/sync/replicas/{rid}/cursor", axum::routing::put(replicas::cursor))
         .route("/tokens", post(tokens::create))
         .route("/cluster", get(cluster::get))
         .route("/cluster/nodes", post(cluster::add_node))

@@ -38,15 +38,6 @@ fn parse_u64(name: &str, v: Option<&str>) -> ApiResult<Option<u64>> {
     }
 }
 
-/// The reseed refusal of API.md: the cursor is below what the journal still holds.
-pub fn reseed_required(retained_after_seq: u64, head_seq: u64) -> ApiError {
-    ApiError::conflict("sync reseed required").with_details(json!({
-        "reason": "reseed_required",
-        "retained_after_seq": retained_after_seq,
-        "head_seq": head_seq,
-    }))
-}
-
 pub async fn changes(
     State(st): State<AppState>,
     principal: Principal,
@@ -69,7 +60,7 @@ pub async fn changes(
     let sm = st.node.state_machine();
     loop {
         if after < vol.floor_seq {
-            return Err(reseed_required(vol.floor_seq, vol.head_seq));
+            return Err(ApiError::reseed_required(vol.floor_seq, vol.head_seq));
         }
         let entries = sm.changes(&vol.id, after, limit)?;
         let waited_out = tokio::time::Instant::now() >= deadline;

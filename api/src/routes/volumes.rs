@@ -93,6 +93,7 @@ fn new_record(caller: &TeamCaller, config: VolumeConfig, source: Option<String>)
         updated_at_ms: now,
         head_seq: 0,
         floor_seq: 0,
+        policy: None,
     }
 }
 
