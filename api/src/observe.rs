@@ -23,6 +23,8 @@ use crate::state::AppState;
 
 /// A node more than this many entries behind its own log is not ready.
 pub const READY_APPLY_LAG_ENTRIES_MAX: u64 = 1000;
+/// A leader that has not heard from a quorum for this long is not ready (it may be cut off).
+pub const READY_QUORUM_ACK_MS_MAX: u64 = 2000;
 
 /// The process-wide Prometheus recorder (installed once, on first use).
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -66,6 +68,9 @@ pub async fn readyz(State(st): State<AppState>) -> ApiResult<impl IntoResponse> 
         Some("not a member of a cluster")
     } else if m.current_leader.is_none() {
         Some("no leader")
+    } else if m.current_leader == Some(m.id) && m.millis_since_quorum_ack.is_none_or(|ms| ms > READY_QUORUM_ACK_MS_MAX)
+    {
+        Some("leader without a quorum")
     } else if lag > READY_APPLY_LAG_ENTRIES_MAX {
         Some("catching up")
     } else {

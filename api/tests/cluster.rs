@@ -74,7 +74,9 @@ impl TestCluster {
         wait_for("an agreed leader", Duration::from_secs(20), || {
             let seen: Vec<Option<u64>> = among.iter().map(|id| self.node(*id).node.metrics().current_leader).collect();
             let first = seen[0];
-            (first.is_some_and(|l| among.contains(&l)) && seen.iter().all(|s| *s == first)).then(|| first.unwrap())
+            let agreed =
+                (first.is_some_and(|l| among.contains(&l)) && seen.iter().all(|s| *s == first)).then(|| first.unwrap());
+            async move { agreed }
         })
         .await
     }
@@ -97,10 +99,14 @@ impl TestCluster {
     }
 }
 
-async fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(v) = check() {
+        if let Some(v) = check().await {
             return v;
         }
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
@@ -189,6 +195,15 @@ async fn minority_cannot_commit_and_healing_converges() {
     let new_leader = c.leader(&majority).await;
     assert_ne!(new_leader, leader);
 
+    tracing::info!("--- the cut-off leader stops reporting ready; the new leader is ready");
+    wait_for("the old leader to report not ready", Duration::from_secs(10), || async {
+        (call(&c.node(leader).router, "GET", "/readyz", "", Body::empty()).await.0 == StatusCode::SERVICE_UNAVAILABLE)
+            .then_some(())
+    })
+    .await;
+    let (s, v) = call(&c.node(new_leader).router, "GET", "/readyz", "", Body::empty()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
     tracing::info!("--- the minority answers 503 after a bounded wait, never a false success");
     let started = std::time::Instant::now();
     let (s, v) = write(&c, leader, &token, &vol, "/minority").await;
@@ -227,7 +242,8 @@ async fn a_node_cut_off_through_a_purge_catches_up_by_snapshot() {
         assert_eq!(write(&c, leader, &token, &vol, &format!("/f/{i}")).await.0, StatusCode::OK);
     }
     let purged = wait_for("the leader to purge past the lagging node", Duration::from_secs(10), || {
-        c.node(leader).node.metrics().purged.map(|p| p.index).filter(|p| *p > before)
+        let purged = c.node(leader).node.metrics().purged.map(|p| p.index).filter(|p| *p > before);
+        async move { purged }
     })
     .await;
     assert!(purged > before, "purged {purged} must pass the follower's {before}");
