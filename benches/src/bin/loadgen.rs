@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
+use tideline_benches::{chain, excerpt, team_volume};
 
 /// The API's ceiling on a file written through the files API.
 const FILE_BYTES_MAX: u64 = 100 * 1024 * 1024;
@@ -38,8 +38,6 @@ const CLIENTS_MAX: usize = 1024;
 const LATENCY_MAX_US: u64 = 120_000_000;
 /// How long a client waits after a request got no answer at all (refused, reset, timed out).
 const TRANSPORT_ERROR_PAUSE: Duration = Duration::from_millis(10);
-/// How much of an error body is shown.
-const ERROR_BODY_CHARS: usize = 500;
 
 #[derive(Parser, Debug)]
 #[command(name = "loadgen", about = "Drive a running Tideline server or cluster with small file writes")]
@@ -138,54 +136,9 @@ impl Plan {
     }
 }
 
-/// At most `ERROR_BODY_CHARS` characters of a body, for messages.
-fn excerpt(body: &str) -> String {
-    let mut s: String = body.chars().take(ERROR_BODY_CHARS).collect();
-    if s.len() < body.len() {
-        s.push('…');
-    }
-    s
-}
-
-/// Sends a JSON POST and returns the envelope's `data`, or an error naming the status and body.
-async fn post_json(http: &reqwest::Client, url: &str, bearer: &str, body: &Value) -> Result<Value> {
-    let resp = http.post(url).bearer_auth(bearer).json(body).send().await.with_context(|| format!("POST {url}"))?;
-    let status = resp.status();
-    let text = resp.text().await.with_context(|| format!("POST {url}: reading the response body"))?;
-    if !status.is_success() {
-        bail!("POST {url}: {status}: {}", excerpt(&text));
-    }
-    let v: Value = serde_json::from_str(&text)
-        .with_context(|| format!("POST {url}: {status} with a body that is not JSON: {}", excerpt(&text)))?;
-    v.get("data")
-        .cloned()
-        .ok_or_else(|| anyhow!("POST {url}: {status} without `data` in the envelope: {}", excerpt(&text)))
-}
-
-fn string_field(data: &Value, field: &str, what: &str) -> Result<String> {
-    data.get(field)
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("{what}: response has no string `data.{field}`: {}", excerpt(&data.to_string())))
-}
-
 /// Creates the run's team token (shown once by the server) and its volume.
 async fn setup(http: &reqwest::Client, plan: &Plan, admin_token: &str) -> Result<(String, String)> {
-    let base = &plan.servers[0];
-    let data = post_json(
-        http,
-        &format!("{base}/api/v1/tokens"),
-        admin_token,
-        &json!({"team_id": "loadgen", "permissions": ["*"]}),
-    )
-    .await
-    .context("creating the loadgen team token with the admin token")?;
-    let token = string_field(&data, "token", "creating the team token")?;
-    let data = post_json(http, &format!("{base}/api/v1/sandboxvolumes"), &token, &json!({}))
-        .await
-        .context("creating the loadgen volume")?;
-    let volume = string_field(&data, "id", "creating the volume")?;
-    Ok((token, volume))
+    team_volume(http, &plan.servers[0], admin_token, "loadgen").await
 }
 
 /// Why one write failed.
@@ -194,18 +147,6 @@ enum Failure {
     Status(String),
     /// No answer: connect, send, timeout or body read failed.
     Transport(String),
-}
-
-/// An error and its sources, `: `-separated (reqwest's top-level message hides the cause).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// State every client shares.
