@@ -21,6 +21,7 @@ pub mod db;
 pub mod error;
 pub mod keys;
 pub mod path;
+pub mod portability;
 pub mod records;
 pub mod replay;
 pub mod snapshot;
