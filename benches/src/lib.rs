@@ -68,3 +68,19 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// Microseconds as milliseconds, for reports.
+pub fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// A binary's exit: success, or the error's context chain on one line (no backtrace).
+pub fn exit(name: &str, result: Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use tideline_benches::{chain, excerpt, team_volume};
+use tideline_benches::{chain, excerpt, exit, ms, team_volume};
 
 /// The API's ceiling on a file written through the files API.
 const FILE_BYTES_MAX: u64 = 100 * 1024 * 1024;
@@ -257,10 +257,6 @@ impl Shared {
     }
 }
 
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
-}
-
 async fn run(args: Args) -> Result<()> {
     let plan = Plan::from_args(&args)?;
     let http = reqwest::Client::builder()
@@ -348,12 +344,5 @@ async fn run(args: Args) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run(Args::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // `{:#}` prints the context chain on one line, without a backtrace.
-            eprintln!("loadgen: error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit("loadgen", run(Args::parse()).await)
 }

@@ -19,7 +19,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::Value;
-use tideline_benches::{chain, excerpt, team_volume};
+use tideline_benches::{chain, excerpt, exit, ms, team_volume};
 
 const WRITES_MAX: u64 = 100_000;
 const POLL_WAIT_MS: u64 = 30_000;
@@ -73,10 +73,6 @@ async fn poll(server: String, token: String, volume: String, last: u64) -> Resul
         }
     }
     Ok(seen)
-}
-
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
 }
 
 fn summary(h: &Histogram<u64>) -> String {
@@ -133,11 +129,5 @@ async fn run(a: Args) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run(Args::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("longpoll: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit("longpoll", run(Args::parse()).await)
 }
