@@ -18,8 +18,11 @@ use crate::error::{ApiError, ApiResult};
 use crate::observe;
 use crate::state::AppState;
 
-/// Requests served at once, at most; more wait in the listener's backlog.
+/// Client requests served at once, at most (one budget for every `/api/v1` route); more wait.
 pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
+/// Node-to-node requests served at once, at most: a separate budget, so client load cannot
+/// starve heartbeats and votes.
+pub const PEER_REQUESTS_IN_FLIGHT_MAX: usize = 256;
 
 pub fn router(state: AppState) -> Router {
     observe::prometheus();
@@ -38,13 +41,16 @@ pub fn router(state: AppState) -> Router {
         .route("/tokens", post(tokens::create))
         .route("/cluster", get(cluster::get))
         .route("/cluster/nodes", post(cluster::add_node))
-        .route("/cluster/nodes/{node_id}", axum::routing::delete(cluster::remove_node));
+        .route("/cluster/nodes/{node_id}", axum::routing::delete(cluster::remove_node))
+        // Router::layer wraps each route on its own; the global layer shares one budget.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(REQUESTS_IN_FLIGHT_MAX));
     let peers = Router::new()
         .route("/append", post(raft::append))
         .route("/vote", post(raft::vote))
         .route("/snapshot", post(raft::snapshot))
         .route("/propose", post(raft::propose))
-        .route("/read-index", post(raft::read_index));
+        .route("/read-index", post(raft::read_index))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(PEER_REQUESTS_IN_FLIGHT_MAX));
     Router::new()
         .nest("/api/v1", api)
         .nest("/raft", peers)
@@ -58,7 +64,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(observe::track))
         // Bodies are bounded per route by the extractors, which answer with the envelope.
         .layer(DefaultBodyLimit::disable())
-        .layer(tower::limit::ConcurrencyLimitLayer::new(REQUESTS_IN_FLIGHT_MAX))
         .with_state(state)
 }
 
