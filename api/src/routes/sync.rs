@@ -63,6 +63,11 @@ pub async fn changes(
             return Err(ApiError::reseed_required(vol.floor_seq, vol.head_seq));
         }
         let entries = sm.changes(&vol.id, after, limit)?;
+        if entries.first().is_some_and(|e| e.seq != after + 1) {
+            // Compacted between reading the floor and the page: never skip silently.
+            let now = sm.volume(&vol.id)?.ok_or_else(|| ApiError::not_found("not found"))?;
+            return Err(ApiError::reseed_required(now.floor_seq, now.head_seq));
+        }
         let waited_out = tokio::time::Instant::now() >= deadline;
         if !entries.is_empty() || waited_out {
             let changes: Vec<SyncJournalEntry> = entries.iter().map(SyncJournalEntry::from).collect();
