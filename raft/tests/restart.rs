@@ -41,7 +41,17 @@ async fn single_node_applies_snapshots_purges_and_restarts() {
     }
     tracing::info!("--- restart: state is there and new proposals continue");
     {
-        let db = Db::open(&dir.path().join("db")).unwrap();
+        // Raft's tasks let go of the database shortly after shutdown returns; wait for its lock.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let db = loop {
+            match Db::open(&dir.path().join("db")) {
+                Ok(db) => break db,
+                Err(e) if e.to_string().contains("lock") && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                Err(e) => panic!("reopen the database: {e}"),
+            }
+        };
         let node = RaftNode::start(config(dir.path()), db).await.unwrap();
         node.read_barrier().await.unwrap();
         assert!(node.state_machine().volume("v0").unwrap().is_some());
