@@ -13,7 +13,6 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend};
 use prost::Message;
 use tideline_storage::{snapshot, AppliedMeta, Db, Response, StateMachine};
-use tokio::sync::watch;
 
 use crate::codec::*;
 use crate::typ::*;
@@ -28,7 +27,6 @@ pub struct StateMachineStore {
     /// `membership` encoded, stored with every applied position.
     membership_bytes: Vec<u8>,
     snapshot_seq: Arc<AtomicU64>,
-    applied_tx: watch::Sender<u64>,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
@@ -52,7 +50,6 @@ impl StateMachineStore {
             membership: StoredMembership::default(),
             membership_bytes: Vec::new(),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
-            applied_tx: watch::channel(0).0,
         };
         store.reload()?;
         Ok(store)
@@ -61,11 +58,6 @@ impl StateMachineStore {
     /// The read side, for the API.
     pub fn state_machine(&self) -> StateMachine {
         self.sm.clone()
-    }
-
-    /// Watches the last applied log index.
-    pub fn applied_index(&self) -> watch::Receiver<u64> {
-        self.applied_tx.subscribe()
     }
 
     fn reload(&mut self) -> Result<(), tideline_storage::StorageError> {
@@ -79,7 +71,6 @@ impl StateMachineStore {
         };
         self.membership = stored_membership_from(&record);
         self.membership_bytes = stored_membership_to(&self.membership).encode_to_vec();
-        self.applied_tx.send_replace(self.last_applied.map(|l| l.index).unwrap_or(0));
         Ok(())
     }
 
@@ -131,7 +122,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             };
             self.last_applied = Some(entry.log_id);
-            self.applied_tx.send_replace(entry.log_id.index);
             out.push(response);
         }
         Ok(out)

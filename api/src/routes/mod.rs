@@ -86,6 +86,11 @@ pub(crate) async fn team_volume(
     consistency: Option<&str>,
 ) -> ApiResult<VolumeRecord> {
     read_barrier(st, consistency).await?;
+    owned_volume(st, caller, id)
+}
+
+/// The caller's volume as this node has applied it (no barrier); another team's is 404.
+pub(crate) fn owned_volume(st: &AppState, caller: &TeamCaller, id: &str) -> ApiResult<VolumeRecord> {
     match st.node.state_machine().volume(id)? {
         Some(v) if v.team_id == caller.team_id => Ok(v),
         _ => Err(ApiError::not_found("not found")),

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tideline_storage::ContentRef;
 
-use super::{content, team_volume};
+use super::{content, owned_volume, team_volume};
 use crate::auth::{Permission, Principal};
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
@@ -79,10 +79,7 @@ pub async fn changes(
         if tokio::time::timeout_at(deadline, applied.changed()).await.is_ok_and(|r| r.is_err()) {
             return Err(ApiError::unavailable("raft is shutting down"));
         }
-        vol = sm
-            .volume(&vol.id)?
-            .filter(|v| v.team_id == caller.team_id)
-            .ok_or_else(|| ApiError::not_found("not found"))?;
+        vol = owned_volume(&st, caller, &vol.id)?;
     }
 }
 
