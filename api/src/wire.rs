@@ -1,7 +1,9 @@
 //! JSON wire types of the API and their conversions from storage records.
 
 use serde::{Deserialize, Serialize};
-use tideline_storage::{Capabilities, ContentRef, JournalEntry, NodeRecord, ReplicaRecord, VolumeRecord};
+use tideline_storage::{
+    Capabilities, ConflictRecord, ContentRef, JournalEntry, NodeRecord, ReplicaRecord, VolumeRecord,
+};
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T12:00:00.123Z`.
 pub fn rfc3339(ms: i64) -> String {
@@ -194,5 +196,51 @@ mod tests {
     fn times_are_rfc3339_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
+    }
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct SyncConflict {
+    pub id: String,
+    pub volume_id: String,
+    pub team_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica_id: Option<String>,
+    pub path: String,
+    pub normalized_path: String,
+    pub artifact_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incoming_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incoming_old_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub existing_seq: Option<u64>,
+    pub reason: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&ConflictRecord> for SyncConflict {
+    fn from(c: &ConflictRecord) -> Self {
+        SyncConflict {
+            id: c.id.clone(),
+            volume_id: c.volume_id.clone(),
+            team_id: c.team_id.clone(),
+            replica_id: c.replica_id.clone(),
+            path: c.path.clone(),
+            normalized_path: c.normalized_path.clone(),
+            artifact_path: c.artifact_path.clone(),
+            incoming_path: c.incoming_path.clone(),
+            incoming_old_path: c.incoming_old_path.clone(),
+            existing_seq: c.existing_seq,
+            reason: c.reason.clone(),
+            status: c.status.clone(),
+            metadata: c.metadata_json.as_deref().and_then(|m| serde_json::from_str(m).ok()),
+            created_at: rfc3339(c.created_at_ms),
+            updated_at: rfc3339(c.updated_at_ms),
+        }
     }
 }

@@ -96,6 +96,65 @@ fn fsync_file_and_dir(file: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Named objects that are not content-addressed (snapshot manifests): the caller names the
+/// location and the object carries its own checksum.
+impl BlobStore {
+    /// Stores `bytes` at `location`, replacing what was there, durably: for a local store the
+    /// file and every directory up to the root are fsynced before this returns (a new
+    /// `snapshots/<volume>/<snapshot>/` chain must survive a crash too). Writing the same bytes
+    /// again is harmless, so any node may finish a write another started.
+    pub async fn put_object(&self, location: &ObjectPath, bytes: Bytes) -> Result<(), BlobError> {
+        debug_assert!(!location.as_ref().starts_with("blobs/"), "blobs/ is written only by `put`, by address");
+        self.store
+            .put(location, PutPayload::from_bytes(bytes))
+            .await
+            .map_err(|e| BlobError::Unavailable(e.to_string()))?;
+        if let Some(root) = &self.local_root {
+            let root = root.clone();
+            let file = root.join(location.as_ref());
+            tokio::task::spawn_blocking(move || fsync_file_and_ancestors(&root, &file))
+                .await
+                .map_err(|e| BlobError::Unavailable(e.to_string()))?
+                .map_err(|e| BlobError::Unavailable(format!("fsync object: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Reads the object at `location`; `None` if there is none.
+    pub async fn get_object(&self, location: &ObjectPath) -> Result<Option<Bytes>, BlobError> {
+        let got = match self.store.get(location).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(BlobError::Unavailable(e.to_string())),
+        };
+        got.bytes().await.map(Some).map_err(|e| BlobError::Unavailable(e.to_string()))
+    }
+
+    /// Deletes the object at `location`; one that is already gone is not an error.
+    pub async fn delete_object(&self, location: &ObjectPath) -> Result<(), BlobError> {
+        match self.store.delete(location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(BlobError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+/// Fsyncs `file`, its directory, and each directory above it up to and including `root`.
+fn fsync_file_and_ancestors(root: &Path, file: &Path) -> std::io::Result<()> {
+    fsync_file_and_dir(file)?;
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == root || !d.starts_with(root) {
+            break;
+        }
+        dir = d.parent();
+        if let Some(parent) = dir {
+            std::fs::File::open(parent)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

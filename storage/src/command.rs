@@ -6,10 +6,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::records::{ReplicaRecord, TokenRecord, VolumeRecord};
+use crate::sync_records::{AppendResult, ConflictRecord};
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct Command {
-    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
+    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13")]
     pub kind: Option<CommandKind>,
 }
 
@@ -37,6 +38,10 @@ pub enum CommandKind {
     UpsertReplica(UpsertReplica),
     #[prost(message, tag = "11")]
     UpdateCursor(UpdateCursor),
+    #[prost(message, tag = "12")]
+    AppendChanges(AppendChanges),
+    #[prost(message, tag = "13")]
+    ResolveConflict(ResolveConflict),
 }
 
 impl From<CommandKind> for Command {
@@ -61,6 +66,8 @@ impl Command {
             Some(CommandKind::Compact(_)) => "compact",
             Some(CommandKind::UpsertReplica(_)) => "upsert_replica",
             Some(CommandKind::UpdateCursor(_)) => "update_cursor",
+            Some(CommandKind::AppendChanges(_)) => "append_changes",
+            Some(CommandKind::ResolveConflict(_)) => "resolve_conflict",
         }
     }
 }
@@ -106,6 +113,71 @@ pub struct UpdateCursor {
     #[prost(uint64, tag = "4")]
     pub last_applied_seq: u64,
     #[prost(int64, tag = "5")]
+    pub at_ms: i64,
+}
+
+/// A replica's batch of changes. Each change ends up applied and journaled, a no-op (nothing to
+/// change), or a conflict record; a malformed change was refused before proposing.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct AppendChanges {
+    /// `source` is `replica` and `replica_id` is set.
+    #[prost(message, optional, tag = "1")]
+    pub origin: Option<Origin>,
+    #[prost(string, tag = "2")]
+    pub request_id: String,
+    /// sha256 of the request's canonical payload, to tell a retry from a reuse of the id.
+    #[prost(bytes = "vec", tag = "3")]
+    pub fingerprint: Vec<u8>,
+    #[prost(uint64, tag = "4")]
+    pub base_seq: u64,
+    #[prost(message, repeated, tag = "5")]
+    pub changes: Vec<ReplicaChange>,
+}
+
+/// One validated change: paths are clean, content is hashed (inline or already in the store).
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct ReplicaChange {
+    /// create | write | remove | rename | chmod | invalidate
+    #[prost(string, tag = "1")]
+    pub event_type: String,
+    #[prost(string, tag = "2")]
+    pub path: String,
+    #[prost(string, optional, tag = "3")]
+    pub old_path: Option<String>,
+    /// `file` or `directory` (create); `file` for write.
+    #[prost(string, optional, tag = "4")]
+    pub entry_kind: Option<String>,
+    #[prost(uint32, optional, tag = "5")]
+    pub mode: Option<u32>,
+    /// Set for file content (create of a file, write).
+    #[prost(string, optional, tag = "6")]
+    pub content_ref: Option<String>,
+    #[prost(uint64, tag = "7")]
+    pub size: u64,
+    #[prost(bytes = "vec", optional, tag = "8")]
+    pub inline: Option<Vec<u8>>,
+    /// Opaque client metadata, JSON text.
+    #[prost(string, optional, tag = "9")]
+    pub metadata_json: Option<String>,
+}
+
+/// Marks a sync conflict resolved or ignored.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct ResolveConflict {
+    #[prost(string, tag = "1")]
+    pub volume_id: String,
+    #[prost(string, tag = "2")]
+    pub team_id: String,
+    #[prost(string, tag = "3")]
+    pub conflict_id: String,
+    /// `resolved` or `ignored`.
+    #[prost(string, tag = "4")]
+    pub status: String,
+    #[prost(string, optional, tag = "5")]
+    pub resolution: Option<String>,
+    #[prost(string, optional, tag = "6")]
+    pub note: Option<String>,
+    #[prost(int64, tag = "7")]
     pub at_ms: i64,
 }
 
@@ -262,6 +334,10 @@ pub struct Response {
     pub volume: Option<VolumeRecord>,
     #[prost(message, optional, tag = "5")]
     pub replica: Option<ReplicaRecord>,
+    #[prost(message, optional, tag = "6")]
+    pub append: Option<AppendResult>,
+    #[prost(message, optional, tag = "7")]
+    pub conflict: Option<ConflictRecord>,
 }
 
 impl Response {

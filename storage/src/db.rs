@@ -13,7 +13,7 @@ use crate::codec;
 use crate::error::StorageError;
 
 /// Every column family, by role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Cf {
     RaftLog,
     RaftMeta,
@@ -27,10 +27,13 @@ pub enum Cf {
     Blobs,
     VolumeBlobs,
     Replicas,
+    PathLatest,
+    Conflicts,
+    Snapshots,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 12] = [
+    pub const ALL: [Cf; 15] = [
         Cf::RaftLog,
         Cf::RaftMeta,
         Cf::SmMeta,
@@ -43,6 +46,9 @@ impl Cf {
         Cf::Blobs,
         Cf::VolumeBlobs,
         Cf::Replicas,
+        Cf::PathLatest,
+        Cf::Conflicts,
+        Cf::Snapshots,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +65,9 @@ impl Cf {
             Cf::Blobs => "blobs",
             Cf::VolumeBlobs => "volume_blobs",
             Cf::Replicas => "replicas",
+            Cf::PathLatest => "path_latest",
+            Cf::Conflicts => "conflicts",
+            Cf::Snapshots => "snapshots",
         }
     }
 }

@@ -10,6 +10,9 @@
 //! tokens      <sha256 of token>
 //! blobs       <sha256 of content>                          (inline content)
 //! volume_blobs <volume> 0x00 <sha256>                        (content a volume has referenced)
+//! path_latest <volume> 0x00 <exact path>
+//! conflicts   <volume> 0x00 'o' <ordinal u64 BE> | <volume> 0x00 'i' <conflict id>
+//! requests    <volume> 0x00 <replica id> 0x00 <request id>
 //! ```
 
 use crate::path;
@@ -73,6 +76,42 @@ pub fn replica(volume: &str, replica_id: &str) -> Vec<u8> {
 pub fn fold(volume: &str, node_path: &str) -> Vec<u8> {
     let mut k = volume_prefix(volume);
     k.extend_from_slice(path::normalized(node_path).as_bytes());
+    k
+}
+
+/// `path_latest`: the newest entry that touched an exact path.
+pub fn path_latest(volume: &str, node_path: &str) -> Vec<u8> {
+    let mut k = volume_prefix(volume);
+    k.extend_from_slice(node_path.as_bytes());
+    k
+}
+
+/// `conflicts`: every conflict of a volume by ordinal (`prefix`), and one of them.
+pub fn conflicts_prefix(volume: &str) -> Vec<u8> {
+    let mut k = volume_prefix(volume);
+    k.push(b'o');
+    k
+}
+
+pub fn conflict(volume: &str, ordinal: u64) -> Vec<u8> {
+    let mut k = conflicts_prefix(volume);
+    k.extend_from_slice(&ordinal.to_be_bytes());
+    k
+}
+
+/// `conflicts`: the id index row of a conflict.
+pub fn conflict_id(volume: &str, id: &str) -> Vec<u8> {
+    let mut k = volume_prefix(volume);
+    k.push(b'i');
+    k.extend_from_slice(id.as_bytes());
+    k
+}
+
+/// `requests`: one applied replica append.
+pub fn request(volume: &str, replica_id: &str, request_id: &str) -> Vec<u8> {
+    let mut k = replica(volume, replica_id);
+    k.push(0);
+    k.extend_from_slice(request_id.as_bytes());
     k
 }
 

@@ -13,19 +13,24 @@
 //! Column families are listed in [`db::Cf`]; every value carries a format version
 //! ([`codec`]) and bytes that do not decode are a [`StorageError::Corrupt`], never "absent".
 
+mod append;
+pub mod archive;
 pub mod blob;
 pub mod codec;
 pub mod command;
+mod conflict_path;
 pub mod content_ref;
 pub mod db;
 pub mod error;
 pub mod keys;
+pub mod manifest;
 pub mod path;
 pub mod portability;
 pub mod records;
 pub mod replay;
 pub mod snapshot;
 pub mod state_machine;
+pub mod sync_records;
 mod txn;
 
 pub use blob::BlobStore;
@@ -35,6 +40,7 @@ pub use db::{Cf, Db};
 pub use error::StorageError;
 pub use records::*;
 pub use state_machine::{StateMachine, VerifyReport};
+pub use sync_records::*;
 
 /// Content up to this size rides inside the Raft entry; larger content goes to the blob store
 /// before the command is proposed.

@@ -48,6 +48,9 @@ pub struct VolumeRecord {
     /// The namespace policy merged from every replica's capabilities (none: no replica yet).
     #[prost(message, optional, tag = "10")]
     pub policy: Option<Capabilities>,
+    /// How many sync conflicts the volume has recorded (the last conflict's ordinal).
+    #[prost(uint64, tag = "11")]
+    pub conflict_count: u64,
 }
 
 /// What a file system can represent (a replica's, or a volume's merged policy).

@@ -34,7 +34,7 @@ const KEY_UPPER: [u8; 8192] = [0xff; 8192];
 const RECORD_BYTES_MAX: u32 = 256 * 1024 * 1024;
 
 /// The column families a snapshot carries: the whole state machine, not the Raft log.
-pub const SNAPSHOT_CFS: [Cf; 10] = [
+pub const SNAPSHOT_CFS: [Cf; 13] = [
     Cf::SmMeta,
     Cf::Volumes,
     Cf::Journal,
@@ -45,6 +45,9 @@ pub const SNAPSHOT_CFS: [Cf; 10] = [
     Cf::Blobs,
     Cf::VolumeBlobs,
     Cf::Replicas,
+    Cf::PathLatest,
+    Cf::Conflicts,
+    Cf::Snapshots,
 ];
 
 fn tag_of(cf: Cf) -> u8 {

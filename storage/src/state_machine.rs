@@ -40,7 +40,7 @@ pub struct VerifyReport {
 }
 
 /// Why a command stopped: a deterministic refusal, or an I/O failure that must stop the node.
-enum Halt {
+pub(crate) enum Halt {
     Refuse(ApplyError),
     Fail(StorageError),
 }
@@ -57,11 +57,11 @@ impl From<StorageError> for Halt {
     }
 }
 
-fn refuse<T>(e: ApplyError) -> Result<T, Halt> {
+pub(crate) fn refuse<T>(e: ApplyError) -> Result<T, Halt> {
     Err(Halt::Refuse(e))
 }
 
-type Applied = Result<Response, Halt>;
+pub(crate) type Applied = Result<Response, Halt>;
 
 impl StateMachine {
     pub fn new(db: Db) -> Self {
@@ -98,6 +98,8 @@ impl StateMachine {
             Some(CommandKind::Compact(c)) => compact(&mut txn, c),
             Some(CommandKind::UpsertReplica(c)) => upsert_replica(&mut txn, c),
             Some(CommandKind::UpdateCursor(c)) => update_cursor(&mut txn, c),
+            Some(CommandKind::AppendChanges(c)) => crate::append::append_changes(&mut txn, c),
+            Some(CommandKind::ResolveConflict(c)) => crate::append::resolve_conflict(&mut txn, c),
         };
         let response = match result {
             Ok(r) => r,
@@ -176,6 +178,32 @@ impl StateMachine {
         self.db.get(Cf::Replicas, &keys::replica(volume, replica_id))
     }
 
+    /// A volume's sync conflicts, newest first, optionally of one status, at most `limit`.
+    pub fn conflicts(
+        &self,
+        volume: &str,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::ConflictRecord>, StorageError> {
+        let prefix = keys::conflicts_prefix(volume);
+        let end = keys::prefix_end(&prefix);
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_iterate_lower_bound(prefix.clone());
+        let mode = rocksdb::IteratorMode::From(&end, rocksdb::Direction::Reverse);
+        let mut out = Vec::new();
+        for item in self.db.raw().iterator_cf_opt(self.db.cf(Cf::Conflicts), ro, mode) {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let record: crate::ConflictRecord = crate::codec::decode("conflicts", &k, &v)?;
+            if status.is_none_or(|s| s == record.status) {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether `volume` has ever been written with this content (and so may serve it).
     pub fn volume_references(&self, volume: &str, content: &ContentRef) -> Result<bool, StorageError> {
         Ok(self.db.get_raw(Cf::VolumeBlobs, &keys::volume_blob(volume, &content.0))?.is_some())
@@ -251,7 +279,7 @@ fn create_volume(txn: &mut Txn, c: &CreateVolume) -> Applied {
     if vol.id.is_empty() || vol.id.contains('\0') {
         return refuse(ApplyError::bad_request("invalid volume id"));
     }
-    if txn.db().get::<VolumeRecord>(Cf::Volumes, vol.id.as_bytes())?.is_some() {
+    if txn.get::<VolumeRecord>(Cf::Volumes, vol.id.as_bytes())?.is_some() {
         return refuse(ApplyError::conflict("volume already exists"));
     }
     txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
@@ -261,7 +289,16 @@ fn create_volume(txn: &mut Txn, c: &CreateVolume) -> Applied {
 fn delete_volume(txn: &mut Txn, c: &DeleteVolume) -> Applied {
     let vol = team_volume(txn, &c.volume_id, &c.team_id)?;
     let prefix = keys::volume_prefix(&vol.id);
-    for cf in [Cf::Journal, Cf::Namespace, Cf::FoldIndex, Cf::VolumeBlobs, Cf::Replicas] {
+    for cf in [
+        Cf::Journal,
+        Cf::Namespace,
+        Cf::FoldIndex,
+        Cf::VolumeBlobs,
+        Cf::Replicas,
+        Cf::PathLatest,
+        Cf::Conflicts,
+        Cf::Requests,
+    ] {
         txn.delete_prefix(cf, &prefix);
     }
     txn.delete(Cf::Volumes, vol.id.as_bytes());
@@ -274,14 +311,14 @@ fn fork_volume(txn: &mut Txn, c: &ForkVolume) -> Applied {
     if vol.id.is_empty() || vol.id.contains('\0') || vol.team_id != c.team_id {
         return refuse(ApplyError::bad_request("invalid fork volume"));
     }
-    if txn.db().get::<VolumeRecord>(Cf::Volumes, vol.id.as_bytes())?.is_some() {
+    if txn.get::<VolumeRecord>(Cf::Volumes, vol.id.as_bytes())?.is_some() {
         return refuse(ApplyError::conflict("volume already exists"));
     }
     vol.head_seq = source.head_seq;
     vol.floor_seq = source.floor_seq;
     let from = keys::volume_prefix(&source.id);
     let to = keys::volume_prefix(&vol.id);
-    for cf in [Cf::Namespace, Cf::FoldIndex, Cf::VolumeBlobs] {
+    for cf in [Cf::Namespace, Cf::FoldIndex, Cf::VolumeBlobs, Cf::PathLatest] {
         for (k, v) in txn.db().scan_raw(cf, &from)? {
             let mut key = to.clone();
             key.extend_from_slice(&k[from.len()..]);
@@ -305,7 +342,7 @@ fn upsert_replica(txn: &mut Txn, c: &UpsertReplica) -> Applied {
         return refuse(ApplyError::bad_request("invalid replica id"));
     }
     let key = keys::replica(&vol.id, &r.id);
-    if let Some(existing) = txn.db().get::<ReplicaRecord>(Cf::Replicas, &key)? {
+    if let Some(existing) = txn.get::<ReplicaRecord>(Cf::Replicas, &key)? {
         r.last_applied_seq = existing.last_applied_seq;
         r.created_at_ms = existing.created_at_ms;
     }
@@ -320,7 +357,7 @@ fn upsert_replica(txn: &mut Txn, c: &UpsertReplica) -> Applied {
 fn update_cursor(txn: &mut Txn, c: &UpdateCursor) -> Applied {
     let vol = team_volume(txn, &c.volume_id, &c.team_id)?;
     let key = keys::replica(&vol.id, &c.replica_id);
-    let Some(mut r) = txn.db().get::<ReplicaRecord>(Cf::Replicas, &key)? else {
+    let Some(mut r) = txn.get::<ReplicaRecord>(Cf::Replicas, &key)? else {
         return refuse(ApplyError::not_found("sync replica not found"));
     };
     // The order of the checks is the contract's: lease, ahead, reseed, regression.
@@ -344,7 +381,7 @@ fn update_cursor(txn: &mut Txn, c: &UpdateCursor) -> Applied {
 }
 
 fn compact(txn: &mut Txn, c: &Compact) -> Applied {
-    let Some(mut vol) = txn.db().get::<VolumeRecord>(Cf::Volumes, c.volume_id.as_bytes())? else {
+    let Some(mut vol) = txn.get::<VolumeRecord>(Cf::Volumes, c.volume_id.as_bytes())? else {
         return ok(0, 0); // deleted since the leader looked: nothing to do
     };
     // Only ever forward, never past the head: a stale or repeated proposal is a no-op.
@@ -368,7 +405,7 @@ fn create_token(txn: &mut Txn, c: &CreateToken) -> Applied {
     Ok(Response::default())
 }
 
-fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
+pub(crate) fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
     let (mut vol, origin) = writable_volume(txn, c.origin.as_ref())?;
     let p = checked_path(&c.path)?;
     let content = ContentRef::parse(&c.content_ref).ok_or_else(|| ApplyError::bad_request("invalid content_ref"))?;
@@ -414,7 +451,7 @@ fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
     ok(seq, vol.head_seq)
 }
 
-fn make_dir(txn: &mut Txn, c: &MakeDir) -> Applied {
+pub(crate) fn make_dir(txn: &mut Txn, c: &MakeDir) -> Applied {
     let (mut vol, origin) = writable_volume(txn, c.origin.as_ref())?;
     let p = checked_path(&c.path)?;
     match txn.node(&vol.id, &p)? {
@@ -447,7 +484,7 @@ fn make_dir(txn: &mut Txn, c: &MakeDir) -> Applied {
     ok(seq, vol.head_seq)
 }
 
-fn remove(txn: &mut Txn, c: &RemovePath) -> Applied {
+pub(crate) fn remove(txn: &mut Txn, c: &RemovePath) -> Applied {
     let (mut vol, origin) = writable_volume(txn, c.origin.as_ref())?;
     let p = checked_path(&c.path)?;
     let Some(node) = txn.node(&vol.id, &p)? else {
@@ -470,7 +507,7 @@ fn remove(txn: &mut Txn, c: &RemovePath) -> Applied {
     ok(seq, vol.head_seq)
 }
 
-fn move_path(txn: &mut Txn, c: &MovePath) -> Applied {
+pub(crate) fn move_path(txn: &mut Txn, c: &MovePath) -> Applied {
     let (mut vol, origin) = writable_volume(txn, c.origin.as_ref())?;
     let src = checked_path(&c.source)?;
     let dst = checked_path(&c.destination)?;
@@ -535,7 +572,7 @@ fn dir_node(origin: &Origin, seq: u64, mode: u32) -> NodeRecord {
     }
 }
 
-fn journal_base(origin: &Origin) -> JournalEntry {
+pub(crate) fn journal_base(origin: &Origin) -> JournalEntry {
     JournalEntry {
         source: origin.source.clone(),
         replica_id: origin.replica_id.clone(),
@@ -545,21 +582,21 @@ fn journal_base(origin: &Origin) -> JournalEntry {
 }
 
 /// A path inside a command must already be clean and not the root.
-fn checked_path(p: &str) -> Result<String, Halt> {
+pub(crate) fn checked_path(p: &str) -> Result<String, Halt> {
     match path::clean_non_root(p) {
         Ok(clean) if clean == p => Ok(clean),
         _ => refuse(ApplyError::bad_request("invalid path")),
     }
 }
 
-fn team_volume(txn: &Txn, volume_id: &str, team_id: &str) -> Result<VolumeRecord, Halt> {
-    match txn.db().get::<VolumeRecord>(Cf::Volumes, volume_id.as_bytes())? {
+pub(crate) fn team_volume(txn: &Txn, volume_id: &str, team_id: &str) -> Result<VolumeRecord, Halt> {
+    match txn.get::<VolumeRecord>(Cf::Volumes, volume_id.as_bytes())? {
         Some(v) if v.team_id == team_id => Ok(v),
         _ => refuse(ApplyError::not_found("volume not found")),
     }
 }
 
-fn writable_volume<'o>(txn: &Txn, origin: Option<&'o Origin>) -> Result<(VolumeRecord, &'o Origin), Halt> {
+pub(crate) fn writable_volume<'o>(txn: &Txn, origin: Option<&'o Origin>) -> Result<(VolumeRecord, &'o Origin), Halt> {
     let origin = origin.ok_or_else(|| ApplyError::bad_request("command without an origin"))?;
     let vol = team_volume(txn, &origin.volume_id, &origin.team_id)?;
     if vol.config.as_ref().is_some_and(|c| c.access_mode == "ROX") {

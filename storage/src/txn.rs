@@ -1,7 +1,10 @@
 //! One command's worth of changes, collected in a single `WriteBatch`.
 //!
-//! Reads see the database as it was before the command; a command never needs to read its
-//! own writes (each row is decided once, then written).
+//! Reads through the `Txn` see its own earlier writes (an overlay over the database), so a
+//! command made of several changes — a replica's batch — decides each one against the state
+//! the previous ones left. Nothing reaches RocksDB until [`Txn::commit`].
+
+use std::collections::BTreeMap;
 
 use prost::Message;
 use rocksdb::WriteBatch;
@@ -12,6 +15,7 @@ use crate::error::StorageError;
 use crate::keys;
 use crate::path;
 use crate::records::{AppliedMeta, JournalEntry, NodeRecord, VolumeRecord, KIND_DIR};
+use crate::sync_records::PathLatest;
 
 /// Key of the applied position in [`Cf::SmMeta`].
 pub(crate) const APPLIED_KEY: &[u8] = b"applied";
@@ -23,12 +27,25 @@ pub const FILE_MODE: u32 = 0o644;
 
 pub(crate) struct Txn<'a> {
     db: &'a Db,
-    batch: WriteBatch,
+    /// This command's point writes (`None` = deleted), newest value per key.
+    overlay: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
+    /// This command's range deletions, `[from, to)`; point writes after them win.
+    ranges: Vec<(Cf, Vec<u8>, Vec<u8>)>,
 }
 
 impl<'a> Txn<'a> {
     pub fn new(db: &'a Db) -> Self {
-        Txn { db, batch: WriteBatch::default() }
+        Txn { db, overlay: BTreeMap::new(), ranges: Vec::new() }
+    }
+
+    /// A point to return to with [`Txn::rollback`]: a change refused halfway leaves nothing.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint { overlay: self.overlay.clone(), ranges: self.ranges.clone() }
+    }
+
+    pub fn rollback(&mut self, to: Savepoint) {
+        self.overlay = to.overlay;
+        self.ranges = to.ranges;
     }
 
     pub fn db(&self) -> &Db {
@@ -36,24 +53,75 @@ impl<'a> Txn<'a> {
     }
 
     pub fn put<M: Message>(&mut self, cf: Cf, key: &[u8], msg: &M) {
-        self.batch.put_cf(self.db.cf(cf), key, codec::encode(msg));
+        self.put_raw(cf, key, &codec::encode(msg));
     }
 
     pub fn put_raw(&mut self, cf: Cf, key: &[u8], value: &[u8]) {
-        self.batch.put_cf(self.db.cf(cf), key, value);
+        self.overlay.insert((cf, key.to_vec()), Some(value.to_vec()));
     }
 
     pub fn delete(&mut self, cf: Cf, key: &[u8]) {
-        self.batch.delete_cf(self.db.cf(cf), key);
+        self.overlay.insert((cf, key.to_vec()), None);
     }
 
     /// Deletes keys in `[from, to)`.
     pub fn delete_range(&mut self, cf: Cf, from: &[u8], to: &[u8]) {
-        self.batch.delete_range_cf(self.db.cf(cf), from, to);
+        let doomed: Vec<_> =
+            self.overlay.range((cf, from.to_vec())..(cf, to.to_vec())).map(|(k, _)| k.clone()).collect();
+        for k in doomed {
+            self.overlay.remove(&k);
+        }
+        self.ranges.push((cf, from.to_vec(), to.to_vec()));
+    }
+
+    fn range_deleted(&self, cf: Cf, key: &[u8]) -> bool {
+        self.ranges.iter().any(|(c, from, to)| *c == cf && key >= from.as_slice() && key < to.as_slice())
+    }
+
+    /// One raw value as this command sees it.
+    pub fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(v) = self.overlay.get(&(cf, key.to_vec())) {
+            return Ok(v.clone());
+        }
+        if self.range_deleted(cf, key) {
+            return Ok(None);
+        }
+        self.db.get_raw(cf, key)
+    }
+
+    /// One decoded value as this command sees it.
+    pub fn get<M: Message + Default>(&self, cf: Cf, key: &[u8]) -> Result<Option<M>, StorageError> {
+        match self.get_raw(cf, key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(cf.name(), key, &bytes).map(Some),
+        }
+    }
+
+    /// Every raw row whose key starts with `prefix`, in key order, as this command sees them.
+    pub fn scan_raw(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for (k, v) in self.db.scan_raw(cf, prefix)? {
+            if !self.range_deleted(cf, &k) {
+                rows.insert(k, v);
+            }
+        }
+        let end = keys::prefix_end(prefix);
+        for ((_, k), v) in self.overlay.range((cf, prefix.to_vec())..(cf, end)) {
+            match v {
+                Some(v) => rows.insert(k.clone(), v.clone()),
+                None => rows.remove(k),
+            };
+        }
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Every decoded value whose key starts with `prefix`, in key order, as this command sees them.
+    pub fn scan<M: Message + Default>(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, M)>, StorageError> {
+        self.scan_raw(cf, prefix)?.into_iter().map(|(k, v)| codec::decode(cf.name(), &k, &v).map(|m| (k, m))).collect()
     }
 
     pub fn delete_prefix(&mut self, cf: Cf, prefix: &[u8]) {
-        self.batch.delete_range_cf(self.db.cf(cf), prefix, &keys::prefix_end(prefix)[..]);
+        self.delete_range(cf, prefix, &keys::prefix_end(prefix));
     }
 
     /// The node at a clean path; the root always exists as a directory.
@@ -61,7 +129,7 @@ impl<'a> Txn<'a> {
         if path::is_root(node_path) {
             return Ok(Some(root_node()));
         }
-        self.db.get(Cf::Namespace, &keys::node(volume, node_path))
+        self.get(Cf::Namespace, &keys::node(volume, node_path))
     }
 
     pub fn put_node(&mut self, volume: &str, node_path: &str, node: &NodeRecord) {
@@ -80,7 +148,7 @@ impl<'a> Txn<'a> {
         let mut stack = vec![dir.to_string()];
         while let Some(d) = stack.pop() {
             let prefix = keys::children_prefix(volume, &d);
-            for (k, node) in self.db.scan::<NodeRecord>(Cf::Namespace, &prefix, None, usize::MAX)? {
+            for (k, node) in self.scan::<NodeRecord>(Cf::Namespace, &prefix)? {
                 let p = keys::node_path(volume, &k)
                     .ok_or_else(|| StorageError::corrupt("namespace", &k, "key is not a node path"))?;
                 if node.is_dir() {
@@ -100,6 +168,21 @@ impl<'a> Txn<'a> {
         entry.team_id = volume.team_id.clone();
         entry.normalized_path = path::normalized(&entry.path);
         entry.normalized_old_path = entry.old_path.as_deref().map(path::normalized);
+        let latest = PathLatest {
+            seq,
+            source: entry.source.clone(),
+            replica_id: entry.replica_id.clone(),
+            event_type: entry.event_type.clone(),
+            path: entry.path.clone(),
+            tombstone: entry.tombstone,
+        };
+        for touched in std::iter::once(&entry.path).chain(entry.old_path.as_ref()) {
+            self.put(
+                Cf::PathLatest,
+                &keys::path_latest(&volume.id, touched),
+                &PathLatest { path: touched.clone(), ..latest.clone() },
+            );
+        }
         self.put(Cf::Journal, &keys::journal(&volume.id, seq), &entry);
         volume.head_seq = seq;
         volume.updated_at_ms = volume.updated_at_ms.max(entry.created_at_ms);
@@ -110,9 +193,26 @@ impl<'a> Txn<'a> {
     /// Writes the batch together with the applied position: all of it or nothing.
     pub fn commit(mut self, applied: &AppliedMeta) -> Result<(), StorageError> {
         self.put(Cf::SmMeta, APPLIED_KEY, applied);
-        self.db.raw().write(self.batch)?;
+        // Ranges first: a point write made after a range deletion already dropped the
+        // overlay rows it covered, so writing points last gives the same final state.
+        let mut batch = WriteBatch::default();
+        for (cf, from, to) in &self.ranges {
+            batch.delete_range_cf(self.db.cf(*cf), from, to);
+        }
+        for ((cf, key), value) in &self.overlay {
+            match value {
+                Some(v) => batch.put_cf(self.db.cf(*cf), key, v),
+                None => batch.delete_cf(self.db.cf(*cf), key),
+            }
+        }
+        self.db.raw().write(batch)?;
         Ok(())
     }
+}
+
+pub(crate) struct Savepoint {
+    overlay: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
+    ranges: Vec<(Cf, Vec<u8>, Vec<u8>)>,
 }
 
 /// `fold_index` key: `<volume> 0 <normalized path> 0 <exact path>`; several exact paths may

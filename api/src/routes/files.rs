@@ -8,9 +8,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tideline_storage::command::{MakeDir, MovePath, Origin, RemovePath, WriteFile};
 use tideline_storage::state_machine::SOURCE_SANDBOX;
-use tideline_storage::{path, CommandKind, ContentRef, VolumeRecord, INLINE_BYTES_MAX};
+use tideline_storage::{path, CommandKind, ContentRef, VolumeRecord};
 
-use super::{apply, content, flag, team_volume};
+use super::{apply, content, flag, stage, team_volume};
 use crate::auth::{Permission, Principal};
 use crate::envelope::{created, ok};
 use crate::error::{ApiError, ApiResult};
@@ -99,22 +99,9 @@ pub async fn write(
             e
         }
     })?;
-    let r = ContentRef::of(&body);
-    let inline = if body.len() <= INLINE_BYTES_MAX {
-        Some(body.to_vec())
-    } else {
-        // Durable in the object store before any entry can point at it.
-        st.blobs.put(&r, body.clone()).await?;
-        None
-    };
-    let cmd = WriteFile {
-        origin: origin(&vol),
-        path: p,
-        content_ref: r.to_string(),
-        size: body.len() as u64,
-        inline,
-        mode: 0,
-    };
+    let size = body.len() as u64;
+    let (r, inline) = stage(&st, body, true).await?;
+    let cmd = WriteFile { origin: origin(&vol), path: p, content_ref: r.to_string(), size, inline, mode: 0 };
     apply(&st, CommandKind::WriteFile(cmd)).await?;
     Ok(ok(json!({ "written": true })).into_response())
 }

@@ -1,6 +1,8 @@
 //! The router and what its handlers share.
 
+mod append;
 mod cluster;
+mod conflicts;
 mod files;
 mod raft;
 mod replicas;
@@ -38,6 +40,9 @@ pub fn router(state: AppState) -> Router {
         .route("/sandboxvolumes/{id}/sync/replay-payload", get(sync::replay_payload))
         .route("/sandboxvolumes/{id}/sync/replicas/{rid}", axum::routing::put(replicas::upsert).get(replicas::get))
         .route("/sandboxvolumes/{id}/sync/replicas/{rid}/cursor", axum::routing::put(replicas::cursor))
+        .route("/sandboxvolumes/{id}/sync/replicas/{rid}/changes", post(append::append))
+        .route("/sandboxvolumes/{id}/sync/conflicts", get(conflicts::list))
+        .route("/sandboxvolumes/{id}/sync/conflicts/{cid}", axum::routing::put(conflicts::resolve))
         .route("/tokens", post(tokens::create))
         .route("/cluster", get(cluster::get))
         .route("/cluster/nodes", post(cluster::add_node))
@@ -108,6 +113,22 @@ pub(crate) async fn content(st: &AppState, r: &ContentRef) -> ApiResult<Option<a
         return Ok(Some(b.into()));
     }
     Ok(st.blobs.get(r).await?)
+}
+
+/// Readies file content for a command: small content (when `may_inline`) rides inside it;
+/// anything else is made durable in the object store first, so no committed entry can point at
+/// missing bytes. Returns the content's address and the bytes to inline, if any.
+pub(crate) async fn stage(
+    st: &AppState,
+    body: axum::body::Bytes,
+    may_inline: bool,
+) -> ApiResult<(ContentRef, Option<Vec<u8>>)> {
+    let r = ContentRef::of(&body);
+    if may_inline && body.len() <= tideline_storage::INLINE_BYTES_MAX {
+        return Ok((r, Some(body.to_vec())));
+    }
+    st.blobs.put(&r, body).await?;
+    Ok((r, None))
 }
 
 /// Parses a boolean query flag (`true`/`false`/`1`/`0`, absent = false).

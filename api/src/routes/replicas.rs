@@ -78,7 +78,7 @@ fn bounded(name: &str, v: Option<String>) -> ApiResult<Option<String>> {
     }
 }
 
-fn replica_id(rid: &str) -> ApiResult<&str> {
+pub(super) fn replica_id(rid: &str) -> ApiResult<&str> {
     if rid.is_empty() || rid.len() > REPLICA_ID_BYTES_MAX || rid.contains('\0') {
         return Err(ApiError::bad_request("invalid replica id"));
     }

@@ -94,6 +94,7 @@ fn new_record(caller: &TeamCaller, config: VolumeConfig, source: Option<String>)
         head_seq: 0,
         floor_seq: 0,
         policy: None,
+        conflict_count: 0,
     }
 }
 

@@ -1,0 +1,229 @@
+//! `POST /sandboxvolumes/{id}/sync/replicas/{rid}/changes`: a replica's batch of changes.
+//!
+//! Everything about the request is checked here, before anything is proposed: one malformed
+//! change refuses the whole batch (400) and nothing is applied. Content is hashed here; large
+//! content is made durable in the object store first. The state machine then decides each
+//! change against the journal: applied, a no-op, or a conflict.
+
+use axum::extract::{Path, Request, State};
+use axum::response::IntoResponse;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tideline_storage::command::{AppendChanges, Origin, ReplicaChange};
+use tideline_storage::{path, CommandKind, KIND_DIR, KIND_FILE};
+
+use super::replicas::replica_id;
+use super::{apply, stage, team_volume};
+use crate::auth::{Permission, Principal};
+use crate::envelope::ok;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::read_body;
+use crate::state::{AppState, FILE_BYTES_MAX};
+use crate::wire::{now_ms, SyncConflict, SyncJournalEntry};
+
+/// Changes in one request, at most.
+pub const CHANGES_PER_REQUEST_MAX: usize = 1000;
+/// One request body, at most: room for one largest file, base64-encoded, plus the rest.
+pub const APPEND_BODY_BYTES_MAX: usize = FILE_BYTES_MAX / 3 * 4 + 8 * 1024 * 1024;
+/// Content inlined into one command, at most; the rest goes to the object store first.
+const APPEND_INLINE_BYTES_MAX: usize = 1024 * 1024;
+const REQUEST_ID_BYTES_MAX: usize = 256;
+const METADATA_BYTES_MAX: usize = 16 * 1024;
+const EVENT_TYPES: [&str; 6] = ["create", "write", "remove", "rename", "chmod", "invalidate"];
+
+#[derive(Deserialize, Serialize)]
+struct AppendBody {
+    #[serde(default)]
+    request_id: String,
+    #[serde(default)]
+    base_seq: i64,
+    #[serde(default)]
+    changes: Vec<ChangeBody>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct ChangeBody {
+    #[serde(default)]
+    event_type: String,
+    path: Option<String>,
+    old_path: Option<String>,
+    entry_kind: Option<String>,
+    content_base64: Option<String>,
+    mode: Option<u32>,
+    content_sha256: Option<String>,
+    size_bytes: Option<u64>,
+    metadata: Option<serde_json::Value>,
+}
+
+fn invalid(index: usize, why: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("invalid sync change: changes[{index}]: {why}"))
+}
+
+/// A change checked and normalized, with its decoded content (if any).
+struct Checked {
+    change: ReplicaChange,
+    content: Option<axum::body::Bytes>,
+}
+
+fn check(index: usize, c: ChangeBody) -> ApiResult<Checked> {
+    let event = c.event_type.trim().to_ascii_lowercase();
+    if !EVENT_TYPES.contains(&event.as_str()) {
+        return Err(invalid(index, format!("unknown event_type {:?}", c.event_type)));
+    }
+    let clean = |what: &str, p: Option<&str>| -> ApiResult<String> {
+        match p.map(str::trim).filter(|p| !p.is_empty()) {
+            None => Err(invalid(index, format!("{what} is required"))),
+            Some(p) => path::clean_non_root(p).map_err(|e| invalid(index, format!("{what}: {e}"))),
+        }
+    };
+    let p = if event == "invalidate" {
+        match c.path.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            None => "/".to_string(),
+            Some(p) => path::clean(p).map_err(|e| invalid(index, format!("path: {e}")))?,
+        }
+    } else {
+        clean("path", c.path.as_deref())?
+    };
+    let old_path = if event == "rename" {
+        let old = clean("old_path", c.old_path.as_deref())?;
+        if old == p {
+            return Err(invalid(index, "old_path and path are the same"));
+        }
+        if path::is_within(&p, &old) {
+            return Err(invalid(index, "cannot move a directory into itself"));
+        }
+        Some(old)
+    } else {
+        None
+    };
+    if c.mode.is_some_and(|m| m > 0o7777) {
+        return Err(invalid(index, "mode must be at most 0o7777"));
+    }
+    let kind = match c.entry_kind.as_deref().map(|k| k.trim().to_ascii_lowercase()) {
+        None => None,
+        Some(k) if k.is_empty() => None,
+        Some(k) if k == "file" => Some(KIND_FILE),
+        Some(k) if k == "directory" || k == "dir" => Some(KIND_DIR),
+        Some(k) => return Err(invalid(index, format!("unknown entry_kind {k:?}"))),
+    };
+    let kind = match event.as_str() {
+        "create" => match (kind, c.content_base64.is_some()) {
+            (Some(KIND_DIR), true) => return Err(invalid(index, "a directory has no content")),
+            (Some(k), _) => Some(k),
+            (None, true) => Some(KIND_FILE),
+            (None, false) => return Err(invalid(index, "create needs entry_kind")),
+        },
+        "write" if kind == Some(KIND_DIR) => return Err(invalid(index, "write of a directory")),
+        "write" if c.content_base64.is_none() => return Err(invalid(index, "write needs content_base64")),
+        "write" => Some(KIND_FILE),
+        "chmod" if c.mode.is_none() => return Err(invalid(index, "chmod needs mode")),
+        _ => kind,
+    };
+    let content = match (&c.content_base64, kind) {
+        (Some(b64), Some(KIND_FILE)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| invalid(index, format!("content_base64: {e}")))?;
+            if bytes.len() > FILE_BYTES_MAX {
+                return Err(ApiError::too_large(format!("changes[{index}]: file too large")));
+            }
+            Some(axum::body::Bytes::from(bytes))
+        }
+        (Some(_), _) => return Err(invalid(index, format!("{event} carries no content"))),
+        (None, Some(KIND_FILE)) => Some(axum::body::Bytes::new()),
+        (None, _) => None,
+    };
+    if let Some(bytes) = &content {
+        if let Some(want) = c.content_sha256.as_deref() {
+            let want = want.trim().trim_start_matches("sha256:").to_ascii_lowercase();
+            if want != hex::encode(Sha256::digest(bytes)) {
+                return Err(invalid(index, "content_sha256 does not match the content"));
+            }
+        }
+        if c.size_bytes.is_some_and(|n| n != bytes.len() as u64) {
+            return Err(invalid(index, "size_bytes does not match the content"));
+        }
+    }
+    let metadata_json = match c.metadata {
+        None | Some(serde_json::Value::Null) => None,
+        Some(m) => {
+            let text = m.to_string();
+            if text.len() > METADATA_BYTES_MAX {
+                return Err(invalid(index, "metadata larger than 16 KiB"));
+            }
+            Some(text)
+        }
+    };
+    let change = ReplicaChange {
+        event_type: event,
+        path: p,
+        old_path,
+        entry_kind: kind.map(str::to_string),
+        mode: c.mode,
+        content_ref: None,
+        size: content.as_ref().map_or(0, |b| b.len() as u64),
+        inline: None,
+        metadata_json,
+    };
+    Ok(Checked { change, content })
+}
+
+pub async fn append(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path((id, rid)): Path<(String, String)>,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    let caller = principal.require(Permission::VolumeWrite)?;
+    let rid = replica_id(&rid)?.to_string();
+    let _slot = st.upload_slots.acquire().await.map_err(|_| ApiError::unavailable("shutting down"))?;
+    let bytes = read_body(req, APPEND_BODY_BYTES_MAX, "request body").await?;
+    let body: AppendBody =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    drop(bytes);
+    let request_id = body.request_id.trim().to_string();
+    if request_id.is_empty() || request_id.len() > REQUEST_ID_BYTES_MAX || request_id.contains('\0') {
+        return Err(ApiError::bad_request("invalid sync request id"));
+    }
+    let base_seq = u64::try_from(body.base_seq).map_err(|_| ApiError::bad_request("base_seq must not be negative"))?;
+    if body.changes.len() > CHANGES_PER_REQUEST_MAX {
+        return Err(ApiError::bad_request(format!("at most {CHANGES_PER_REQUEST_MAX} changes per request")));
+    }
+    // A retry sends the same payload; the fingerprint tells it from a reused request id.
+    let fingerprint = Sha256::digest(
+        serde_json::to_vec(&(&body.base_seq, &body.changes)).map_err(|e| ApiError::internal(e.to_string()))?,
+    )
+    .to_vec();
+    let checked = body.changes.into_iter().enumerate().map(|(i, c)| check(i, c)).collect::<ApiResult<Vec<_>>>()?;
+    let vol = team_volume(&st, caller, &id, None).await?;
+
+    let mut inline_budget = APPEND_INLINE_BYTES_MAX;
+    let mut changes = Vec::with_capacity(checked.len());
+    for Checked { mut change, content } in checked {
+        if let Some(bytes) = content {
+            let may_inline = bytes.len() <= inline_budget;
+            let (r, inline) = stage(&st, bytes, may_inline).await?;
+            inline_budget -= inline.as_ref().map_or(0, Vec::len);
+            change.content_ref = Some(r.to_string());
+            change.inline = inline;
+        }
+        changes.push(change);
+    }
+    let origin = Origin {
+        volume_id: vol.id.clone(),
+        team_id: vol.team_id.clone(),
+        source: "replica".into(),
+        replica_id: Some(rid),
+        at_ms: now_ms(),
+    };
+    let cmd = AppendChanges { origin: Some(origin), request_id, fingerprint, base_seq, changes };
+    let resp = apply(&st, CommandKind::AppendChanges(cmd)).await?;
+    let result = resp.append.ok_or_else(|| ApiError::internal("append returned no result"))?;
+    Ok(ok(json!({
+        "head_seq": result.head_seq,
+        "accepted": result.accepted.iter().map(SyncJournalEntry::from).collect::<Vec<_>>(),
+        "conflicts": result.conflicts.iter().map(SyncConflict::from).collect::<Vec<_>>(),
+    })))
+}

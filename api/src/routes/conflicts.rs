@@ -1,0 +1,92 @@
+//! `/sandboxvolumes/{id}/sync/conflicts`: the conflicts replica changes ran into, and marking
+//! them resolved or ignored.
+
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::json;
+use tideline_storage::command::ResolveConflict;
+use tideline_storage::{CommandKind, CONFLICT_IGNORED, CONFLICT_OPEN, CONFLICT_RESOLVED};
+
+use super::{apply, team_volume};
+use crate::auth::{Permission, Principal};
+use crate::envelope::ok;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Query};
+use crate::state::AppState;
+use crate::wire::{now_ms, SyncConflict};
+
+pub const CONFLICTS_PAGE_DEFAULT: usize = 100;
+pub const CONFLICTS_PAGE_MAX: usize = 1000;
+const NOTE_BYTES_MAX: usize = 4096;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<String>,
+    consistency: Option<String>,
+}
+
+pub async fn list(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let caller = principal.require(Permission::VolumeRead)?;
+    let status = match q.status.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(s) if [CONFLICT_OPEN, CONFLICT_RESOLVED, CONFLICT_IGNORED].contains(&s) => Some(s),
+        Some(s) => return Err(ApiError::bad_request(format!("invalid status {s:?}: use open, resolved or ignored"))),
+    };
+    let limit = match q.limit.as_deref().map(str::trim) {
+        None | Some("") => CONFLICTS_PAGE_DEFAULT,
+        Some(s) => match s.parse::<usize>() {
+            Ok(0) => CONFLICTS_PAGE_DEFAULT,
+            Ok(n) => n.min(CONFLICTS_PAGE_MAX),
+            Err(_) => return Err(ApiError::bad_request(format!("invalid limit {s:?}"))),
+        },
+    };
+    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    let conflicts = st.node.state_machine().conflicts(&vol.id, status, limit)?;
+    Ok(ok(json!({ "conflicts": conflicts.iter().map(SyncConflict::from).collect::<Vec<_>>() })))
+}
+
+#[derive(Deserialize)]
+pub struct ResolveBody {
+    #[serde(default)]
+    status: String,
+    resolution: Option<String>,
+    note: Option<String>,
+}
+
+pub async fn resolve(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path((id, cid)): Path<(String, String)>,
+    Json(body): Json<ResolveBody>,
+) -> ApiResult<impl IntoResponse> {
+    let caller = principal.require(Permission::VolumeWrite)?;
+    let status = body.status.trim();
+    if status != CONFLICT_RESOLVED && status != CONFLICT_IGNORED {
+        return Err(ApiError::bad_request("invalid sync conflict status"));
+    }
+    for text in [&body.resolution, &body.note].into_iter().flatten() {
+        if text.len() > NOTE_BYTES_MAX {
+            return Err(ApiError::bad_request("resolution and note are at most 4096 bytes"));
+        }
+    }
+    let vol = team_volume(&st, caller, &id, None).await?;
+    let cmd = ResolveConflict {
+        volume_id: vol.id.clone(),
+        team_id: vol.team_id.clone(),
+        conflict_id: cid,
+        status: status.to_string(),
+        resolution: body.resolution,
+        note: body.note,
+        at_ms: now_ms(),
+    };
+    let resp = apply(&st, CommandKind::ResolveConflict(cmd)).await?;
+    let conflict = resp.conflict.ok_or_else(|| ApiError::internal("resolve returned no conflict"))?;
+    Ok(ok(SyncConflict::from(&conflict)))
+}
