@@ -19,8 +19,10 @@ pub type Namespace = BTreeMap<String, ReplayNode>;
 
 /// Applies one entry to `ns`.
 pub fn replay_entry(ns: &mut Namespace, e: &JournalEntry) {
+    let is_dir = e.entry_kind.as_deref() == Some(KIND_DIR);
     match e.event_type.as_str() {
-        "write" => {
+        // A replica's create of a file carries its content like a write does.
+        "write" | "create" if !is_dir => {
             ensure_parents(ns, &e.path, e.created_at_ms);
             let node = ReplayNode {
                 kind: KIND_FILE.into(),
@@ -33,10 +35,9 @@ pub fn replay_entry(ns: &mut Namespace, e: &JournalEntry) {
         }
         "create" => {
             ensure_parents(ns, &e.path, e.created_at_ms);
-            let is_dir = e.entry_kind.as_deref() == Some(KIND_DIR);
             ns.entry(e.path.clone()).or_insert(ReplayNode {
-                kind: if is_dir { KIND_DIR } else { KIND_FILE }.into(),
-                mode: e.mode.unwrap_or(if is_dir { 0o755 } else { 0o644 }),
+                kind: KIND_DIR.into(),
+                mode: e.mode.unwrap_or(0o755),
                 size: 0,
                 content_ref: None,
                 mtime_ms: e.created_at_ms,
