@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use tideline_storage::{
-    Capabilities, ConflictRecord, ContentRef, JournalEntry, NodeRecord, ReplicaRecord, VolumeRecord,
+    Capabilities, ConflictRecord, ContentRef, JournalEntry, NodeRecord, ReplicaRecord, SnapshotRecord, VolumeRecord,
 };
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T12:00:00.123Z`.
@@ -241,6 +241,34 @@ impl From<&ConflictRecord> for SyncConflict {
             metadata: c.metadata_json.as_deref().and_then(|m| serde_json::from_str(m).ok()),
             created_at: rfc3339(c.created_at_ms),
             updated_at: rfc3339(c.updated_at_ms),
+        }
+    }
+}
+
+/// A volume snapshot as the API shows it (bootstrap responses; snapshot routes).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub id: String,
+    pub volume_id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub size_bytes: u64,
+    /// **[ext]** the journal seq the snapshot is frozen at.
+    pub seq: u64,
+    pub created_at: String,
+}
+
+impl From<&SnapshotRecord> for Snapshot {
+    fn from(s: &SnapshotRecord) -> Self {
+        Snapshot {
+            id: s.id.clone(),
+            volume_id: s.volume_id.clone(),
+            name: s.name.clone(),
+            description: s.description.clone(),
+            size_bytes: s.size_bytes,
+            seq: s.seq,
+            created_at: rfc3339(s.created_at_ms),
         }
     }
 }

@@ -505,3 +505,251 @@ async fn append_below_the_floor_is_a_reseed() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// path → `None` for a directory, `Some("<len>:<sha256>")` for a file.
+type Tree = std::collections::BTreeMap<String, Option<String>>;
+
+fn digest(b: &[u8]) -> String {
+    format!("{}:{}", b.len(), hex::encode(Sha256::digest(b)))
+}
+
+/// A volume's tree through the files API: path → `None` for a directory, `Some(content)` for a file.
+async fn live_tree(v: &Vol<'_>) -> Tree {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec!["/".to_string()];
+    while let Some(d) = dirs.pop() {
+        let list =
+            v.app.call("GET", &v.url(&format!("/files/list?path={}", urlencode(&d))), Some(&v.t), None).await.data();
+        for e in list["entries"].as_array().unwrap() {
+            let p = if d == "/" {
+                format!("/{}", e["name"].as_str().unwrap())
+            } else {
+                format!("{d}/{}", e["name"].as_str().unwrap())
+            };
+            if e["type"] == "dir" {
+                dirs.push(p.clone());
+                out.insert(p, None);
+            } else {
+                let r = v.app.raw("GET", &v.url(&format!("/files?path={}", urlencode(&p))), &v.t, "").await;
+                out.insert(p, Some(digest(&r.body)));
+            }
+        }
+    }
+    out
+}
+
+/// Unpacks a bootstrap archive into a tree like [`live_tree`]'s; checks names are sorted,
+/// relative, and directories end in `/`.
+fn unpack(gz: &[u8]) -> Tree {
+    let mut out = std::collections::BTreeMap::new();
+    let mut names = Vec::new();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = String::from_utf8(e.path_bytes().to_vec()).unwrap();
+        assert!(!name.starts_with('/'), "relative names: {name}");
+        names.push(name.clone());
+        match e.header().entry_type() {
+            tar::EntryType::Directory => {
+                assert!(name.ends_with('/'), "{name}");
+                out.insert(format!("/{}", name.trim_end_matches('/')), None);
+            }
+            tar::EntryType::Regular => {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+                out.insert(format!("/{name}"), Some(digest(&body)));
+            }
+            other => panic!("unexpected entry type {other:?} for {name}"),
+        }
+    }
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "archive names are sorted");
+    out
+}
+
+/// Applies `changes` entries (fetching payloads) to a tree from [`unpack`].
+async fn replay_into(v: &Vol<'_>, tree: &mut Tree, changes: &[Value]) {
+    for e in changes {
+        let p = e["path"].as_str().unwrap().to_string();
+        let parents = |tree: &mut Tree, p: &str| {
+            let mut acc = String::new();
+            let parts: Vec<&str> = p.trim_start_matches('/').split('/').collect();
+            for part in &parts[..parts.len() - 1] {
+                acc = format!("{acc}/{part}");
+                tree.entry(acc.clone()).or_insert(None);
+            }
+        };
+        let subtree = |tree: &Tree, p: &str| -> Vec<String> {
+            tree.keys().filter(|k| *k == p || k.starts_with(&format!("{p}/"))).cloned().collect()
+        };
+        match e["event_type"].as_str().unwrap() {
+            "write" | "create" if e["entry_kind"] == "file" => {
+                let r = e["content_ref"].as_str().unwrap();
+                let body = v.app.raw("GET", &v.url(&format!("/sync/replay-payload?content_ref={r}")), &v.t, "").await;
+                assert_eq!(body.status, StatusCode::OK);
+                parents(tree, &p);
+                tree.insert(p, Some(digest(&body.body)));
+            }
+            "create" => {
+                parents(tree, &p);
+                tree.entry(p).or_insert(None);
+            }
+            "remove" => {
+                for k in subtree(tree, &p) {
+                    tree.remove(&k);
+                }
+            }
+            "rename" => {
+                let old = e["old_path"].as_str().unwrap();
+                parents(tree, &p);
+                for k in subtree(tree, old) {
+                    let val = tree.remove(&k).unwrap();
+                    tree.insert(format!("{p}{}", &k[old.len()..]), val);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_archive_plus_later_changes_equals_the_live_namespace() {
+    let app = App::new().await;
+    let v = Vol::new(&app).await;
+    let big: String = "0123456789abcdef".repeat(5000); // 80 000 bytes: kept in the object store
+    v.write("/src/main.rs", "fn main() {}").await;
+    v.write("/src/lib/mod.rs", "").await;
+    v.write("/a.txt", "a").await;
+    v.write("/big.bin", &big).await;
+    app.raw("POST", &v.url("/files?path=/empty&mkdir=true"), &v.t, "").await.data();
+
+    let r = app.call("POST", &v.url("/sync/bootstrap"), Some(&v.t), Some(json!({ "snapshot_name": "first" }))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+    let boot = r.data();
+    assert_eq!(boot["replay_after_seq"], 5);
+    assert_eq!(boot["snapshot"]["name"], "first");
+    assert_eq!(boot["snapshot"]["size_bytes"], 12 + 1 + big.len() as u64);
+    let sid = boot["snapshot"]["id"].as_str().unwrap().to_string();
+    let path = boot["archive_download_path"].as_str().unwrap().to_string();
+    assert_eq!(path, v.url(&format!("/sync/bootstrap/archive?snapshot_id={sid}")));
+    let snapshot_tree = live_tree(&v).await;
+
+    tracing::info!("--- writes go on; the archive still shows the frozen namespace");
+    v.write("/a.txt", "a2").await;
+    v.write("/src/new.txt", "new").await;
+    app.call("POST", &v.url("/files/move"), Some(&v.t), Some(json!({ "source": "/src/lib", "destination": "/lib" })))
+        .await
+        .data();
+    app.call("DELETE", &v.url("/files?path=/big.bin"), Some(&v.t), None).await.data();
+    let archive = app.raw("GET", &path, &v.t, "").await;
+    assert_eq!(archive.status, StatusCode::OK);
+    assert_eq!(archive.headers["content-type"], "application/gzip");
+    let mut tree = unpack(&archive.body);
+    assert_eq!(tree, snapshot_tree, "the archive is the namespace at replay_after_seq");
+    let page = app.call("GET", &v.url("/sync/changes?after=5"), Some(&v.t), None).await.data();
+    replay_into(&v, &mut tree, page["changes"].as_array().unwrap()).await;
+    assert_eq!(tree, live_tree(&v).await, "archive + changes after replay_after_seq = live namespace");
+
+    tracing::info!("--- archive errors");
+    let m =
+        app.raw("GET", &v.url("/sync/bootstrap/archive"), &v.t, "").await.error(StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(m, "missing snapshot_id");
+    app.raw("GET", &v.url("/sync/bootstrap/archive?snapshot_id=snap-nope"), &v.t, "")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    let other = app.token("team-b", &["*"]).await;
+    app.raw("GET", &path, &other, "").await.error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_refuses_a_namespace_the_capabilities_cannot_hold() {
+    let app = App::new().await;
+    let v = Vol::new(&app).await;
+    v.write("/a:b", "1").await;
+    v.write("/Readme", "2").await;
+    v.write("/README", "3").await;
+    let windows = json!({ "capabilities": { "case_sensitive": false, "windows_compatible_paths": true } });
+    let r = app.call("POST", &v.url("/sync/bootstrap"), Some(&v.t), Some(windows)).await;
+    let m = r.error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(m, "bootstrap snapshot contains namespace entries incompatible with the requested replica capabilities");
+    let d = &r.json()["error"]["details"];
+    assert_eq!(d["reason"], "namespace_incompatible");
+    assert_eq!(d["capabilities"]["unicode_normalization_insensitive"], true);
+    let mut codes: Vec<&str> = d["issues"].as_array().unwrap().iter().map(|i| i["code"].as_str().unwrap()).collect();
+    codes.sort();
+    assert_eq!(codes, ["casefold_collision", "windows_forbidden_character"]);
+    let collision = d["issues"].as_array().unwrap().iter().find(|i| i["code"] == "casefold_collision").unwrap();
+    assert_eq!(collision["paths"], json!(["/README", "/Readme"]));
+    // The rejected snapshot is gone.
+    let sid = d["snapshot_id"].as_str().unwrap();
+    app.raw("GET", &v.url(&format!("/sync/bootstrap/archive?snapshot_id={sid}")), &v.t, "")
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    // A case-sensitive Linux replica can hold all of it.
+    let r = app.call("POST", &v.url("/sync/bootstrap"), Some(&v.t), Some(json!({ "case_sensitive": true }))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+    // Only the case rule: a mac.
+    let r = app.call("POST", &v.url("/sync/bootstrap"), Some(&v.t), Some(json!({ "case_sensitive": false }))).await;
+    assert_eq!(r.error(StatusCode::CONFLICT, "conflict").len() > 0, true);
+    assert_eq!(r.json()["error"]["details"]["issues"][0]["code"], "casefold_collision");
+}
+
+/// A lagging replica below the retention floor gets the reseed 409, bootstraps, replays the
+/// changes after the snapshot, and converges; no entry above the floor is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_replica_reseeds_from_a_bootstrap_and_converges() {
+    let app =
+        App::start(Some(CompactionConfig { retain_entries: 5, interval: std::time::Duration::from_millis(50) })).await;
+    let v = Vol::new(&app).await;
+    v.replica("laggard", json!({ "platform": "linux" })).await;
+    for i in 0..20 {
+        v.write(&format!("/d{}/f{i}", i % 3), &format!("content {i}")).await;
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let details = loop {
+        let r = app.call("GET", &v.url("/sync/changes?after=0"), Some(&v.t), None).await;
+        if r.status == StatusCode::CONFLICT && r.json()["error"]["details"]["retained_after_seq"] == 15 {
+            break r.json()["error"]["details"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no compaction to 15 within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(details, json!({ "reason": "reseed_required", "retained_after_seq": 15, "head_seq": 20 }));
+    let m = app
+        .call("PUT", &v.url("/sync/replicas/laggard/cursor"), Some(&v.t), Some(json!({ "last_applied_seq": 3 })))
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(m, "sync reseed required");
+
+    let boot = app.call("POST", &v.url("/sync/bootstrap"), Some(&v.t), None).await.data();
+    let after = boot["replay_after_seq"].as_u64().unwrap();
+    assert_eq!(after, 20);
+    for i in 20..26 {
+        v.write(&format!("/d{}/f{i}", i % 3), &format!("content {i}")).await;
+    }
+    let archive = app.raw("GET", boot["archive_download_path"].as_str().unwrap(), &v.t, "").await;
+    let mut tree = unpack(&archive.body);
+    // Page through the retained journal after the snapshot: every seq present, in order.
+    let mut cursor = after;
+    loop {
+        let page =
+            app.call("GET", &v.url(&format!("/sync/changes?after={cursor}&limit=2")), Some(&v.t), None).await.data();
+        let changes = page["changes"].as_array().unwrap().clone();
+        if changes.is_empty() {
+            break;
+        }
+        for (i, e) in changes.iter().enumerate() {
+            assert_eq!(e["seq"].as_u64().unwrap(), cursor + 1 + i as u64, "no entry above the floor is missing");
+        }
+        replay_into(&v, &mut tree, &changes).await;
+        cursor = changes.last().unwrap()["seq"].as_u64().unwrap();
+    }
+    assert_eq!(cursor, 26);
+    assert_eq!(tree, live_tree(&v).await, "the reseeded replica converged");
+    let r = app
+        .call("PUT", &v.url("/sync/replicas/laggard/cursor"), Some(&v.t), Some(json!({ "last_applied_seq": cursor })))
+        .await
+        .data();
+    assert_eq!(r["replica"]["last_applied_seq"], 26);
+}

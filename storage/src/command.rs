@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::{ReplicaRecord, TokenRecord, VolumeRecord};
 use crate::sync_records::{AppendResult, ConflictRecord};
+use crate::volume_snapshot::SnapshotRecord;
+pub use crate::volume_snapshot::{CreateSnapshot, DeleteSnapshot, SealSnapshot};
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct Command {
-    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13")]
+    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16")]
     pub kind: Option<CommandKind>,
 }
 
@@ -42,6 +44,12 @@ pub enum CommandKind {
     AppendChanges(AppendChanges),
     #[prost(message, tag = "13")]
     ResolveConflict(ResolveConflict),
+    #[prost(message, tag = "14")]
+    CreateSnapshot(CreateSnapshot),
+    #[prost(message, tag = "15")]
+    SealSnapshot(SealSnapshot),
+    #[prost(message, tag = "16")]
+    DeleteSnapshot(DeleteSnapshot),
 }
 
 impl From<CommandKind> for Command {
@@ -68,6 +76,9 @@ impl Command {
             Some(CommandKind::UpdateCursor(_)) => "update_cursor",
             Some(CommandKind::AppendChanges(_)) => "append_changes",
             Some(CommandKind::ResolveConflict(_)) => "resolve_conflict",
+            Some(CommandKind::CreateSnapshot(_)) => "create_snapshot",
+            Some(CommandKind::SealSnapshot(_)) => "seal_snapshot",
+            Some(CommandKind::DeleteSnapshot(_)) => "delete_snapshot",
         }
     }
 }
@@ -338,6 +349,8 @@ pub struct Response {
     pub append: Option<AppendResult>,
     #[prost(message, optional, tag = "7")]
     pub conflict: Option<ConflictRecord>,
+    #[prost(message, optional, tag = "8")]
+    pub snapshot: Option<SnapshotRecord>,
 }
 
 impl Response {

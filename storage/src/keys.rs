@@ -10,6 +10,7 @@
 //! tokens      <sha256 of token>
 //! blobs       <sha256 of content>                          (inline content)
 //! volume_blobs <volume> 0x00 <sha256>                        (content a volume has referenced)
+//! snapshots   <volume> 0x00 <snapshot id>
 //! path_latest <volume> 0x00 <exact path>
 //! conflicts   <volume> 0x00 'o' <ordinal u64 BE> | <volume> 0x00 'i' <conflict id>
 //! requests    <volume> 0x00 <replica id> 0x00 <request id>
@@ -76,6 +77,13 @@ pub fn replica(volume: &str, replica_id: &str) -> Vec<u8> {
 pub fn fold(volume: &str, node_path: &str) -> Vec<u8> {
     let mut k = volume_prefix(volume);
     k.extend_from_slice(path::normalized(node_path).as_bytes());
+    k
+}
+
+/// `snapshots`: one volume snapshot.
+pub fn snapshot(volume: &str, snapshot_id: &str) -> Vec<u8> {
+    let mut k = volume_prefix(volume);
+    k.extend_from_slice(snapshot_id.as_bytes());
     k
 }
 

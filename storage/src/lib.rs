@@ -22,6 +22,7 @@ mod conflict_path;
 pub mod content_ref;
 pub mod db;
 pub mod error;
+pub mod freezer;
 pub mod keys;
 pub mod manifest;
 pub mod path;
@@ -32,6 +33,7 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod sync_records;
 mod txn;
+pub mod volume_snapshot;
 
 pub use blob::BlobStore;
 pub use command::{ApplyError, ApplyErrorKind, Command, CommandKind, Response};
@@ -41,6 +43,7 @@ pub use error::StorageError;
 pub use records::*;
 pub use state_machine::{StateMachine, VerifyReport};
 pub use sync_records::*;
+pub use volume_snapshot::*;
 
 /// Content up to this size rides inside the Raft entry; larger content goes to the blob store
 /// before the command is proposed.

@@ -28,6 +28,7 @@ pub const SOURCE_SANDBOX: &str = "sandbox";
 #[derive(Clone)]
 pub struct StateMachine {
     db: Db,
+    freezer: crate::freezer::Freezer,
 }
 
 /// What [`StateMachine::verify`] read.
@@ -65,11 +66,16 @@ pub(crate) type Applied = Result<Response, Halt>;
 
 impl StateMachine {
     pub fn new(db: Db) -> Self {
-        StateMachine { db }
+        StateMachine { db, freezer: Default::default() }
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Where snapshot requests wait for their frozen namespace.
+    pub fn freezer(&self) -> &crate::freezer::Freezer {
+        &self.freezer
     }
 
     /// The last applied log position, if any.
@@ -100,6 +106,9 @@ impl StateMachine {
             Some(CommandKind::UpdateCursor(c)) => update_cursor(&mut txn, c),
             Some(CommandKind::AppendChanges(c)) => crate::append::append_changes(&mut txn, c),
             Some(CommandKind::ResolveConflict(c)) => crate::append::resolve_conflict(&mut txn, c),
+            Some(CommandKind::CreateSnapshot(c)) => crate::volume_snapshot::create_snapshot(&mut txn, c),
+            Some(CommandKind::SealSnapshot(c)) => crate::volume_snapshot::seal_snapshot(&mut txn, c),
+            Some(CommandKind::DeleteSnapshot(c)) => crate::volume_snapshot::delete_snapshot(&mut txn, c),
         };
         let response = match result {
             Ok(r) => r,
@@ -111,6 +120,9 @@ impl StateMachine {
             Err(Halt::Fail(e)) => return Err(e),
         };
         txn.commit(pos)?;
+        if let (Some(CommandKind::CreateSnapshot(_)), Some(s)) = (&cmd.kind, &response.snapshot) {
+            self.freezer.on_applied(&self.db, &s.volume_id, &s.id, s.seq);
+        }
         Ok(response)
     }
 
@@ -202,6 +214,10 @@ impl StateMachine {
             }
         }
         Ok(out)
+    }
+
+    pub fn snapshot(&self, volume: &str, id: &str) -> Result<Option<crate::SnapshotRecord>, StorageError> {
+        self.db.get(Cf::Snapshots, &keys::snapshot(volume, id))
     }
 
     /// Whether `volume` has ever been written with this content (and so may serve it).
@@ -298,6 +314,7 @@ fn delete_volume(txn: &mut Txn, c: &DeleteVolume) -> Applied {
         Cf::PathLatest,
         Cf::Conflicts,
         Cf::Requests,
+        Cf::Snapshots,
     ] {
         txn.delete_prefix(cf, &prefix);
     }

@@ -1,6 +1,7 @@
 //! The router and what its handlers share.
 
 mod append;
+mod bootstrap;
 mod cluster;
 mod conflicts;
 mod files;
@@ -41,6 +42,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sandboxvolumes/{id}/sync/replicas/{rid}", axum::routing::put(replicas::upsert).get(replicas::get))
         .route("/sandboxvolumes/{id}/sync/replicas/{rid}/cursor", axum::routing::put(replicas::cursor))
         .route("/sandboxvolumes/{id}/sync/replicas/{rid}/changes", post(append::append))
+        .route("/sandboxvolumes/{id}/sync/bootstrap", post(bootstrap::create))
+        .route("/sandboxvolumes/{id}/sync/bootstrap/archive", get(bootstrap::archive))
         .route("/sandboxvolumes/{id}/sync/conflicts", get(conflicts::list))
         .route("/sandboxvolumes/{id}/sync/conflicts/{cid}", axum::routing::put(conflicts::resolve))
         .route("/tokens", post(tokens::create))

@@ -20,7 +20,7 @@ const REPLICA_ID_BYTES_MAX: usize = 128;
 const REPLICA_TEXT_BYTES_MAX: usize = 1024;
 
 #[derive(Deserialize, Default)]
-pub struct CapabilitiesBody {
+pub(super) struct CapabilitiesBody {
     case_sensitive: Option<bool>,
     unicode_normalization_insensitive: Option<bool>,
     windows_compatible_paths: Option<bool>,
@@ -37,7 +37,7 @@ pub struct ReplicaBody {
 
 /// A replica's capabilities: as given, else from its platform; a case-insensitive file system is
 /// always normalization-insensitive too.
-pub fn capabilities(
+pub(super) fn capabilities(
     platform: Option<&str>,
     case_sensitive: Option<bool>,
     given: Option<&CapabilitiesBody>,
