@@ -31,21 +31,48 @@ pub(crate) struct Txn<'a> {
     overlay: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
     /// This command's range deletions, `[from, to)`; point writes after them win.
     ranges: Vec<(Cf, Vec<u8>, Vec<u8>)>,
+    /// How to take back each change to `overlay` and `ranges`, newest last.
+    undo: Vec<Undo>,
+}
+
+enum Undo {
+    /// Restore this key's previous overlay value (`None`: it was not in the overlay).
+    Point((Cf, Vec<u8>), Option<Option<Vec<u8>>>),
+    /// Drop the newest range deletion.
+    Range,
 }
 
 impl<'a> Txn<'a> {
     pub fn new(db: &'a Db) -> Self {
-        Txn { db, overlay: BTreeMap::new(), ranges: Vec::new() }
+        Txn { db, overlay: BTreeMap::new(), ranges: Vec::new(), undo: Vec::new() }
     }
 
     /// A point to return to with [`Txn::rollback`]: a change refused halfway leaves nothing.
     pub fn savepoint(&self) -> Savepoint {
-        Savepoint { overlay: self.overlay.clone(), ranges: self.ranges.clone() }
+        Savepoint(self.undo.len())
     }
 
     pub fn rollback(&mut self, to: Savepoint) {
-        self.overlay = to.overlay;
-        self.ranges = to.ranges;
+        while self.undo.len() > to.0 {
+            match self.undo.pop() {
+                Some(Undo::Point(key, Some(prev))) => {
+                    self.overlay.insert(key, prev);
+                }
+                Some(Undo::Point(key, None)) => {
+                    self.overlay.remove(&key);
+                }
+                Some(Undo::Range) => {
+                    self.ranges.pop();
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn set(&mut self, cf: Cf, key: &[u8], value: Option<Vec<u8>>) {
+        let key = (cf, key.to_vec());
+        let prev = self.overlay.insert(key.clone(), value);
+        self.undo.push(Undo::Point(key, prev));
     }
 
     pub fn db(&self) -> &Db {
@@ -57,11 +84,11 @@ impl<'a> Txn<'a> {
     }
 
     pub fn put_raw(&mut self, cf: Cf, key: &[u8], value: &[u8]) {
-        self.overlay.insert((cf, key.to_vec()), Some(value.to_vec()));
+        self.set(cf, key, Some(value.to_vec()));
     }
 
     pub fn delete(&mut self, cf: Cf, key: &[u8]) {
-        self.overlay.insert((cf, key.to_vec()), None);
+        self.set(cf, key, None);
     }
 
     /// Deletes keys in `[from, to)`.
@@ -69,9 +96,11 @@ impl<'a> Txn<'a> {
         let doomed: Vec<_> =
             self.overlay.range((cf, from.to_vec())..(cf, to.to_vec())).map(|(k, _)| k.clone()).collect();
         for k in doomed {
-            self.overlay.remove(&k);
+            let prev = self.overlay.remove(&k);
+            self.undo.push(Undo::Point(k, prev));
         }
         self.ranges.push((cf, from.to_vec(), to.to_vec()));
+        self.undo.push(Undo::Range);
     }
 
     fn range_deleted(&self, cf: Cf, key: &[u8]) -> bool {
@@ -210,10 +239,8 @@ impl<'a> Txn<'a> {
     }
 }
 
-pub(crate) struct Savepoint {
-    overlay: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
-    ranges: Vec<(Cf, Vec<u8>, Vec<u8>)>,
-}
+/// A position in a [`Txn`]'s undo log.
+pub(crate) struct Savepoint(usize);
 
 /// `fold_index` key: `<volume> 0 <normalized path> 0 <exact path>`; several exact paths may
 /// share a normalized one on a case-sensitive volume.

@@ -1,0 +1,165 @@
+//! `bootstrap`: does freezing a large namespace stall other writes?
+//!
+//! ```text
+//!   seed:      --files small files into volume A (replica appends of 1000 changes)
+//!   baseline:  a writer loops on volume B for --seconds; latency → histogram
+//!   bootstrap: the same writer, while POST …/A/sync/bootstrap runs back to back for --seconds
+//!   ─▶ bootstrap files=… runs=… freeze_s=… | writes baseline p50/p99/max … during p50/p99/max …
+//!      ratio_p99=… ; archive_s=… archive_bytes=…
+//! ```
+//!
+//! Bounded: at most 2 000 000 files; every request has a timeout.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use tideline_benches::{chain, excerpt, exit, ms, post_json, team_volume};
+
+const FILES_MAX: u64 = 2_000_000;
+const BATCH: u64 = 1000;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+const LATENCY_MAX_US: u64 = 60_000_000;
+
+#[derive(Parser, Debug)]
+#[command(name = "bootstrap", about = "Measure write latency while large namespaces are frozen for bootstrap")]
+struct Args {
+    #[arg(long, default_value = "http://127.0.0.1:7070")]
+    server: String,
+    #[arg(long, env = "TIDELINE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
+    /// Files in the namespace that is frozen.
+    #[arg(long, default_value_t = 100_000)]
+    files: u64,
+    /// Length of the baseline and of the bootstrap phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+async fn seed(http: &reqwest::Client, base: &str, token: &str, volume: &str, files: u64) -> Result<()> {
+    let url = format!("{base}/api/v1/sandboxvolumes/{volume}");
+    let replica = http.put(format!("{url}/sync/replicas/seed")).bearer_auth(token).json(&json!({})).send().await?;
+    if !replica.status().is_success() {
+        bail!("register the seeding replica: {}", replica.status());
+    }
+    let mut head = 0u64;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for batch in 0..files.div_ceil(BATCH) {
+        let changes: Vec<Value> = (batch * BATCH..((batch + 1) * BATCH).min(files))
+            .map(|n| json!({ "event_type": "write", "path": format!("/d{}/f{n}", n % 100), "content_base64": b64.encode(n.to_le_bytes()) }))
+            .collect();
+        let body = json!({ "request_id": format!("seed-{batch}"), "base_seq": head, "changes": changes });
+        let data = post_json(http, &format!("{url}/sync/replicas/seed/changes"), token, &body).await?;
+        head = data["head_seq"].as_u64().context("append without head_seq")?;
+    }
+    Ok(())
+}
+
+/// Writes small files to `volume` until `until`, recording each write's latency.
+async fn writer(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    volume: String,
+    until: Instant,
+) -> Result<Histogram<u64>> {
+    let mut h = Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)?;
+    let url = format!("{base}/api/v1/sandboxvolumes/{volume}/files");
+    let mut n = 0u64;
+    while Instant::now() < until {
+        let t = Instant::now();
+        let resp = http
+            .post(&url)
+            .query(&[("path", format!("/w/{}", n % 512))])
+            .bearer_auth(&token)
+            .body(vec![1u8; 64])
+            .send()
+            .await;
+        let resp = resp.map_err(|e| anyhow::anyhow!("write {n}: {}", chain(&e)))?;
+        if !resp.status().is_success() {
+            bail!("write {n}: {}: {}", resp.status(), excerpt(&resp.text().await.unwrap_or_default()));
+        }
+        h.saturating_record((t.elapsed().as_micros() as u64).max(1));
+        n += 1;
+    }
+    Ok(h)
+}
+
+fn summary(h: &Histogram<u64>) -> String {
+    format!(
+        "n={} p50={:.2}ms p99={:.2}ms max={:.2}ms",
+        h.len(),
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.max())
+    )
+}
+
+async fn run(args: Args) -> Result<()> {
+    if args.files == 0 || args.files > FILES_MAX {
+        bail!("--files must be in 1..={FILES_MAX}");
+    }
+    let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?;
+    let base = args.server.trim_end_matches('/').to_string();
+    let (token, frozen) = team_volume(&http, &base, &args.admin_token, "bench-bootstrap").await?;
+    let other = post_json(&http, &format!("{base}/api/v1/sandboxvolumes"), &token, &json!({})).await?;
+    let other = other["id"].as_str().context("volume id")?.to_string();
+
+    let t = Instant::now();
+    seed(&http, &base, &token, &frozen, args.files).await.context("seeding")?;
+    println!("seed files={} seconds={:.1}", args.files, t.elapsed().as_secs_f64());
+
+    let phase = Duration::from_secs(args.seconds);
+    let baseline = writer(http.clone(), base.clone(), token.clone(), other.clone(), Instant::now() + phase).await?;
+
+    let until = Instant::now() + phase;
+    let during = tokio::spawn(writer(http.clone(), base.clone(), token.clone(), other.clone(), until));
+    let mut freezes = Vec::new();
+    let mut last: Option<Value> = None;
+    while Instant::now() < until {
+        let t = Instant::now();
+        let data =
+            post_json(&http, &format!("{base}/api/v1/sandboxvolumes/{frozen}/sync/bootstrap"), &token, &json!({}))
+                .await?;
+        freezes.push(t.elapsed().as_secs_f64());
+        last = Some(data);
+    }
+    let during = during.await.context("writer panicked")??;
+    let last = last.context("no bootstrap completed")?;
+
+    let t = Instant::now();
+    let archive = http
+        .get(format!("{base}{}", last["archive_download_path"].as_str().context("archive path")?))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    let archive_s = t.elapsed().as_secs_f64();
+
+    let mean = freezes.iter().sum::<f64>() / freezes.len() as f64;
+    println!(
+        "bootstrap files={} runs={} mean_s={mean:.2} replay_after_seq={} archive_s={archive_s:.2} archive_bytes={}",
+        args.files,
+        freezes.len(),
+        last["replay_after_seq"],
+        archive.len()
+    );
+    println!("writes baseline {}", summary(&baseline));
+    println!("writes during   {}", summary(&during));
+    println!(
+        "ratio during/baseline p50={:.2} p99={:.2}",
+        during.value_at_quantile(0.5) as f64 / baseline.value_at_quantile(0.5).max(1) as f64,
+        during.value_at_quantile(0.99) as f64 / baseline.value_at_quantile(0.99).max(1) as f64
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    exit("bootstrap", run(Args::parse()).await)
+}
