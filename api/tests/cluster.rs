@@ -264,3 +264,65 @@ async fn a_node_cut_off_through_a_purge_catches_up_by_snapshot() {
         assert_eq!(&bytes[..], format!("content of /f/{i}").as_bytes());
     }
 }
+
+/// The sync plane through followers: a replica registered on one follower appends through the
+/// other; a bootstrap served by a follower freezes the namespace at its seq; conflicts and
+/// journals are identical on every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_plane_works_through_followers() {
+    let c = TestCluster::start(3, 1000, 100).await;
+    let leader = c.leader(&[1, 2, 3]).await;
+    let followers: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
+    let (token, vol) = setup(&c, followers[0]).await;
+    let json_body = |v: Value| Body::from(v.to_string());
+    let url = |rest: &str| format!("/api/v1/sandboxvolumes/{vol}{rest}");
+    let r0 = &c.node(followers[0]).router;
+    let r1 = &c.node(followers[1]).router;
+
+    let (s, v) =
+        call(r0, "PUT", &url("/sync/replicas/laptop"), &token, json_body(json!({ "platform": "linux" }))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for i in 0..5 {
+        assert_eq!(write(&c, leader, &token, &vol, &format!("/f{i}")).await.0, StatusCode::OK);
+    }
+    let changes = json!({ "request_id": "r-1", "base_seq": 2, "changes": [
+        { "event_type": "write", "path": "/f4", "content_base64": "bGFwdG9w" },
+        { "event_type": "write", "path": "/mine", "content_base64": "bWluZQ==" },
+    ]});
+    let (s, v) = call(r1, "POST", &url("/sync/replicas/laptop/changes"), &token, json_body(changes.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["conflicts"][0]["reason"], "concurrent_update");
+    assert_eq!(v["data"]["accepted"].as_array().unwrap().len(), 1);
+    // A retry through another node gets the same stored answer.
+    let (s, again) = call(r0, "POST", &url("/sync/replicas/laptop/changes"), &token, json_body(changes)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(again["data"], v["data"]);
+
+    let (s, boot) = call(r1, "POST", &url("/sync/bootstrap"), &token, Body::empty()).await;
+    assert_eq!(s, StatusCode::CREATED, "{boot}");
+    let after = boot["data"]["replay_after_seq"].as_u64().unwrap();
+    assert_eq!(after, 7, "5 writes, the artifact and /mine");
+    let archive_path = boot["data"]["archive_download_path"].as_str().unwrap().to_string();
+    for id in [1, 2, 3] {
+        let req = Request::builder()
+            .uri(&archive_path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap();
+        let resp = c.node(id).router.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "archive from node {id}");
+        let gz = resp.into_body().collect().await.unwrap().to_bytes();
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(&gz[..]));
+        let names: Vec<String> =
+            ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names.len(), 7, "node {id}: {names:?}");
+    }
+    let journal = converged(&c, &token, &vol, 7).await;
+    assert_eq!(journal.len(), 7);
+    for id in [1, 2, 3] {
+        let (s, v) =
+            call(&c.node(id).router, "GET", &url("/sync/conflicts?consistency=local"), &token, Body::empty()).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["data"]["conflicts"].as_array().unwrap().len(), 1, "node {id}");
+    }
+}

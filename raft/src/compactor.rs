@@ -1,11 +1,12 @@
 //! Retention-window compaction: on a timer, the leader proposes `Compact` for every volume
-//! whose journal holds more than the retained number of entries. Going through Raft makes every
-//! node move the floor at the same log position.
+//! whose journal holds more than the retained number of entries, and `PruneRequests` for replica
+//! request ids past their 24 h idempotency window. Going through Raft makes every node move the
+//! floor (and forget the ids) at the same log position.
 
 use std::time::Duration;
 
-use tideline_storage::command::Compact;
-use tideline_storage::CommandKind;
+use tideline_storage::command::{Compact, PruneRequests};
+use tideline_storage::{CommandKind, REQUEST_TTL_MS};
 
 use crate::node::RaftNode;
 
@@ -44,6 +45,7 @@ impl RaftNode {
                             continue;
                         }
                     };
+                prune_requests(&node).await;
                 for (volume_id, through_seq) in candidates {
                     let cmd = CommandKind::Compact(Compact { volume_id: volume_id.clone(), through_seq });
                     match node.propose_local(cmd.into()).await {
@@ -56,5 +58,24 @@ impl RaftNode {
                 }
             }
         })
+    }
+}
+
+/// Replica request ids forgotten per tick, at most.
+const REQUESTS_PRUNED_PER_TICK_MAX: u32 = 10_000;
+
+/// Forgets replica request ids older than their 24 h idempotency window.
+async fn prune_requests(node: &RaftNode) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let before_ms = now - REQUEST_TTL_MS;
+    match node.state_machine().requests_stored_before(before_ms) {
+        Ok(false) => {}
+        Ok(true) => {
+            let cmd = CommandKind::PruneRequests(PruneRequests { before_ms, limit: REQUESTS_PRUNED_PER_TICK_MAX });
+            if let Err(e) = node.propose_local(cmd.into()).await {
+                tracing::warn!(error = %e, "request pruning not proposed");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "look for expired request ids"),
     }
 }

@@ -113,6 +113,7 @@ pub(crate) fn append_changes(txn: &mut Txn, c: &AppendChanges) -> Applied {
     let stored =
         RequestRecord { fingerprint: c.fingerprint.clone(), result: Some(result.clone()), created_at_ms: origin.at_ms };
     txn.put(Cf::Requests, &request_key, &stored);
+    txn.put_raw(Cf::Requests, &keys::request_expiry(origin.at_ms, &request_key), &[crate::codec::FORMAT_V1]);
     Ok(Response { head_seq: vol.head_seq, append: Some(result), ..Default::default() })
 }
 
@@ -442,4 +443,21 @@ pub(crate) fn resolve_conflict(txn: &mut Txn, c: &ResolveConflict) -> Applied {
     record.updated_at_ms = record.updated_at_ms.max(c.at_ms);
     txn.put(Cf::Conflicts, &key, &record);
     Ok(Response { head_seq: vol.head_seq, conflict: Some(record), ..Default::default() })
+}
+
+/// Forgets request ids stored before `c.before_ms`, oldest first, at most `c.limit`.
+pub(crate) fn prune_requests(txn: &mut Txn, c: &PruneRequests) -> Applied {
+    let prefix = [keys::REQUEST_EXPIRY_PREFIX];
+    let end = keys::request_expiry(c.before_ms, b"");
+    let rows = txn.db().scan_raw_limit(Cf::Requests, &prefix, c.limit as usize)?;
+    for (index_key, _) in rows.into_iter().take_while(|(k, _)| *k < end) {
+        let ms = u64::from_be_bytes(index_key[1..9].try_into().expect("expiry keys hold 8 time bytes")) as i64;
+        let request_key = &index_key[9..];
+        // A request id reused after it expired has a newer record: keep that one.
+        if txn.get::<RequestRecord>(Cf::Requests, request_key)?.is_some_and(|r| r.created_at_ms == ms) {
+            txn.delete(Cf::Requests, request_key);
+        }
+        txn.delete(Cf::Requests, &index_key);
+    }
+    Ok(Response::default())
 }

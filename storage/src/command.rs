@@ -12,7 +12,7 @@ pub use crate::volume_snapshot::{CreateSnapshot, DeleteSnapshot, SealSnapshot};
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct Command {
-    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16")]
+    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17")]
     pub kind: Option<CommandKind>,
 }
 
@@ -50,6 +50,8 @@ pub enum CommandKind {
     SealSnapshot(SealSnapshot),
     #[prost(message, tag = "16")]
     DeleteSnapshot(DeleteSnapshot),
+    #[prost(message, tag = "17")]
+    PruneRequests(PruneRequests),
 }
 
 impl From<CommandKind> for Command {
@@ -79,6 +81,7 @@ impl Command {
             Some(CommandKind::CreateSnapshot(_)) => "create_snapshot",
             Some(CommandKind::SealSnapshot(_)) => "seal_snapshot",
             Some(CommandKind::DeleteSnapshot(_)) => "delete_snapshot",
+            Some(CommandKind::PruneRequests(_)) => "prune_requests",
         }
     }
 }
@@ -190,6 +193,16 @@ pub struct ResolveConflict {
     pub note: Option<String>,
     #[prost(int64, tag = "7")]
     pub at_ms: i64,
+}
+
+/// Forgets replica request ids stored before `before_ms` (the leader proposes it on a timer).
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct PruneRequests {
+    #[prost(int64, tag = "1")]
+    pub before_ms: i64,
+    /// At most this many are forgotten by one command.
+    #[prost(uint32, tag = "2")]
+    pub limit: u32,
 }
 
 /// Retention: drop a volume's journal entries up to `through_seq` and move its floor there.

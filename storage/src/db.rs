@@ -173,12 +173,20 @@ impl Db {
 
     /// Every raw (key, value) whose key starts with `prefix`, in key order.
     pub fn scan_raw(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+        self.scan_raw_limit(cf, prefix, usize::MAX)
+    }
+
+    /// At most `limit` raw (key, value) rows whose key starts with `prefix`, in key order.
+    pub fn scan_raw_limit(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
         let mut ro = ReadOptions::default();
         if !prefix.is_empty() {
             ro.set_iterate_upper_bound(crate::keys::prefix_end(prefix));
         }
         let mut out = Vec::new();
         for item in self.inner.iterator_cf_opt(self.cf(cf), ro, IteratorMode::From(prefix, Direction::Forward)) {
+            if out.len() >= limit {
+                break;
+            }
             let (k, v) = item?;
             out.push((k.to_vec(), v.to_vec()));
         }

@@ -13,7 +13,7 @@
 //! snapshots   <volume> 0x00 <snapshot id>
 //! path_latest <volume> 0x00 <exact path>
 //! conflicts   <volume> 0x00 'o' <ordinal u64 BE> | <volume> 0x00 'i' <conflict id>
-//! requests    <volume> 0x00 <replica id> 0x00 <request id>
+//! requests    <volume> 0x00 <replica id> 0x00 <request id>  |  0xff <created ms BE> <that key>
 //! ```
 
 use crate::path;
@@ -120,6 +120,17 @@ pub fn request(volume: &str, replica_id: &str, request_id: &str) -> Vec<u8> {
     let mut k = replica(volume, replica_id);
     k.push(0);
     k.extend_from_slice(request_id.as_bytes());
+    k
+}
+
+/// `requests`: the expiry index, `0xff <created_at_ms u64 BE> <request key>`. Volume ids are
+/// UTF-8, so no request key starts with 0xff.
+pub const REQUEST_EXPIRY_PREFIX: u8 = 0xff;
+
+pub fn request_expiry(created_at_ms: i64, request_key: &[u8]) -> Vec<u8> {
+    let mut k = vec![REQUEST_EXPIRY_PREFIX];
+    k.extend_from_slice(&(created_at_ms.max(0) as u64).to_be_bytes());
+    k.extend_from_slice(request_key);
     k
 }
 

@@ -109,6 +109,7 @@ impl StateMachine {
             Some(CommandKind::CreateSnapshot(c)) => crate::volume_snapshot::create_snapshot(&mut txn, c),
             Some(CommandKind::SealSnapshot(c)) => crate::volume_snapshot::seal_snapshot(&mut txn, c),
             Some(CommandKind::DeleteSnapshot(c)) => crate::volume_snapshot::delete_snapshot(&mut txn, c),
+            Some(CommandKind::PruneRequests(c)) => crate::append::prune_requests(&mut txn, c),
         };
         let response = match result {
             Ok(r) => r,
@@ -218,6 +219,13 @@ impl StateMachine {
 
     pub fn snapshot(&self, volume: &str, id: &str) -> Result<Option<crate::SnapshotRecord>, StorageError> {
         self.db.get(Cf::Snapshots, &keys::snapshot(volume, id))
+    }
+
+    /// Whether some replica request id was stored before `before_ms` (and so can be pruned).
+    pub fn requests_stored_before(&self, before_ms: i64) -> Result<bool, StorageError> {
+        let prefix = [keys::REQUEST_EXPIRY_PREFIX];
+        let first = self.db.scan_raw_limit(Cf::Requests, &prefix, 1)?;
+        Ok(first.first().is_some_and(|(k, _)| k < &keys::request_expiry(before_ms, b"")))
     }
 
     /// Whether `volume` has ever been written with this content (and so may serve it).

@@ -297,3 +297,33 @@ fn appends_renew_the_lease_and_an_expired_lease_is_refused() {
     assert_eq!(r.error.map(|e| e.message), Some("sync replica lease expired".into()), "mac registered at {start}");
     assert_eq!(f.head(), 1, "nothing applied after expiry");
 }
+
+#[test]
+fn request_ids_are_remembered_24_hours_then_pruned() {
+    let mut f = Fixture::new();
+    let change = || vec![Change::Write("/a".into(), b"x".to_vec()).to_replica()];
+    let first_at = f.now();
+    let c = |f: &Fixture, id: &str, base_seq: u64| AppendChanges {
+        origin: f.origin(Some("linux")),
+        request_id: id.into(),
+        fingerprint: vec![7],
+        base_seq,
+        changes: change(),
+    };
+    let r = f.apply(CommandKind::AppendChanges(c(&f, "once", 0)));
+    assert_eq!(r.append.unwrap().accepted.len(), 1);
+    let r = f.apply(CommandKind::AppendChanges(c(&f, "once", 0)));
+    assert_eq!(r.append.unwrap().accepted[0].seq, 1, "a retry gets the stored result");
+    assert_eq!(f.head(), 1);
+    assert!(!f.sm.requests_stored_before(first_at).unwrap());
+    assert!(f.sm.requests_stored_before(first_at + 1).unwrap());
+    // Pruning before the window ends keeps it; after, it is forgotten.
+    f.apply(CommandKind::PruneRequests(PruneRequests { before_ms: first_at, limit: 100 }));
+    let r = f.apply(CommandKind::AppendChanges(c(&f, "once", 0)));
+    assert_eq!(f.head(), 1, "still remembered: {r:?}");
+    f.apply(CommandKind::PruneRequests(PruneRequests { before_ms: first_at + 1, limit: 100 }));
+    assert!(!f.sm.requests_stored_before(i64::MAX).unwrap(), "record and index are gone");
+    let r = f.apply(CommandKind::AppendChanges(c(&f, "once", 1)));
+    assert!(r.error.is_none(), "{r:?}");
+    assert_eq!(f.head(), 2, "a forgotten id is a new request");
+}
