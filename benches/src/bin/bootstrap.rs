@@ -13,14 +13,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use base64::Engine;
 use clap::Parser;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use tideline_benches::{chain, excerpt, exit, ms, post_json, team_volume};
+use tideline_benches::{chain, excerpt, exit, ms, post_json, seed_with_appends, team_volume};
 
 const FILES_MAX: u64 = 2_000_000;
-const BATCH: u64 = 1000;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 const LATENCY_MAX_US: u64 = 60_000_000;
 
@@ -37,25 +35,6 @@ struct Args {
     /// Length of the baseline and of the bootstrap phase.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
-}
-
-async fn seed(http: &reqwest::Client, base: &str, token: &str, volume: &str, files: u64) -> Result<()> {
-    let url = format!("{base}/api/v1/sandboxvolumes/{volume}");
-    let replica = http.put(format!("{url}/sync/replicas/seed")).bearer_auth(token).json(&json!({})).send().await?;
-    if !replica.status().is_success() {
-        bail!("register the seeding replica: {}", replica.status());
-    }
-    let mut head = 0u64;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    for batch in 0..files.div_ceil(BATCH) {
-        let changes: Vec<Value> = (batch * BATCH..((batch + 1) * BATCH).min(files))
-            .map(|n| json!({ "event_type": "write", "path": format!("/d{}/f{n}", n % 100), "content_base64": b64.encode(n.to_le_bytes()) }))
-            .collect();
-        let body = json!({ "request_id": format!("seed-{batch}"), "base_seq": head, "changes": changes });
-        let data = post_json(http, &format!("{url}/sync/replicas/seed/changes"), token, &body).await?;
-        head = data["head_seq"].as_u64().context("append without head_seq")?;
-    }
-    Ok(())
 }
 
 /// Writes small files to `volume` until `until`, recording each write's latency.
@@ -109,7 +88,7 @@ async fn run(args: Args) -> Result<()> {
     let other = other["id"].as_str().context("volume id")?.to_string();
 
     let t = Instant::now();
-    seed(&http, &base, &token, &frozen, args.files).await.context("seeding")?;
+    seed_with_appends(&http, &base, &token, &frozen, args.files).await.context("seeding")?;
     println!("seed files={} seconds={:.1}", args.files, t.elapsed().as_secs_f64());
 
     let phase = Duration::from_secs(args.seconds);
