@@ -13,6 +13,11 @@ pub fn rfc3339(ms: i64) -> String {
     t.format(&fmt).unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
 }
 
+/// Snapshot times: `YYYY-MM-DDTHH:MM:SSZ`, whole seconds (API.md).
+pub fn snapshot_time(ms: i64) -> String {
+    rfc3339(ms.div_euclid(1000) * 1000).replace(".000Z", "Z")
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -268,7 +273,7 @@ impl From<&SnapshotRecord> for Snapshot {
             description: s.description.clone(),
             size_bytes: s.size_bytes,
             seq: s.seq,
-            created_at: rfc3339(s.created_at_ms),
+            created_at: snapshot_time(s.created_at_ms),
         }
     }
 }

@@ -2,68 +2,12 @@
 //! case with exact statuses, messages and details.
 
 use axum::http::StatusCode;
-use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tideline_raft::CompactionConfig;
 
 mod common;
 use common::*;
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-struct Vol<'a> {
-    app: &'a App,
-    t: String,
-    id: String,
-}
-
-impl<'a> Vol<'a> {
-    async fn new(app: &'a App) -> Vol<'a> {
-        let t = app.token("team-a", &["*"]).await;
-        let id = app.volume(&t).await;
-        Vol { app, t, id }
-    }
-    fn url(&self, rest: &str) -> String {
-        format!("/api/v1/sandboxvolumes/{}{rest}", self.id)
-    }
-    async fn replica(&self, rid: &str, body: Value) -> Value {
-        self.app.call("PUT", &self.url(&format!("/sync/replicas/{rid}")), Some(&self.t), Some(body)).await.data()
-    }
-    async fn append(&self, rid: &str, request_id: &str, base_seq: i64, changes: Value) -> Reply {
-        let body = json!({ "request_id": request_id, "base_seq": base_seq, "changes": changes });
-        self.app.call("POST", &self.url(&format!("/sync/replicas/{rid}/changes")), Some(&self.t), Some(body)).await
-    }
-    async fn write(&self, p: &str, content: &str) {
-        self.app.raw("POST", &self.url(&format!("/files?path={p}")), &self.t, content.to_string()).await.data();
-    }
-    async fn read(&self, p: &str) -> Option<String> {
-        let r = self.app.raw("GET", &self.url(&format!("/files?path={}", urlencode(p))), &self.t, "").await;
-        (r.status == StatusCode::OK).then(|| String::from_utf8(r.body.to_vec()).unwrap())
-    }
-    async fn stat(&self, p: &str) -> Reply {
-        self.app.call("GET", &self.url(&format!("/files/stat?path={}", urlencode(p))), Some(&self.t), None).await
-    }
-    async fn head(&self) -> u64 {
-        let page = self.app.call("GET", &self.url("/sync/changes?after=0&limit=1"), Some(&self.t), None).await.data();
-        page["head_seq"].as_u64().unwrap()
-    }
-    async fn conflicts(&self, q: &str) -> Vec<Value> {
-        let r = self.app.call("GET", &self.url(&format!("/sync/conflicts{q}")), Some(&self.t), None).await.data();
-        r["conflicts"].as_array().unwrap().clone()
-    }
-}
-
-fn urlencode(p: &str) -> String {
-    p.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'/' | b'.' | b'-' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn append_applies_all_six_event_types() {
@@ -391,7 +335,7 @@ async fn portability_conflicts_follow_the_volume_policy() {
     let app = App::new().await;
     let win = Vol::new(&app).await;
     win.replica("pc", json!({ "platform": "windows" })).await;
-    let linux = Vol { app: &app, t: win.t.clone(), id: app.volume(&win.t).await };
+    let linux = Vol { app: &app, t: win.t.clone(), id: Vol::create(&app, &win.t, "RWX").await };
     linux.replica("tux", json!({ "platform": "linux" })).await;
 
     let cases = [
@@ -422,7 +366,7 @@ async fn portability_conflicts_follow_the_volume_policy() {
     }
 
     tracing::info!("--- case and Unicode twins");
-    let mac = Vol { app: &app, t: win.t.clone(), id: app.volume(&win.t).await };
+    let mac = Vol { app: &app, t: win.t.clone(), id: Vol::create(&app, &win.t, "RWX").await };
     mac.replica("mac", json!({ "platform": "darwin" })).await;
     mac.write("/Docs/README.md", "server").await;
     mac.write("/caf%C3%A9", "nfc").await; // "café" precomposed
@@ -506,113 +450,6 @@ async fn append_below_the_floor_is_a_reseed() {
     }
 }
 
-/// path → `None` for a directory, `Some("<len>:<sha256>")` for a file.
-type Tree = std::collections::BTreeMap<String, Option<String>>;
-
-fn digest(b: &[u8]) -> String {
-    format!("{}:{}", b.len(), hex::encode(Sha256::digest(b)))
-}
-
-/// A volume's tree through the files API: path → `None` for a directory, `Some(content)` for a file.
-async fn live_tree(v: &Vol<'_>) -> Tree {
-    let mut out = std::collections::BTreeMap::new();
-    let mut dirs = vec!["/".to_string()];
-    while let Some(d) = dirs.pop() {
-        let list =
-            v.app.call("GET", &v.url(&format!("/files/list?path={}", urlencode(&d))), Some(&v.t), None).await.data();
-        for e in list["entries"].as_array().unwrap() {
-            let p = if d == "/" {
-                format!("/{}", e["name"].as_str().unwrap())
-            } else {
-                format!("{d}/{}", e["name"].as_str().unwrap())
-            };
-            if e["type"] == "dir" {
-                dirs.push(p.clone());
-                out.insert(p, None);
-            } else {
-                let r = v.app.raw("GET", &v.url(&format!("/files?path={}", urlencode(&p))), &v.t, "").await;
-                out.insert(p, Some(digest(&r.body)));
-            }
-        }
-    }
-    out
-}
-
-/// Unpacks a bootstrap archive into a tree like [`live_tree`]'s; checks names are sorted,
-/// relative, and directories end in `/`.
-fn unpack(gz: &[u8]) -> Tree {
-    let mut out = std::collections::BTreeMap::new();
-    let mut names = Vec::new();
-    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(gz));
-    for e in ar.entries().unwrap() {
-        let mut e = e.unwrap();
-        let name = String::from_utf8(e.path_bytes().to_vec()).unwrap();
-        assert!(!name.starts_with('/'), "relative names: {name}");
-        names.push(name.clone());
-        match e.header().entry_type() {
-            tar::EntryType::Directory => {
-                assert!(name.ends_with('/'), "{name}");
-                out.insert(format!("/{}", name.trim_end_matches('/')), None);
-            }
-            tar::EntryType::Regular => {
-                let mut body = Vec::new();
-                std::io::Read::read_to_end(&mut e, &mut body).unwrap();
-                out.insert(format!("/{name}"), Some(digest(&body)));
-            }
-            other => panic!("unexpected entry type {other:?} for {name}"),
-        }
-    }
-    let mut sorted = names.clone();
-    sorted.sort();
-    assert_eq!(names, sorted, "archive names are sorted");
-    out
-}
-
-/// Applies `changes` entries (fetching payloads) to a tree from [`unpack`].
-async fn replay_into(v: &Vol<'_>, tree: &mut Tree, changes: &[Value]) {
-    for e in changes {
-        let p = e["path"].as_str().unwrap().to_string();
-        let parents = |tree: &mut Tree, p: &str| {
-            let mut acc = String::new();
-            let parts: Vec<&str> = p.trim_start_matches('/').split('/').collect();
-            for part in &parts[..parts.len() - 1] {
-                acc = format!("{acc}/{part}");
-                tree.entry(acc.clone()).or_insert(None);
-            }
-        };
-        let subtree = |tree: &Tree, p: &str| -> Vec<String> {
-            tree.keys().filter(|k| *k == p || k.starts_with(&format!("{p}/"))).cloned().collect()
-        };
-        match e["event_type"].as_str().unwrap() {
-            "write" | "create" if e["entry_kind"] == "file" => {
-                let r = e["content_ref"].as_str().unwrap();
-                let body = v.app.raw("GET", &v.url(&format!("/sync/replay-payload?content_ref={r}")), &v.t, "").await;
-                assert_eq!(body.status, StatusCode::OK);
-                parents(tree, &p);
-                tree.insert(p, Some(digest(&body.body)));
-            }
-            "create" => {
-                parents(tree, &p);
-                tree.entry(p).or_insert(None);
-            }
-            "remove" => {
-                for k in subtree(tree, &p) {
-                    tree.remove(&k);
-                }
-            }
-            "rename" => {
-                let old = e["old_path"].as_str().unwrap();
-                parents(tree, &p);
-                for k in subtree(tree, old) {
-                    let val = tree.remove(&k).unwrap();
-                    tree.insert(format!("{p}{}", &k[old.len()..]), val);
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_archive_plus_later_changes_equals_the_live_namespace() {
     let app = App::new().await;
@@ -629,6 +466,8 @@ async fn bootstrap_archive_plus_later_changes_equals_the_live_namespace() {
     let boot = r.data();
     assert_eq!(boot["replay_after_seq"], 5);
     assert_eq!(boot["snapshot"]["name"], "first");
+    let created = boot["snapshot"]["created_at"].as_str().unwrap();
+    assert!(created.len() == 20 && created.ends_with('Z') && !created.contains('.'), "YYYY-MM-DDTHH:MM:SSZ: {created}");
     assert_eq!(boot["snapshot"]["size_bytes"], 12 + 1 + big.len() as u64);
     let sid = boot["snapshot"]["id"].as_str().unwrap().to_string();
     let path = boot["archive_download_path"].as_str().unwrap().to_string();
@@ -752,4 +591,56 @@ async fn a_lagging_replica_reseeds_from_a_bootstrap_and_converges() {
         .await
         .data();
     assert_eq!(r["replica"]["last_applied_seq"], 26);
+}
+
+/// RWO admits one writing replica at a time; ROX none; RWX any. A volume with live replicas is
+/// deleted only with `force=true`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_modes_and_deleting_a_volume_with_live_replicas() {
+    let app = App::new().await;
+    let t = app.token("team-a", &["*"]).await;
+    let write = |p: &str| json!([{ "event_type": "write", "path": p, "content_base64": b64("x") }]);
+
+    let rwo = Vol { app: &app, t: t.clone(), id: app.volume(&t).await }; // RWO is the default
+    rwo.replica("first", json!({})).await;
+    rwo.replica("second", json!({})).await;
+    rwo.append("first", "f-1", 0, write("/a")).await.data();
+    let m = rwo.append("second", "s-1", 1, write("/b")).await.error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(m, "volume is RWO and replica first holds the write lease");
+    rwo.append("first", "f-2", 1, write("/c")).await.data();
+    rwo.write("/from-files-api", "sandbox").await; // the files API is the sandbox's own mount
+
+    let rwx = Vol { app: &app, t: t.clone(), id: Vol::create(&app, &t, "RWX").await };
+    rwx.replica("first", json!({})).await;
+    rwx.replica("second", json!({})).await;
+    rwx.append("first", "f-1", 0, write("/a")).await.data();
+    rwx.append("second", "s-1", 1, write("/b")).await.data();
+
+    let rox = Vol { app: &app, t: t.clone(), id: Vol::create(&app, &t, "ROX").await };
+    rox.replica("first", json!({})).await;
+    let m = rox.append("first", "f-1", 0, write("/a")).await.error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(m, "volume is read-only");
+    for (method, uri, body) in [
+        ("POST", rox.url("/files?path=/x"), Some(json!("x"))),
+        ("POST", rox.url("/files?path=/d&mkdir=true"), None),
+        ("DELETE", rox.url("/files?path=/x"), None),
+    ] {
+        let m = app.call(method, &uri, Some(&t), body).await.error(StatusCode::CONFLICT, "conflict");
+        assert_eq!(m, "volume is read-only", "{method} {uri}");
+    }
+    let m = app
+        .call("POST", &rox.url("/files/move"), Some(&t), Some(json!({ "source": "/x", "destination": "/y" })))
+        .await
+        .error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(m, "volume is read-only");
+
+    tracing::info!("--- delete: 409 while replicas hold live leases, unless forced");
+    let m = app.call("DELETE", &rwx.url(""), Some(&t), None).await.error(StatusCode::CONFLICT, "conflict");
+    assert!(m.contains("2 active sync replica"), "{m}");
+    assert_eq!(app.call("GET", &rwx.url(""), Some(&t), None).await.status, StatusCode::OK, "still there");
+    app.call("DELETE", &rwx.url("?force=true"), Some(&t), None).await.data();
+    app.call("GET", &rwx.url(""), Some(&t), None).await.error(StatusCode::NOT_FOUND, "not_found");
+    app.call("DELETE", &rwx.url(""), Some(&t), None).await.data(); // idempotent
+    let plain = Vol::create(&app, &t, "RWO").await;
+    app.call("DELETE", &format!("/api/v1/sandboxvolumes/{plain}"), Some(&t), None).await.data();
 }

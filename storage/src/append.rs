@@ -72,6 +72,20 @@ pub(crate) fn append_changes(txn: &mut Txn, c: &AppendChanges) -> Applied {
     if origin.at_ms > replica.lease_expires_at_ms() {
         return refuse(ApplyError::conflict("sync replica lease expired"));
     }
+    let mut vol = vol;
+    if vol.config.as_ref().is_some_and(|cfg| cfg.access_mode == "RWO") {
+        // One writing replica at a time: the write lease passes on only once it has lapsed.
+        if let Some(writer) = vol.writer_replica_id.as_deref() {
+            if writer != replica_id && origin.at_ms <= vol.writer_lease_until_ms {
+                return refuse(ApplyError::conflict(format!(
+                    "volume is RWO and replica {writer} holds the write lease"
+                )));
+            }
+        }
+        vol.writer_replica_id = Some(replica_id.clone());
+        vol.writer_lease_until_ms = origin.at_ms + REPLICA_LEASE_MS;
+        txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
+    }
     if c.base_seq > vol.head_seq {
         return refuse(ApplyError::conflict("sync cursor ahead of head"));
     }

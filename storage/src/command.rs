@@ -6,13 +6,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::records::{ReplicaRecord, TokenRecord, VolumeRecord};
+pub use crate::restore::{RestoreChunk, RestoreOp};
 use crate::sync_records::{AppendResult, ConflictRecord};
 use crate::volume_snapshot::SnapshotRecord;
 pub use crate::volume_snapshot::{CreateSnapshot, DeleteSnapshot, SealSnapshot};
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct Command {
-    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17")]
+    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18")]
     pub kind: Option<CommandKind>,
 }
 
@@ -52,6 +53,8 @@ pub enum CommandKind {
     DeleteSnapshot(DeleteSnapshot),
     #[prost(message, tag = "17")]
     PruneRequests(PruneRequests),
+    #[prost(message, tag = "18")]
+    RestoreChunk(RestoreChunk),
 }
 
 impl From<CommandKind> for Command {
@@ -82,6 +85,7 @@ impl Command {
             Some(CommandKind::SealSnapshot(_)) => "seal_snapshot",
             Some(CommandKind::DeleteSnapshot(_)) => "delete_snapshot",
             Some(CommandKind::PruneRequests(_)) => "prune_requests",
+            Some(CommandKind::RestoreChunk(_)) => "restore_chunk",
         }
     }
 }
@@ -221,6 +225,11 @@ pub struct DeleteVolume {
     pub volume_id: String,
     #[prost(string, tag = "2")]
     pub team_id: String,
+    /// Delete even while sync replicas hold live leases.
+    #[prost(bool, tag = "3")]
+    pub force: bool,
+    #[prost(int64, tag = "4")]
+    pub at_ms: i64,
 }
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]

@@ -29,6 +29,7 @@ pub mod path;
 pub mod portability;
 pub mod records;
 pub mod replay;
+pub mod restore;
 pub mod snapshot;
 pub mod state_machine;
 pub mod sync_records;

@@ -51,6 +51,11 @@ pub struct VolumeRecord {
     /// How many sync conflicts the volume has recorded (the last conflict's ordinal).
     #[prost(uint64, tag = "11")]
     pub conflict_count: u64,
+    /// RWO: the replica that holds the write lease, and until when.
+    #[prost(string, optional, tag = "12")]
+    pub writer_replica_id: Option<String>,
+    #[prost(int64, tag = "13")]
+    pub writer_lease_until_ms: i64,
 }
 
 /// What a file system can represent (a replica's, or a volume's merged policy).

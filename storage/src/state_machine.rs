@@ -110,6 +110,7 @@ impl StateMachine {
             Some(CommandKind::SealSnapshot(c)) => crate::volume_snapshot::seal_snapshot(&mut txn, c),
             Some(CommandKind::DeleteSnapshot(c)) => crate::volume_snapshot::delete_snapshot(&mut txn, c),
             Some(CommandKind::PruneRequests(c)) => crate::append::prune_requests(&mut txn, c),
+            Some(CommandKind::RestoreChunk(c)) => crate::restore::restore_chunk(&mut txn, c),
         };
         let response = match result {
             Ok(r) => r,
@@ -217,6 +218,18 @@ impl StateMachine {
         Ok(out)
     }
 
+    /// A volume's snapshots, newest first.
+    pub fn snapshots(&self, volume: &str) -> Result<Vec<crate::SnapshotRecord>, StorageError> {
+        let mut out: Vec<crate::SnapshotRecord> = self
+            .db
+            .scan::<crate::SnapshotRecord>(Cf::Snapshots, &keys::volume_prefix(volume), None, usize::MAX)?
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        out.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms).then_with(|| b.id.cmp(&a.id)));
+        Ok(out)
+    }
+
     pub fn snapshot(&self, volume: &str, id: &str) -> Result<Option<crate::SnapshotRecord>, StorageError> {
         self.db.get(Cf::Snapshots, &keys::snapshot(volume, id))
     }
@@ -313,6 +326,18 @@ fn create_volume(txn: &mut Txn, c: &CreateVolume) -> Applied {
 fn delete_volume(txn: &mut Txn, c: &DeleteVolume) -> Applied {
     let vol = team_volume(txn, &c.volume_id, &c.team_id)?;
     let prefix = keys::volume_prefix(&vol.id);
+    if !c.force {
+        let live = txn
+            .scan::<ReplicaRecord>(Cf::Replicas, &prefix)?
+            .into_iter()
+            .filter(|(_, r)| c.at_ms <= r.lease_expires_at_ms())
+            .count();
+        if live > 0 {
+            return refuse(ApplyError::conflict(format!(
+                "volume has {live} active sync replica(s); detach them or delete with force=true"
+            )));
+        }
+    }
     for cf in [
         Cf::Journal,
         Cf::Namespace,

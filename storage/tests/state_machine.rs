@@ -174,14 +174,23 @@ fn fork_copies_namespace_and_journal_and_delete_removes_everything() {
     assert_eq!(f.namespace("v1").len(), 3);
     assert_eq!(f.namespace("v2").len(), 4);
 
-    let r = f.apply(CommandKind::DeleteVolume(DeleteVolume { volume_id: "v1".into(), team_id: TEAM.into() }));
+    let r = f.apply(CommandKind::DeleteVolume(DeleteVolume {
+        volume_id: "v1".into(),
+        team_id: TEAM.into(),
+        force: true,
+        ..Default::default()
+    }));
     assert!(r.error.is_none());
     assert!(f.sm.volume("v1").unwrap().is_none());
     assert!(f.journal("v1").is_empty());
     assert!(f.namespace("v1").is_empty());
     assert_eq!(f.namespace("v2").len(), 4);
-    let other_team =
-        f.apply(CommandKind::DeleteVolume(DeleteVolume { volume_id: "v2".into(), team_id: "other".into() }));
+    let other_team = f.apply(CommandKind::DeleteVolume(DeleteVolume {
+        volume_id: "v2".into(),
+        team_id: "other".into(),
+        force: true,
+        ..Default::default()
+    }));
     assert_eq!(kind(&other_team), Some(ApplyErrorKind::NotFound));
     f.sm.verify().unwrap();
 }

@@ -9,7 +9,6 @@
 //! ```
 
 use std::io::{self, Read, Write};
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -17,30 +16,23 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use tideline_storage::command::{CreateSnapshot, DeleteSnapshot, SealSnapshot};
-use tideline_storage::manifest::{self, ManifestEntry, ManifestHeader};
-use tideline_storage::{archive, portability, CommandKind, ContentRef, SnapshotRecord, SNAPSHOT_READY};
+use tideline_storage::manifest::ManifestEntry;
+use tideline_storage::{archive, ContentRef};
 use tokio::sync::mpsc;
 
 use super::replicas::{capabilities, CapabilitiesBody};
-use super::{apply, team_volume};
+use super::snapshots::{load_manifest, take_snapshot};
+use super::team_volume;
 use crate::auth::{Permission, Principal};
 use crate::envelope::created;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{OptionalJson, Query};
 use crate::state::AppState;
-use crate::wire::{new_id, now_ms, rfc3339, Snapshot};
+use crate::wire::{now_ms, rfc3339, Snapshot};
 
-/// How long a bootstrap waits for this node to apply and freeze its snapshot.
-const FREEZE_WAIT: Duration = Duration::from_secs(60);
-/// Portability issues one 409 lists, at most.
-const ISSUES_MAX: usize = 1000;
 /// Archive bytes handed to the connection per chunk, and chunks buffered ahead of it.
 const ARCHIVE_CHUNK_BYTES: usize = 64 * 1024;
 const ARCHIVE_CHUNKS_AHEAD: usize = 8;
-const NAME_BYTES_MAX: usize = 256;
-const DESCRIPTION_BYTES_MAX: usize = 4096;
 
 #[derive(Deserialize, Default)]
 pub struct BootstrapBody {
@@ -59,79 +51,11 @@ pub async fn create(
     let caller = principal.require(Permission::VolumeWrite)?;
     let caps = capabilities(None, body.case_sensitive, body.capabilities.as_ref());
     let name = body.snapshot_name.filter(|n| !n.trim().is_empty()).unwrap_or_else(default_name);
-    if name.len() > NAME_BYTES_MAX
-        || body.snapshot_description.as_ref().is_some_and(|d| d.len() > DESCRIPTION_BYTES_MAX)
-    {
-        return Err(ApiError::bad_request("snapshot_name is at most 256 bytes, snapshot_description 4096"));
-    }
     let vol = team_volume(&st, caller, &id, None).await?;
-    let now = now_ms();
-    let record = SnapshotRecord {
-        id: new_id("snap-"),
-        volume_id: vol.id.clone(),
-        team_id: vol.team_id.clone(),
-        name,
-        description: body.snapshot_description.filter(|d| !d.is_empty()),
-        created_at_ms: now,
-        kind: "bootstrap".into(),
-        ..Default::default()
-    };
-    let sid = record.id.clone();
-    let sm = st.node.state_machine();
-    let frozen = sm.freezer().expect(&sid);
-    if let Err(e) = apply(&st, CommandKind::CreateSnapshot(CreateSnapshot { snapshot: Some(record) })).await {
-        sm.freezer().forget(&sid);
-        return Err(e);
-    }
-    let discard = |st: AppState, vol_id: String, team_id: String, sid: String| async move {
-        let cmd = DeleteSnapshot { volume_id: vol_id, team_id, snapshot_id: sid };
-        if let Err(e) = apply(&st, CommandKind::DeleteSnapshot(cmd)).await {
-            tracing::warn!(error = %e.message, "could not discard a rejected bootstrap snapshot");
-        }
-    };
-    let (seq, entries) = match tokio::time::timeout(FREEZE_WAIT, frozen).await {
-        Ok(Ok(Ok(frozen))) => frozen,
-        Ok(Ok(Err(e))) => return Err(e.into()),
-        Ok(Err(_)) | Err(_) => {
-            sm.freezer().forget(&sid);
-            discard(st.clone(), vol.id.clone(), vol.team_id.clone(), sid).await;
-            return Err(ApiError::unavailable("the namespace could not be frozen in time; retry"));
-        }
-    };
-
-    let issues = portability::namespace_issues(entries.iter().map(|e| e.path.as_str()), &caps);
-    if !issues.is_empty() {
-        discard(st.clone(), vol.id.clone(), vol.team_id.clone(), sid.clone()).await;
-        let total = issues.len();
-        let shown: Vec<_> = issues.into_iter().take(ISSUES_MAX).collect();
-        return Err(ApiError::conflict(
-            "bootstrap snapshot contains namespace entries incompatible with the requested replica capabilities",
-        )
-        .with_details(json!({
-            "reason": "namespace_incompatible",
-            "snapshot_id": sid,
-            "capabilities": caps,
-            "issues": shown,
-            "issues_total": total,
-        })));
-    }
-
-    let header = ManifestHeader::new(&vol.id, &sid, seq, now);
-    let (bytes, trailer) = tokio::task::spawn_blocking(move || manifest::encode(&header, &entries))
-        .await
-        .map_err(|e| ApiError::internal(format!("manifest encoding failed: {e}")))?;
-    let sha = hex::encode(Sha256::digest(&bytes));
-    st.blobs.put_object(&manifest::location(&vol.id, &sid), bytes.into()).await?;
-    let seal = SealSnapshot {
-        volume_id: vol.id.clone(),
-        snapshot_id: sid.clone(),
-        size_bytes: trailer.total_size_bytes,
-        files: trailer.files,
-        directories: trailer.directories,
-        manifest_sha256: sha,
-    };
-    let sealed = apply(&st, CommandKind::SealSnapshot(seal)).await?;
-    let snap = sealed.snapshot.ok_or_else(|| ApiError::internal("seal returned no snapshot"))?;
+    let (snap, seq) =
+        take_snapshot(&st, &vol, name, body.snapshot_description.filter(|d| !d.is_empty()), "bootstrap", Some(&caps))
+            .await?;
+    let sid = snap.id.clone();
     Ok(created(json!({
         "snapshot": Snapshot::from(&snap),
         "replay_after_seq": seq,
@@ -165,18 +89,7 @@ pub async fn archive(
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
     let snap =
         st.node.state_machine().snapshot(&vol.id, &sid)?.ok_or_else(|| ApiError::not_found("snapshot not found"))?;
-    if snap.state != SNAPSHOT_READY {
-        return Err(ApiError::conflict("snapshot is not ready"));
-    }
-    let bytes = st.blobs.get_object(&manifest::location(&vol.id, &sid)).await?.ok_or_else(|| {
-        tracing::error!(volume = %vol.id, snapshot = %sid, "the manifest of a ready snapshot is missing");
-        ApiError::internal("snapshot manifest is missing")
-    })?;
-    if hex::encode(Sha256::digest(&bytes)) != snap.manifest_sha256 {
-        return Err(ApiError::internal("snapshot manifest does not match its checksum"));
-    }
-    let m = manifest::decode(&bytes).map_err(|e| ApiError::internal(format!("snapshot manifest: {e}")))?;
-    drop(bytes);
+    let m = load_manifest(&st, &snap).await?;
 
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(ARCHIVE_CHUNKS_AHEAD);
     let runtime = tokio::runtime::Handle::current();

@@ -7,6 +7,7 @@ mod conflicts;
 mod files;
 mod raft;
 mod replicas;
+mod snapshots;
 mod sync;
 mod tokens;
 mod volumes;
@@ -33,6 +34,9 @@ pub fn router(state: AppState) -> Router {
         .route("/sandboxvolumes", post(volumes::create).get(volumes::list))
         .route("/sandboxvolumes/{id}", get(volumes::get).delete(volumes::delete))
         .route("/sandboxvolumes/{id}/fork", post(volumes::fork))
+        .route("/sandboxvolumes/{id}/snapshots", post(snapshots::create).get(snapshots::list))
+        .route("/sandboxvolumes/{id}/snapshots/{sid}", get(snapshots::get).delete(snapshots::delete))
+        .route("/sandboxvolumes/{id}/snapshots/{sid}/restore", post(snapshots::restore))
         .route("/sandboxvolumes/{id}/files", get(files::read).post(files::write).delete(files::remove))
         .route("/sandboxvolumes/{id}/files/stat", get(files::stat))
         .route("/sandboxvolumes/{id}/files/list", get(files::list))

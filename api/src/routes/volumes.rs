@@ -95,6 +95,8 @@ fn new_record(caller: &TeamCaller, config: VolumeConfig, source: Option<String>)
         floor_seq: 0,
         policy: None,
         conflict_count: 0,
+        writer_replica_id: None,
+        writer_lease_until_ms: 0,
     }
 }
 
@@ -140,15 +142,14 @@ pub async fn delete(
     Query(q): Query<ReadQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeDelete)?;
-    // Accepted for compatibility; nothing attaches to a volume yet, so nothing blocks a delete.
-    flag("force", q.force.as_deref())?;
+    let force = flag("force", q.force.as_deref())?;
     read_barrier(&st, q.consistency.as_deref()).await?;
     match st.node.state_machine().volume(&id)? {
         None => return Ok(ok(json!({ "deleted": true }))), // idempotent
         Some(v) if v.team_id != caller.team_id => return Err(ApiError::not_found("not found")),
         Some(_) => {}
     }
-    let cmd = DeleteVolume { volume_id: id, team_id: caller.team_id.clone() };
+    let cmd = DeleteVolume { volume_id: id, team_id: caller.team_id.clone(), force, at_ms: now_ms() };
     match apply(&st, CommandKind::DeleteVolume(cmd)).await {
         Ok(_) => Ok(ok(json!({ "deleted": true }))),
         // Deleted by someone else between our read and our commit: still deleted.

@@ -1,0 +1,197 @@
+//! Snapshots (create, list, get, delete), restore as journal entries, and copy-on-write forks,
+//! through the router.
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+mod common;
+use common::*;
+
+/// Every path's mode (`"0644"`), through `list`.
+async fn modes(v: &Vol<'_>) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut dirs = vec!["/".to_string()];
+    while let Some(d) = dirs.pop() {
+        let list =
+            v.app.call("GET", &v.url(&format!("/files/list?path={}", urlencode(&d))), Some(&v.t), None).await.data();
+        for e in list["entries"].as_array().unwrap() {
+            let p = e["path"].as_str().unwrap().to_string();
+            if e["type"] == "dir" {
+                dirs.push(p.clone());
+            }
+            out.insert(p, e["mode"].as_str().unwrap().to_string());
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_routes() {
+    let app = App::new().await;
+    let v = Vol::new(&app).await;
+    v.write("/a.txt", "hello").await;
+    v.write("/dir/b.txt", "world!").await;
+    let url = |rest: &str| v.url(&format!("/snapshots{rest}"));
+
+    let m = app
+        .call("POST", &url(""), Some(&v.t), Some(json!({ "name": "  " })))
+        .await
+        .error(StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(m, "name is required");
+    app.call("POST", &url(""), Some(&v.t), None).await.error(StatusCode::BAD_REQUEST, "bad_request");
+    let r = app.call("POST", &url(""), Some(&v.t), Some(json!({ "name": "one", "description": "first" }))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+    let one = r.data();
+    assert_eq!(one["name"], "one");
+    assert_eq!(one["description"], "first");
+    assert_eq!(one["volume_id"], v.id.as_str());
+    assert_eq!(one["size_bytes"], 11, "the real total of the files");
+    let created = one["created_at"].as_str().unwrap();
+    assert!(created.len() == 20 && created.ends_with('Z') && !created.contains('.'), "{created}");
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let two = app.call("POST", &url(""), Some(&v.t), Some(json!({ "name": "two" }))).await.data();
+    assert!(two.get("description").is_none());
+
+    let list = app.call("GET", &url(""), Some(&v.t), None).await.data();
+    let names: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["two", "one"], "newest first");
+    let sid = one["id"].as_str().unwrap();
+    assert_eq!(app.call("GET", &url(&format!("/{sid}")), Some(&v.t), None).await.data(), one);
+    app.call("GET", &url("/snap-nope"), Some(&v.t), None).await.error(StatusCode::NOT_FOUND, "not_found");
+    let other = app.token("team-b", &["*"]).await;
+    app.call("GET", &url(&format!("/{sid}")), Some(&other), None).await.error(StatusCode::NOT_FOUND, "not_found");
+    app.call("GET", &url(""), Some(&other), None).await.error(StatusCode::NOT_FOUND, "not_found");
+    app.call("POST", &url(&format!("/{sid}/restore")), Some(&other), None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+
+    let d = app.call("DELETE", &url(&format!("/{sid}")), Some(&v.t), None).await.data();
+    assert_eq!(d, json!({ "deleted": true }));
+    assert_eq!(app.call("DELETE", &url(&format!("/{sid}")), Some(&v.t), None).await.data(), json!({ "deleted": true }));
+    app.call("GET", &url(&format!("/{sid}")), Some(&v.t), None).await.error(StatusCode::NOT_FOUND, "not_found");
+    app.call("POST", &url(&format!("/{sid}/restore")), Some(&v.t), None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(app.call("GET", &url(""), Some(&v.t), None).await.data().as_array().unwrap().len(), 1);
+}
+
+/// Snapshot → 50 changes → restore: the namespace equals the snapshot's, and a replica that
+/// replays the restore's journal entries reaches the same state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_undoes_fifty_changes_through_the_journal() {
+    let app = App::new().await;
+    let v = Vol::new(&app).await;
+    for i in 0..10 {
+        v.write(&format!("/src/m{i}.rs"), &format!("mod {i}")).await;
+    }
+    v.write("/docs/readme.md", "read me").await;
+    v.write("/big.bin", &"x".repeat(70_000)).await;
+    app.raw("POST", &v.url("/files?path=/empty/inner&mkdir=true&recursive=true"), &v.t, "").await.data();
+    let at_snapshot = live_tree(&v).await;
+    let modes_at_snapshot = modes(&v).await;
+    let snap = app.call("POST", &v.url("/snapshots"), Some(&v.t), Some(json!({ "name": "before" }))).await.data();
+    let sid = snap["id"].as_str().unwrap().to_string();
+
+    tracing::info!("--- 50 changes of every kind");
+    let mut n = 0;
+    for i in 0..20 {
+        v.write(&format!("/src/m{}.rs", i % 10), &format!("changed {i}")).await;
+        n += 1;
+    }
+    for i in 0..10 {
+        v.write(&format!("/new/{i}.txt"), "new").await;
+        n += 1;
+    }
+    for p in ["/docs", "/empty", "/big.bin"] {
+        app.call("DELETE", &v.url(&format!("/files?path={p}")), Some(&v.t), None).await.data();
+        n += 1;
+    }
+    app.call("POST", &v.url("/files/move"), Some(&v.t), Some(json!({ "source": "/src", "destination": "/lib" })))
+        .await
+        .data();
+    n += 1;
+    v.write("/docs", "a file where a directory was").await; // kind change
+    n += 1;
+    v.replica("r", json!({})).await;
+    let head = v.head().await;
+    let mut changes = Vec::new();
+    while n < 50 {
+        changes.push(json!({ "event_type": "write", "path": format!("/r{n}"), "content_base64": "eA==" }));
+        n += 1;
+    }
+    changes.push(json!({ "event_type": "chmod", "path": "/docs", "mode": 448 }));
+    v.append("r", "c", head as i64, json!(changes)).await.data();
+    let before_restore = live_tree(&v).await;
+    assert_ne!(before_restore, at_snapshot);
+    let head_before = v.head().await;
+
+    let r = app.call("POST", &v.url(&format!("/snapshots/{sid}/restore")), Some(&v.t), None).await.data();
+    assert_eq!(r, json!({ "status": "restored" }));
+    assert_eq!(live_tree(&v).await, at_snapshot, "byte-identical to the snapshot");
+    assert_eq!(modes(&v).await, modes_at_snapshot, "modes too");
+
+    tracing::info!("--- a replica replaying the restore entries gets there too");
+    let page = app
+        .call("GET", &v.url(&format!("/sync/changes?after={head_before}&limit=2048")), Some(&v.t), None)
+        .await
+        .data();
+    let entries = page["changes"].as_array().unwrap().clone();
+    let last = entries.last().unwrap();
+    assert_eq!(last["event_type"], "invalidate");
+    assert_eq!(last["metadata"]["restored_snapshot_id"], sid.as_str());
+    for e in &entries {
+        assert_eq!(e["source"], "sandbox");
+        if e["event_type"] == "write" {
+            assert!(e["content_ref"].as_str().unwrap().starts_with("sha256:"));
+        }
+    }
+    let mut replica = before_restore;
+    replay_into(&v, &mut replica, &entries).await;
+    assert_eq!(replica, at_snapshot);
+
+    tracing::info!("--- restoring again changes nothing but the invalidate");
+    app.call("POST", &v.url(&format!("/snapshots/{sid}/restore")), Some(&v.t), None).await.data();
+    assert_eq!(v.head().await, head_before + entries.len() as u64 + 1);
+}
+
+fn blob_count(app: &App) -> usize {
+    let dir = app._dir.path().join("objects/blobs/sha256");
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+/// A fork is the source at the fork point: same content (shared by address, nothing copied),
+/// config inherited, RWO by default, and writes on either side never show in the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forks_are_isolated_and_share_content() {
+    let app = App::new().await;
+    let t = app.token("team-a", &["*"]).await;
+    let body =
+        json!({ "access_mode": "RWX", "cache_size": "2G", "default_posix_uid": 1000, "default_posix_gid": 1000 });
+    let src = app.call("POST", "/api/v1/sandboxvolumes", Some(&t), Some(body)).await.data();
+    let src = Vol { app: &app, t: t.clone(), id: src["id"].as_str().unwrap().to_string() };
+    src.write("/big.bin", &"b".repeat(100_000)).await;
+    src.write("/small.txt", "small").await;
+    assert_eq!(blob_count(&app), 1, "the large file is in the object store once");
+
+    let r = app.call("POST", &src.url("/fork"), Some(&t), None).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+    let fork: Value = r.data();
+    assert_eq!(fork["source_volume_id"], src.id.as_str());
+    assert_eq!(fork["access_mode"], "RWO", "a fork is RWO unless asked otherwise");
+    assert_eq!(fork["cache_size"], "2G", "config inherited");
+    assert_eq!(fork["default_posix_uid"], 1000);
+    let fork = Vol { app: &app, t: t.clone(), id: fork["id"].as_str().unwrap().to_string() };
+    assert_eq!(live_tree(&fork).await, live_tree(&src).await);
+    assert_eq!(blob_count(&app), 1, "no content copied");
+
+    src.write("/only-in-source", "s").await;
+    fork.write("/only-in-fork", "f").await;
+    fork.write("/small.txt", "changed in the fork").await;
+    app.call("DELETE", &src.url("/files?path=/big.bin"), Some(&t), None).await.data();
+    assert_eq!(src.read("/only-in-fork").await, None);
+    assert_eq!(fork.read("/only-in-source").await, None);
+    assert_eq!(src.read("/small.txt").await.as_deref(), Some("small"));
+    assert_eq!(fork.read("/big.bin").await.map(|s| s.len()), Some(100_000), "the fork keeps its content");
+    let asked = app.call("POST", &src.url("/fork"), Some(&t), Some(json!({ "access_mode": "rwx" }))).await.data();
+    assert_eq!(asked["access_mode"], "RWX");
+}

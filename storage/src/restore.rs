@@ -1,0 +1,179 @@
+//! Restoring a snapshot as ordinary journal entries.
+//!
+//! The API computes the difference between the live namespace and the snapshot's manifest and
+//! proposes it in bounded chunks ([`RestoreChunk`]), so no single apply is large and other
+//! volumes' writes interleave. Each operation becomes one journal entry every replica and
+//! watcher sees; the last chunk ends with an `invalidate` of `/`.
+//!
+//! ```text
+//!  remove p          ─▶ "remove" (subtree)
+//!  put dir p, mode   ─▶ "remove" of a file in the way, then "create" (or "chmod" if only the mode differs)
+//!  put file p, …     ─▶ "remove" of a directory in the way, then "write" with the exact mode
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{ApplyError, Origin, RemovePath, Response};
+use crate::content_ref::ContentRef;
+use crate::db::Cf;
+use crate::keys;
+use crate::records::*;
+use crate::state_machine::{checked_path, journal_base, refuse, remove, writable_volume, Applied, Halt};
+use crate::txn::Txn;
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct RestoreChunk {
+    #[prost(message, optional, tag = "1")]
+    pub origin: Option<Origin>,
+    #[prost(message, repeated, tag = "2")]
+    pub ops: Vec<RestoreOp>,
+    /// Set on the last chunk: append an `invalidate` of `/` naming the snapshot.
+    #[prost(string, optional, tag = "3")]
+    pub finished_snapshot_id: Option<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct RestoreOp {
+    /// Remove `path` (and everything below); the other fields are unused.
+    #[prost(bool, tag = "1")]
+    pub remove: bool,
+    #[prost(string, tag = "2")]
+    pub path: String,
+    /// [`KIND_FILE`] or [`KIND_DIR`].
+    #[prost(string, tag = "3")]
+    pub kind: String,
+    #[prost(uint32, tag = "4")]
+    pub mode: u32,
+    #[prost(uint64, tag = "5")]
+    pub size: u64,
+    #[prost(string, optional, tag = "6")]
+    pub content_ref: Option<String>,
+}
+
+pub(crate) fn restore_chunk(txn: &mut Txn, c: &RestoreChunk) -> Applied {
+    let (vol, origin) = writable_volume(txn, c.origin.as_ref())?;
+    for op in &c.ops {
+        let p = checked_path(&op.path)?;
+        let existing = txn.node(&vol.id, &p)?;
+        if op.remove {
+            remove(txn, &RemovePath { origin: Some(origin.clone()), path: p })?;
+            continue;
+        }
+        let want_dir = op.kind == KIND_DIR;
+        if existing.as_ref().is_some_and(|n| n.is_dir() != want_dir) {
+            remove(txn, &RemovePath { origin: Some(origin.clone()), path: p.clone() })?;
+        }
+        let existing = txn.node(&vol.id, &p)?;
+        if want_dir {
+            put_dir(txn, origin, &p, op.mode, existing)?;
+        } else {
+            put_file(txn, origin, &p, op)?;
+        }
+    }
+    let mut vol = txn.get::<VolumeRecord>(Cf::Volumes, vol.id.as_bytes())?.unwrap_or(vol);
+    if let Some(sid) = &c.finished_snapshot_id {
+        let entry = JournalEntry {
+            event_type: "invalidate".into(),
+            path: "/".into(),
+            metadata_json: Some(serde_json::json!({ "restored_snapshot_id": sid }).to_string()),
+            ..journal_base(origin)
+        };
+        txn.append_journal(&mut vol, entry);
+    }
+    Ok(Response { head_seq: vol.head_seq, ..Default::default() })
+}
+
+fn put_dir(txn: &mut Txn, origin: &Origin, p: &str, mode: u32, existing: Option<NodeRecord>) -> Result<(), Halt> {
+    let mut vol = crate::state_machine::team_volume(txn, &origin.volume_id, &origin.team_id)?;
+    let seq = vol.head_seq + 1;
+    let event = match existing {
+        Some(n) if n.mode == mode => return Ok(()),
+        Some(n) => {
+            txn.put_node(&vol.id, p, &NodeRecord { mode, seq, source: origin.source.clone(), ..n });
+            "chmod"
+        }
+        None => {
+            ensure_parents(txn, &vol.id, p, origin, seq)?;
+            let node = NodeRecord {
+                kind: KIND_DIR.into(),
+                mode,
+                mtime_ms: origin.at_ms,
+                seq,
+                source: origin.source.clone(),
+                ..Default::default()
+            };
+            txn.put_node(&vol.id, p, &node);
+            "create"
+        }
+    };
+    let entry = JournalEntry {
+        event_type: event.into(),
+        path: p.to_string(),
+        entry_kind: Some(KIND_DIR.into()),
+        mode: Some(mode),
+        ..journal_base(origin)
+    };
+    txn.append_journal(&mut vol, entry);
+    Ok(())
+}
+
+fn put_file(txn: &mut Txn, origin: &Origin, p: &str, op: &RestoreOp) -> Result<(), Halt> {
+    let mut vol = crate::state_machine::team_volume(txn, &origin.volume_id, &origin.team_id)?;
+    let content = op
+        .content_ref
+        .as_deref()
+        .and_then(ContentRef::parse)
+        .ok_or_else(|| ApplyError::bad_request("restore of a file without a content_ref"))?;
+    if let Some(n) = txn.node(&vol.id, p)? {
+        if n.mode == op.mode && n.size == op.size && n.content_ref.as_deref() == Some(&content.to_string()) {
+            return Ok(());
+        }
+    }
+    let seq = vol.head_seq + 1;
+    ensure_parents(txn, &vol.id, p, origin, seq)?;
+    let node = NodeRecord {
+        kind: KIND_FILE.into(),
+        mode: op.mode,
+        size: op.size,
+        content_ref: Some(content.to_string()),
+        mtime_ms: origin.at_ms,
+        seq,
+        source: origin.source.clone(),
+    };
+    txn.put_node(&vol.id, p, &node);
+    txn.put_raw(Cf::VolumeBlobs, &keys::volume_blob(&vol.id, &content.0), &[crate::codec::FORMAT_V1]);
+    let entry = JournalEntry {
+        event_type: "write".into(),
+        path: p.to_string(),
+        entry_kind: Some(KIND_FILE.into()),
+        mode: Some(op.mode),
+        content_ref: Some(content.to_string()),
+        size_bytes: Some(op.size),
+        ..journal_base(origin)
+    };
+    txn.append_journal(&mut vol, entry);
+    Ok(())
+}
+
+/// Missing ancestors become directories (0755, as replay creates them); a file in the way is a
+/// refusal (the diff removes such files first, so this means the namespace moved underneath).
+fn ensure_parents(txn: &mut Txn, volume: &str, p: &str, origin: &Origin, seq: u64) -> Result<(), Halt> {
+    for dir in crate::path::ancestors(p) {
+        match txn.node(volume, dir)? {
+            Some(n) if n.is_dir() => {}
+            Some(_) => return refuse(ApplyError::conflict("path is not a directory")),
+            None => {
+                let node = NodeRecord {
+                    kind: KIND_DIR.into(),
+                    mode: crate::txn::DIR_MODE,
+                    mtime_ms: origin.at_ms,
+                    seq,
+                    source: origin.source.clone(),
+                    ..Default::default()
+                };
+                txn.put_node(volume, dir, &node);
+            }
+        }
+    }
+    Ok(())
+}
