@@ -66,6 +66,13 @@ pub struct ServerArgs {
     /// How often the leader compacts journals (e.g. `10m`, `30s`).
     #[arg(long, env = "TIDELINE_COMPACTION_INTERVAL")]
     pub compaction_interval: Option<String>,
+    /// How often the leader looks for unreferenced blobs (e.g. `10m`).
+    #[arg(long, env = "TIDELINE_GC_INTERVAL")]
+    pub gc_interval: Option<String>,
+    /// How long a blob stays unreferenced before it is deleted (at least 1h: blob puts re-upload
+    /// objects older than 30 min, and that must stay well inside the grace period).
+    #[arg(long, env = "TIDELINE_GC_GRACE")]
+    pub gc_grace: Option<String>,
 }
 
 /// The same keys, from a TOML file.
@@ -86,6 +93,8 @@ struct FileConfig {
     snapshot_keep_logs: Option<u64>,
     journal_retain_entries: Option<u64>,
     compaction_interval: Option<String>,
+    gc_interval: Option<String>,
+    gc_grace: Option<String>,
 }
 
 /// Everything the server needs, resolved.
@@ -105,6 +114,8 @@ pub struct ServerConfig {
     pub snapshot_keep_logs: u64,
     pub journal_retain_entries: u64,
     pub compaction_interval: std::time::Duration,
+    pub gc_interval: std::time::Duration,
+    pub gc_grace: std::time::Duration,
 }
 
 impl ServerArgs {
@@ -149,18 +160,35 @@ impl ServerArgs {
             snapshot_logs: self.snapshot_logs.or(file.snapshot_logs).unwrap_or(10_000),
             snapshot_keep_logs: self.snapshot_keep_logs.or(file.snapshot_keep_logs).unwrap_or(1000),
             journal_retain_entries: self.journal_retain_entries.or(file.journal_retain_entries).unwrap_or(10_000),
-            compaction_interval: compaction_interval(self.compaction_interval.or(file.compaction_interval))?,
+            compaction_interval: duration(
+                "--compaction-interval",
+                self.compaction_interval.or(file.compaction_interval),
+                std::time::Duration::from_secs(600),
+            )?,
+            gc_interval: duration(
+                "--gc-interval",
+                self.gc_interval.or(file.gc_interval),
+                std::time::Duration::from_secs(600),
+            )?,
+            gc_grace: {
+                let g = duration("--gc-grace", self.gc_grace.or(file.gc_grace), std::time::Duration::from_secs(3600))?;
+                if g < std::time::Duration::from_secs(3600) {
+                    bail!("--gc-grace must be at least 1h");
+                }
+                g
+            },
         })
     }
 }
 
-fn compaction_interval(raw: Option<String>) -> anyhow::Result<std::time::Duration> {
+/// A positive duration flag (`10m`, `30s`, …), or its default.
+fn duration(flag: &str, raw: Option<String>, default: std::time::Duration) -> anyhow::Result<std::time::Duration> {
     let d = match raw {
-        None => return Ok(std::time::Duration::from_secs(600)),
-        Some(s) => humantime::parse_duration(s.trim()).with_context(|| format!("--compaction-interval {s:?}"))?,
+        None => return Ok(default),
+        Some(s) => humantime::parse_duration(s.trim()).with_context(|| format!("{flag} {s:?}"))?,
     };
     if d.is_zero() {
-        bail!("--compaction-interval must be positive");
+        bail!("{flag} must be positive");
     }
     Ok(d)
 }

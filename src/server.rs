@@ -10,7 +10,7 @@
 
 use anyhow::Context;
 use tideline_api::AppState;
-use tideline_raft::{CompactionConfig, RaftNode, RaftNodeConfig};
+use tideline_raft::{CompactionConfig, GcConfig, RaftNode, RaftNodeConfig};
 use tideline_storage::{Db, StateMachine};
 
 pub use crate::config::ServerArgs;
@@ -46,6 +46,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         retain_entries: args.journal_retain_entries,
         interval: args.compaction_interval,
     });
+
+    node.spawn_collector(blobs.clone(), GcConfig { interval: args.gc_interval, grace: args.gc_grace });
 
     let app = tideline_api::router(AppState::new(node.clone(), blobs, &admin_token, &secret));
     println!("tideline listening on http://{addr}");

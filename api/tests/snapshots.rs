@@ -195,3 +195,67 @@ async fn forks_are_isolated_and_share_content() {
     let asked = app.call("POST", &src.url("/fork"), Some(&t), Some(json!({ "access_mode": "rwx" }))).await.data();
     assert_eq!(asked["access_mode"], "RWX");
 }
+
+/// A blob is deleted only when nothing references it — no namespace row, retained journal entry
+/// or snapshot of any volume — and only after the grace period; a blob shared by a fork and a
+/// snapshot survives deleting the volume it was written to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_collection_frees_only_unreferenced_blobs_after_the_grace_period() {
+    let app = App::new().await;
+    let grace = std::time::Duration::from_millis(300);
+    let t = app.token("team-a", &["*"]).await;
+    let big = |c: &str| c.repeat(70_000);
+    let origin = Vol { app: &app, t: t.clone(), id: app.volume(&t).await };
+    origin.write("/shared-by-fork.bin", &big("f")).await;
+    origin.write("/only-in-snapshot.bin", &big("s")).await;
+    origin.write("/small.txt", "inline content").await;
+    let fork = app.call("POST", &origin.url("/fork"), Some(&t), None).await.data();
+    let fork = Vol { app: &app, t: t.clone(), id: fork["id"].as_str().unwrap().to_string() };
+    let snap = app.call("POST", &fork.url("/snapshots"), Some(&t), Some(json!({ "name": "keep" }))).await.data();
+    // The fork drops a file: its snapshot and its retained journal entry still reference it.
+    app.call("DELETE", &fork.url("/files?path=/only-in-snapshot.bin"), Some(&t), None).await.data();
+
+    let doomed = Vol { app: &app, t: t.clone(), id: app.volume(&t).await };
+    doomed.write("/garbage.bin", &big("g")).await;
+    doomed.write("/garbage-inline.txt", "soon unreferenced").await;
+    assert_eq!(blob_count(&app), 3);
+
+    app.call("DELETE", &origin.url("?force=true"), Some(&t), None).await.data();
+    app.call("DELETE", &doomed.url("?force=true"), Some(&t), None).await.data();
+
+    tracing::info!("--- within the grace period nothing is deleted: candidates are only marked");
+    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    assert_eq!((r.marked, r.swept, r.deleted_objects), (1, 0, 0), "the inline copy is marked: {r:?}");
+    assert_eq!(blob_count(&app), 3, "the object is younger than the grace period");
+    tokio::time::sleep(grace * 2).await;
+    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    assert_eq!((r.marked, r.swept, r.deleted_objects), (1, 1, 0), "object marked, inline copy swept: {r:?}");
+    assert_eq!(app.node.state_machine().inline_content().unwrap().len(), 1, "only the referenced inline copy is left");
+    tokio::time::sleep(grace * 2).await;
+    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    assert_eq!((r.swept, r.deleted_objects), (1, 1), "{r:?}");
+    assert_eq!(blob_count(&app), 2, "only the unreferenced object is gone");
+    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    assert_eq!((r.marked, r.swept), (0, 0), "nothing left to collect: {r:?}");
+
+    tracing::info!("--- what is referenced is intact");
+    assert_eq!(fork.read("/shared-by-fork.bin").await.map(|s| s.len()), Some(70_000));
+    assert_eq!(fork.read("/small.txt").await.as_deref(), Some("inline content"));
+    let sid = snap["id"].as_str().unwrap();
+    app.call("POST", &fork.url(&format!("/snapshots/{sid}/restore")), Some(&t), None).await.data();
+    assert_eq!(fork.read("/only-in-snapshot.bin").await, Some(big("s")), "kept for the snapshot");
+
+    tracing::info!("--- a write that references marked content un-marks it");
+    let again = Vol { app: &app, t: t.clone(), id: app.volume(&t).await };
+    again.write("/tmp.bin", &big("t")).await;
+    app.call("DELETE", &again.url("?force=true"), Some(&t), None).await.data();
+    tokio::time::sleep(grace * 2).await;
+    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    assert_eq!(r.marked, 1, "{r:?}");
+    let back = Vol { app: &app, t: t.clone(), id: app.volume(&t).await };
+    back.write("/tmp.bin", &big("t")).await; // same content again, before the sweep
+    tokio::time::sleep(grace * 2).await;
+    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    assert_eq!(r.swept, 0, "{r:?}");
+    assert_eq!(back.read("/tmp.bin").await, Some(big("t")));
+}

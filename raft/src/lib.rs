@@ -11,6 +11,7 @@
 //! ```
 
 pub mod codec;
+pub mod collector;
 pub mod compactor;
 pub mod http_network;
 pub mod log_store;
@@ -20,6 +21,7 @@ pub mod rpc;
 pub mod state_machine;
 pub mod typ;
 
+pub use collector::{GcConfig, GcReport};
 pub use compactor::CompactionConfig;
 pub use log_store::LogStore;
 pub use node::{ProposeError, RaftNode, RaftNodeConfig};

@@ -54,7 +54,11 @@ impl BlobStore {
         debug_assert_eq!(&ContentRef::of(&bytes), content);
         let location = Self::location(content);
         match self.store.head(&location).await {
-            Ok(_) => return Ok(()),
+            // Already there and fresh: garbage collection leaves objects younger than its grace
+            // period alone, so the command about to reference it is safe.
+            Ok(meta) if age(meta.last_modified.timestamp_millis()) < REFRESH_AGE => return Ok(()),
+            // Old enough to be a collection candidate: write it again, which makes it fresh.
+            Ok(_) => {}
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(BlobError::Unavailable(e.to_string())),
         }
@@ -85,6 +89,52 @@ impl BlobStore {
             return Err(BlobError::Corrupt { content_ref: content.to_string(), actual: actual.to_string() });
         }
         Ok(Some(bytes))
+    }
+}
+
+/// A blob put finds an existing object younger than this and skips the upload; an older one is
+/// uploaded again. Must stay well under the collector's grace period.
+pub const REFRESH_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// How long ago a store timestamp (milliseconds since the epoch) was.
+fn age(last_modified_ms: i64) -> std::time::Duration {
+    let then = std::time::UNIX_EPOCH + std::time::Duration::from_millis(last_modified_ms.max(0) as u64);
+    std::time::SystemTime::now().duration_since(then).unwrap_or_default()
+}
+
+/// Garbage collection of content-addressed objects.
+impl BlobStore {
+    /// Every content blob in the store with its age, at most `limit`.
+    pub async fn list_blobs(&self, limit: usize) -> Result<Vec<(ContentRef, std::time::Duration)>, BlobError> {
+        use futures::TryStreamExt;
+        let prefix = ObjectPath::from("blobs/sha256");
+        let mut stream = self.store.list(Some(&prefix));
+        let mut out = Vec::new();
+        while let Some(meta) = stream.try_next().await.map_err(|e| BlobError::Unavailable(e.to_string()))? {
+            let name = meta.location.filename().unwrap_or_default();
+            if let Some(r) = ContentRef::parse(&format!("sha256:{name}")) {
+                out.push((r, age(meta.last_modified.timestamp_millis())));
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a blob only if it is still at least `min_age` old (a writer that re-put it since
+    /// the collector looked has made it young again). Returns whether it was deleted.
+    pub async fn delete_if_older(&self, content: &ContentRef, min_age: std::time::Duration) -> Result<bool, BlobError> {
+        let location = Self::location(content);
+        match self.store.head(&location).await {
+            Ok(meta) if age(meta.last_modified.timestamp_millis()) >= min_age => {}
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(BlobError::Unavailable(e.to_string())),
+        }
+        match self.store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(BlobError::Unavailable(e.to_string())),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::gc::{MarkGarbage, SweepGarbage};
 use crate::records::{ReplicaRecord, TokenRecord, VolumeRecord};
 pub use crate::restore::{RestoreChunk, RestoreOp};
 use crate::sync_records::{AppendResult, ConflictRecord};
@@ -13,7 +14,7 @@ pub use crate::volume_snapshot::{CreateSnapshot, DeleteSnapshot, SealSnapshot};
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct Command {
-    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18")]
+    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20")]
     pub kind: Option<CommandKind>,
 }
 
@@ -55,6 +56,10 @@ pub enum CommandKind {
     PruneRequests(PruneRequests),
     #[prost(message, tag = "18")]
     RestoreChunk(RestoreChunk),
+    #[prost(message, tag = "19")]
+    MarkGarbage(MarkGarbage),
+    #[prost(message, tag = "20")]
+    SweepGarbage(SweepGarbage),
 }
 
 impl From<CommandKind> for Command {
@@ -86,6 +91,8 @@ impl Command {
             Some(CommandKind::DeleteSnapshot(_)) => "delete_snapshot",
             Some(CommandKind::PruneRequests(_)) => "prune_requests",
             Some(CommandKind::RestoreChunk(_)) => "restore_chunk",
+            Some(CommandKind::MarkGarbage(_)) => "mark_garbage",
+            Some(CommandKind::SweepGarbage(_)) => "sweep_garbage",
         }
     }
 }
@@ -373,6 +380,9 @@ pub struct Response {
     pub conflict: Option<ConflictRecord>,
     #[prost(message, optional, tag = "8")]
     pub snapshot: Option<SnapshotRecord>,
+    /// For `SweepGarbage`: the digests swept (their objects may now be deleted).
+    #[prost(bytes = "vec", repeated, tag = "9")]
+    pub swept: Vec<Vec<u8>>,
 }
 
 impl Response {

@@ -30,10 +30,11 @@ pub enum Cf {
     PathLatest,
     Conflicts,
     Snapshots,
+    GcMarks,
 }
 
 impl Cf {
-    pub const ALL: [Cf; 15] = [
+    pub const ALL: [Cf; 16] = [
         Cf::RaftLog,
         Cf::RaftMeta,
         Cf::SmMeta,
@@ -49,6 +50,7 @@ impl Cf {
         Cf::PathLatest,
         Cf::Conflicts,
         Cf::Snapshots,
+        Cf::GcMarks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +70,7 @@ impl Cf {
             Cf::PathLatest => "path_latest",
             Cf::Conflicts => "conflicts",
             Cf::Snapshots => "snapshots",
+            Cf::GcMarks => "gc_marks",
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod content_ref;
 pub mod db;
 pub mod error;
 pub mod freezer;
+pub mod gc;
 pub mod keys;
 pub mod manifest;
 pub mod path;

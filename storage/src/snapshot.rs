@@ -34,7 +34,7 @@ const KEY_UPPER: [u8; 8192] = [0xff; 8192];
 const RECORD_BYTES_MAX: u32 = 256 * 1024 * 1024;
 
 /// The column families a snapshot carries: the whole state machine, not the Raft log.
-pub const SNAPSHOT_CFS: [Cf; 13] = [
+pub const SNAPSHOT_CFS: [Cf; 14] = [
     Cf::SmMeta,
     Cf::Volumes,
     Cf::Journal,
@@ -48,6 +48,7 @@ pub const SNAPSHOT_CFS: [Cf; 13] = [
     Cf::PathLatest,
     Cf::Conflicts,
     Cf::Snapshots,
+    Cf::GcMarks,
 ];
 
 fn tag_of(cf: Cf) -> u8 {

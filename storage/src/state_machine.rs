@@ -111,6 +111,8 @@ impl StateMachine {
             Some(CommandKind::DeleteSnapshot(c)) => crate::volume_snapshot::delete_snapshot(&mut txn, c),
             Some(CommandKind::PruneRequests(c)) => crate::append::prune_requests(&mut txn, c),
             Some(CommandKind::RestoreChunk(c)) => crate::restore::restore_chunk(&mut txn, c),
+            Some(CommandKind::MarkGarbage(c)) => crate::gc::mark(&mut txn, c),
+            Some(CommandKind::SweepGarbage(c)) => crate::gc::sweep(&mut txn, c),
         };
         let response = match result {
             Ok(r) => r,
@@ -216,6 +218,49 @@ impl StateMachine {
             }
         }
         Ok(out)
+    }
+
+    /// Every content digest a namespace row or a retained journal entry of any volume references
+    /// (snapshot manifests live in the object store; the collector adds those).
+    pub fn referenced_content(&self) -> Result<std::collections::HashSet<[u8; 32]>, StorageError> {
+        let mut out = std::collections::HashSet::new();
+        let mut add = |r: Option<&str>| {
+            if let Some(c) = r.and_then(ContentRef::parse) {
+                out.insert(c.0);
+            }
+        };
+        for (_, n) in self.db.scan::<NodeRecord>(Cf::Namespace, b"", None, usize::MAX)? {
+            add(n.content_ref.as_deref());
+        }
+        for (_, e) in self.db.scan::<JournalEntry>(Cf::Journal, b"", None, usize::MAX)? {
+            add(e.content_ref.as_deref());
+        }
+        Ok(out)
+    }
+
+    /// Digests of content kept inline by the state machine.
+    pub fn inline_content(&self) -> Result<Vec<[u8; 32]>, StorageError> {
+        Ok(self.db.scan_raw(Cf::Blobs, b"")?.into_iter().filter_map(|(k, _)| k.try_into().ok()).collect())
+    }
+
+    /// Blobs marked as garbage, and when.
+    pub fn garbage_marks(&self) -> Result<Vec<([u8; 32], i64)>, StorageError> {
+        Ok(self
+            .db
+            .scan_raw(Cf::GcMarks, b"")?
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.try_into().ok()?, i64::from_be_bytes(v.as_slice().try_into().ok()?))))
+            .collect())
+    }
+
+    /// Every snapshot of every volume.
+    pub fn all_snapshots(&self) -> Result<Vec<crate::SnapshotRecord>, StorageError> {
+        Ok(self
+            .db
+            .scan::<crate::SnapshotRecord>(Cf::Snapshots, b"", None, usize::MAX)?
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect())
     }
 
     /// A volume's snapshots, newest first.
@@ -488,6 +533,7 @@ pub(crate) fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
         txn.put_raw(Cf::Blobs, &content.0, &value);
     }
     txn.put_raw(Cf::VolumeBlobs, &keys::volume_blob(&vol.id, &content.0), &[crate::codec::FORMAT_V1]);
+    crate::gc::unmark(txn, &content.0);
     let entry = JournalEntry {
         event_type: "write".into(),
         path: p,

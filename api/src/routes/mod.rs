@@ -11,6 +11,7 @@ mod snapshots;
 mod sync;
 mod tokens;
 mod volumes;
+mod watch;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sandboxvolumes/{id}/files/stat", get(files::stat))
         .route("/sandboxvolumes/{id}/files/list", get(files::list))
         .route("/sandboxvolumes/{id}/files/move", post(files::move_path))
+        .route("/sandboxvolumes/{id}/files/watch", get(watch::watch))
         .route("/sandboxvolumes/{id}/sync/changes", get(sync::changes))
         .route("/sandboxvolumes/{id}/sync/replay-payload", get(sync::replay_payload))
         .route("/sandboxvolumes/{id}/sync/replicas/{rid}", axum::routing::put(replicas::upsert).get(replicas::get))

@@ -21,6 +21,8 @@ pub const ADMIN: &str = "admin-secret";
 pub struct App {
     pub _dir: tempfile::TempDir,
     pub router: Router,
+    pub node: RaftNode,
+    pub blobs: BlobStore,
 }
 
 pub struct Reply {
@@ -63,7 +65,8 @@ impl App {
             node.spawn_compactor(c);
         }
         let blobs = BlobStore::local(&dir.path().join("objects")).unwrap();
-        App { router: router(AppState::new(node, blobs, ADMIN, "cluster-secret")), _dir: dir }
+        let router = router(AppState::new(node.clone(), blobs.clone(), ADMIN, "cluster-secret"));
+        App { router, node, blobs, _dir: dir }
     }
 
     pub async fn send(&self, req: Request<Body>) -> Reply {

@@ -1,0 +1,142 @@
+//! Blob garbage collection, the leader's half (see `tideline_storage::gc` for the protocol).
+//!
+//! ```text
+//!  every interval, on the leader:
+//!    list objects (blobs/sha256/*) + inline copies ─▶ referenced = namespace + retained journal
+//!    + every sealed snapshot manifest ─▶ candidates = unreferenced (objects: older than grace)
+//!    ─▶ MarkGarbage(new candidates) ─▶ SweepGarbage(candidates marked ≥ grace ago)
+//!    ─▶ delete each swept object that is still older than grace
+//! ```
+//!
+//! A run is skipped while a snapshot is being frozen (its manifest is not readable yet), and
+//! aborted if any sealed manifest cannot be read: never delete on a partial view.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use tideline_storage::command::{MarkGarbage, SweepGarbage};
+use tideline_storage::{manifest, BlobStore, CommandKind, ContentRef, SNAPSHOT_READY};
+
+use crate::node::RaftNode;
+
+/// Objects listed per run, and digests marked or swept per command, at most.
+const OBJECTS_PER_RUN_MAX: usize = 1_000_000;
+const REFS_PER_COMMAND_MAX: usize = 10_000;
+/// A snapshot still pending after this long was abandoned by its builder and is ignored.
+const PENDING_SNAPSHOT_WAIT_MS: i64 = 60 * 60 * 1000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct GcConfig {
+    pub interval: Duration,
+    /// How long a blob must be unreferenced (and untouched) before it is deleted.
+    pub grace: Duration,
+}
+
+/// What one collection run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcReport {
+    pub objects: usize,
+    pub inline: usize,
+    pub referenced: usize,
+    pub marked: usize,
+    pub swept: usize,
+    pub deleted_objects: usize,
+    /// Set when the run did nothing on purpose (a snapshot being frozen, …).
+    pub skipped: Option<String>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl RaftNode {
+    /// Starts the collection timer; it works only while this node leads.
+    pub fn spawn_collector(&self, blobs: BlobStore, cfg: GcConfig) -> tokio::task::JoinHandle<()> {
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(cfg.interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let m = node.metrics();
+                if m.running_state.is_err() {
+                    return;
+                }
+                if m.current_leader != Some(node.id()) {
+                    continue;
+                }
+                match node.collect_garbage(&blobs, cfg.grace).await {
+                    Ok(r) => tracing::info!(?r, "blob garbage collection"),
+                    Err(e) => tracing::warn!(error = %e, "blob garbage collection failed"),
+                }
+            }
+        })
+    }
+
+    /// One collection run (the timer calls it; tests call it directly).
+    pub async fn collect_garbage(&self, blobs: &BlobStore, grace: Duration) -> Result<GcReport, String> {
+        let sm = self.state_machine();
+        let now = now_ms();
+        let mut report = GcReport::default();
+        // What exists, listed before the references are read: anything written later is young.
+        let objects = blobs.list_blobs(OBJECTS_PER_RUN_MAX).await.map_err(|e| e.to_string())?;
+        let inline = sm.inline_content().map_err(|e| e.to_string())?;
+        report.objects = objects.len();
+        report.inline = inline.len();
+
+        let snapshots = sm.all_snapshots().map_err(|e| e.to_string())?;
+        if snapshots.iter().any(|s| s.state != SNAPSHOT_READY && now - s.created_at_ms < PENDING_SNAPSHOT_WAIT_MS) {
+            report.skipped = Some("a snapshot is being frozen".into());
+            return Ok(report);
+        }
+        let mut referenced: HashSet<[u8; 32]> = sm.referenced_content().map_err(|e| e.to_string())?;
+        for s in snapshots.iter().filter(|s| s.state == SNAPSHOT_READY) {
+            let bytes = blobs
+                .get_object(&manifest::location(&s.volume_id, &s.id))
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("manifest of snapshot {} is missing: not collecting", s.id))?;
+            let m = manifest::decode(&bytes).map_err(|e| format!("manifest of snapshot {}: {e}", s.id))?;
+            referenced.extend(
+                m.entries.iter().filter_map(|e| e.content_ref.as_deref().and_then(ContentRef::parse)).map(|c| c.0),
+            );
+        }
+        report.referenced = referenced.len();
+
+        let mut candidates: Vec<[u8; 32]> = objects.iter().filter(|(_, age)| *age >= grace).map(|(r, _)| r.0).collect();
+        candidates.extend(inline);
+        candidates.retain(|c| !referenced.contains(c));
+        candidates.sort();
+        candidates.dedup();
+
+        let marks: std::collections::HashMap<[u8; 32], i64> =
+            sm.garbage_marks().map_err(|e| e.to_string())?.into_iter().collect();
+        let grace_ms = grace.as_millis() as i64;
+        let to_mark: Vec<Vec<u8>> = candidates.iter().filter(|c| !marks.contains_key(*c)).map(|c| c.to_vec()).collect();
+        let ripe: Vec<Vec<u8>> = candidates
+            .iter()
+            .filter(|c| marks.get(*c).is_some_and(|at| *at <= now - grace_ms))
+            .map(|c| c.to_vec())
+            .collect();
+        for chunk in to_mark.chunks(REFS_PER_COMMAND_MAX) {
+            let cmd = CommandKind::MarkGarbage(MarkGarbage { refs: chunk.to_vec(), at_ms: now });
+            self.propose_local(cmd.into()).await.map_err(|e| e.to_string())?;
+            report.marked += chunk.len();
+        }
+        let object_set: HashSet<[u8; 32]> = objects.iter().map(|(r, _)| r.0).collect();
+        for chunk in ripe.chunks(REFS_PER_COMMAND_MAX) {
+            let cmd =
+                CommandKind::SweepGarbage(SweepGarbage { refs: chunk.to_vec(), marked_before_ms: now - grace_ms });
+            let resp = self.propose_local(cmd.into()).await.map_err(|e| e.to_string())?;
+            report.swept += resp.swept.len();
+            for sha in resp.swept.iter().filter_map(|s| <[u8; 32]>::try_from(s.as_slice()).ok()) {
+                if object_set.contains(&sha)
+                    && blobs.delete_if_older(&ContentRef(sha), grace).await.map_err(|e| e.to_string())?
+                {
+                    report.deleted_objects += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
