@@ -327,3 +327,49 @@ fn request_ids_are_remembered_24_hours_then_pruned() {
     assert!(r.error.is_none(), "{r:?}");
     assert_eq!(f.head(), 2, "a forgotten id is a new request");
 }
+
+#[test]
+fn rwo_passes_the_write_lease_on_only_after_it_lapses() {
+    let mut f = Fixture::new();
+    let mut vol = f.sm.volume(VOL).unwrap().unwrap();
+    vol.config.as_mut().unwrap().access_mode = "RWO".into();
+    // Switch the fixture's volume to RWO by recreating it under another id.
+    vol.id = "rwo".into();
+    vol.head_seq = 0;
+    f.ok(CommandKind::CreateVolume(CreateVolume { volume: Some(vol) }));
+    let replica = |f: &Fixture, id: &str| ReplicaRecord {
+        id: id.into(),
+        volume_id: "rwo".into(),
+        team_id: TEAM.into(),
+        last_seen_at_ms: f.now(),
+        ..Default::default()
+    };
+    for id in ["a", "b"] {
+        let r = replica(&f, id);
+        f.ok(CommandKind::UpsertReplica(UpsertReplica { replica: Some(r) }));
+    }
+    let append = |f: &mut Fixture, id: &str, base: u64| {
+        let mut origin = f.origin(Some(id)).unwrap();
+        origin.volume_id = "rwo".into();
+        f.requests += 1;
+        let c = AppendChanges {
+            origin: Some(origin),
+            request_id: format!("q{}", f.requests),
+            fingerprint: vec![],
+            base_seq: base,
+            changes: vec![Change::Write(format!("/{id}"), b"x".to_vec()).to_replica()],
+        };
+        f.apply(CommandKind::AppendChanges(c))
+    };
+    assert!(append(&mut f, "a", 0).error.is_none());
+    let r = append(&mut f, "b", 1);
+    assert_eq!(r.error.map(|e| e.message), Some("volume is RWO and replica a holds the write lease".into()));
+    // b keeps its own lease alive; a goes quiet until its write lease lapses.
+    f.index += REPLICA_LEASE_MS as u64 / 2;
+    let r = replica(&f, "b");
+    f.ok(CommandKind::UpsertReplica(UpsertReplica { replica: Some(r) }));
+    f.index += REPLICA_LEASE_MS as u64 / 2 + 1;
+    assert!(append(&mut f, "b", 1).error.is_none(), "the lapsed lease passes to b");
+    let r = append(&mut f, "a", 2);
+    assert!(r.error.is_some(), "and now a waits");
+}

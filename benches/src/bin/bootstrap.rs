@@ -6,6 +6,7 @@
 //!   bootstrap: the same writer, while POST …/A/sync/bootstrap runs back to back for --seconds
 //!   ─▶ bootstrap files=… runs=… freeze_s=… | writes baseline p50/p99/max … during p50/p99/max …
 //!      ratio_p99=… ; archive_s=… archive_bytes=…
+//!   restore:   snapshot A, remove all of it, restore it while the writer goes on ─▶ seconds, latency
 //! ```
 //!
 //! Bounded: at most 2 000 000 files; every request has a timeout.
@@ -45,10 +46,23 @@ async fn writer(
     volume: String,
     until: Instant,
 ) -> Result<Histogram<u64>> {
+    let never = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    writer_until(http, base, token, volume, until, never).await
+}
+
+/// Like [`writer`], also stopping once `stop` is set.
+async fn writer_until(
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    volume: String,
+    until: Instant,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<Histogram<u64>> {
     let mut h = Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)?;
     let url = format!("{base}/api/v1/sandboxvolumes/{volume}/files");
     let mut n = 0u64;
-    while Instant::now() < until {
+    while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let t = Instant::now();
         let resp = http
             .post(&url)
@@ -128,10 +142,44 @@ async fn run(args: Args) -> Result<()> {
         last["replay_after_seq"],
         archive.len()
     );
-    println!("writes baseline {}", summary(&baseline));
-    println!("writes during   {}", summary(&during));
+    println!("writes baseline        {}", summary(&baseline));
+    println!("writes during bootstrap {}", summary(&during));
     println!(
         "ratio during/baseline p50={:.2} p99={:.2}",
+        during.value_at_quantile(0.5) as f64 / baseline.value_at_quantile(0.5).max(1) as f64,
+        during.value_at_quantile(0.99) as f64 / baseline.value_at_quantile(0.99).max(1) as f64
+    );
+
+    // Restore: snapshot the namespace, remove every top-level directory, restore all files back
+    // while the writer keeps going on the other volume.
+    let vol_url = format!("{base}/api/v1/sandboxvolumes/{frozen}");
+    let snap = post_json(&http, &format!("{vol_url}/snapshots"), &token, &json!({ "name": "bench" })).await?;
+    let sid = snap["id"].as_str().context("snapshot id")?.to_string();
+    for d in 0..100 {
+        let resp = http
+            .delete(format!("{vol_url}/files"))
+            .query(&[("path", format!("/d{d}"))])
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("remove /d{d}: {}", resp.status());
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(3600);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    let (h2, b2, t2, o2) = (http.clone(), base.clone(), token.clone(), other.clone());
+    let during = tokio::spawn(async move { writer_until(h2, b2, t2, o2, until, flag).await });
+    let t = Instant::now();
+    post_json(&http, &format!("{vol_url}/snapshots/{sid}/restore"), &token, &json!({})).await?;
+    let restore_s = t.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let during = during.await.context("writer panicked")??;
+    println!("restore files={} seconds={restore_s:.2} files_per_s={:.0}", args.files, args.files as f64 / restore_s);
+    println!("writes during restore   {}", summary(&during));
+    println!(
+        "ratio restore/baseline p50={:.2} p99={:.2}",
         during.value_at_quantile(0.5) as f64 / baseline.value_at_quantile(0.5).max(1) as f64,
         during.value_at_quantile(0.99) as f64 / baseline.value_at_quantile(0.99).max(1) as f64
     );
