@@ -7,22 +7,13 @@ use serde_json::{json, Value};
 mod common;
 use common::*;
 
-/// Every path's mode (`"0644"`), through `list`.
+/// Every path's mode (`"0644"`).
 async fn modes(v: &Vol<'_>) -> std::collections::BTreeMap<String, String> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut dirs = vec!["/".to_string()];
-    while let Some(d) = dirs.pop() {
-        let list =
-            v.app.call("GET", &v.url(&format!("/files/list?path={}", urlencode(&d))), Some(&v.t), None).await.data();
-        for e in list["entries"].as_array().unwrap() {
-            let p = e["path"].as_str().unwrap().to_string();
-            if e["type"] == "dir" {
-                dirs.push(p.clone());
-            }
-            out.insert(p, e["mode"].as_str().unwrap().to_string());
-        }
-    }
-    out
+    walk(v)
+        .await
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap().to_string(), e["mode"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

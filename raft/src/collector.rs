@@ -52,19 +52,9 @@ fn now_ms() -> i64 {
 impl RaftNode {
     /// Starts the collection timer; it works only while this node leads.
     pub fn spawn_collector(&self, blobs: BlobStore, cfg: GcConfig) -> tokio::task::JoinHandle<()> {
-        let node = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(cfg.interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let m = node.metrics();
-                if m.running_state.is_err() {
-                    return;
-                }
-                if m.current_leader != Some(node.id()) {
-                    continue;
-                }
+        self.spawn_leader_task(cfg.interval, move |node| {
+            let blobs = blobs.clone();
+            async move {
                 match node.collect_garbage(&blobs, cfg.grace).await {
                     Ok(r) => tracing::info!(?r, "blob garbage collection"),
                     Err(e) => tracing::warn!(error = %e, "blob garbage collection failed"),

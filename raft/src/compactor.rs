@@ -24,9 +24,22 @@ impl RaftNode {
     /// Starts the compaction timer; it does work only while this node leads, and stops when
     /// Raft stops.
     pub fn spawn_compactor(&self, cfg: CompactionConfig) -> tokio::task::JoinHandle<()> {
+        self.spawn_leader_task(cfg.interval, move |node| async move { compact(&node, cfg).await })
+    }
+
+    /// Runs `work` every `interval` while this node leads; stops when Raft stops.
+    pub(crate) fn spawn_leader_task<F, Fut>(
+        &self,
+        interval: std::time::Duration,
+        mut work: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: FnMut(RaftNode) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
         let node = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(cfg.interval);
+            let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
@@ -34,30 +47,32 @@ impl RaftNode {
                 if m.running_state.is_err() {
                     return;
                 }
-                if m.current_leader != Some(node.id()) {
-                    continue;
-                }
-                let candidates =
-                    match node.state_machine().compaction_candidates(cfg.retain_entries, VOLUMES_PER_TICK_MAX) {
-                        Ok(c) => c,
-                        Err(e) => {
-                            tracing::error!(error = %e, "list volumes to compact");
-                            continue;
-                        }
-                    };
-                prune_requests(&node).await;
-                for (volume_id, through_seq) in candidates {
-                    let cmd = CommandKind::Compact(Compact { volume_id: volume_id.clone(), through_seq });
-                    match node.propose_local(cmd.into()).await {
-                        Ok(_) => tracing::debug!(%volume_id, through_seq, "compacted journal"),
-                        Err(e) => {
-                            tracing::warn!(%volume_id, error = %e, "compaction not proposed");
-                            break;
-                        }
-                    }
+                if m.current_leader == Some(node.id()) {
+                    work(node.clone()).await;
                 }
             }
         })
+    }
+}
+
+async fn compact(node: &RaftNode, cfg: CompactionConfig) {
+    let candidates = match node.state_machine().compaction_candidates(cfg.retain_entries, VOLUMES_PER_TICK_MAX) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "list volumes to compact");
+            return;
+        }
+    };
+    prune_requests(node).await;
+    for (volume_id, through_seq) in candidates {
+        let cmd = CommandKind::Compact(Compact { volume_id: volume_id.clone(), through_seq });
+        match node.propose_local(cmd.into()).await {
+            Ok(_) => tracing::debug!(%volume_id, through_seq, "compacted journal"),
+            Err(e) => {
+                tracing::warn!(%volume_id, error = %e, "compaction not proposed");
+                break;
+            }
+        }
     }
 }
 

@@ -196,26 +196,33 @@ pub fn digest(b: &[u8]) -> String {
     format!("{}:{}", b.len(), hex::encode(Sha256::digest(b)))
 }
 
-/// A volume's tree through the files API: path → `None` for a directory, `Some(content)` for a file.
-pub async fn live_tree(v: &Vol<'_>) -> Tree {
-    let mut out = std::collections::BTreeMap::new();
+/// Every entry (`FileInfo` JSON) of a volume, through `list`, directories before their children.
+pub async fn walk(v: &Vol<'_>) -> Vec<Value> {
+    let mut out = Vec::new();
     let mut dirs = vec!["/".to_string()];
     while let Some(d) = dirs.pop() {
         let list =
             v.app.call("GET", &v.url(&format!("/files/list?path={}", urlencode(&d))), Some(&v.t), None).await.data();
         for e in list["entries"].as_array().unwrap() {
-            let p = if d == "/" {
-                format!("/{}", e["name"].as_str().unwrap())
-            } else {
-                format!("{d}/{}", e["name"].as_str().unwrap())
-            };
             if e["type"] == "dir" {
-                dirs.push(p.clone());
-                out.insert(p, None);
-            } else {
-                let r = v.app.raw("GET", &v.url(&format!("/files?path={}", urlencode(&p))), &v.t, "").await;
-                out.insert(p, Some(digest(&r.body)));
+                dirs.push(e["path"].as_str().unwrap().to_string());
             }
+            out.push(e.clone());
+        }
+    }
+    out
+}
+
+/// A volume's tree through the files API: path → `None` for a directory, `Some(digest)` for a file.
+pub async fn live_tree(v: &Vol<'_>) -> Tree {
+    let mut out = Tree::new();
+    for e in walk(v).await {
+        let p = e["path"].as_str().unwrap().to_string();
+        if e["type"] == "dir" {
+            out.insert(p, None);
+        } else {
+            let r = v.app.raw("GET", &v.url(&format!("/files?path={}", urlencode(&p))), &v.t, "").await;
+            out.insert(p, Some(digest(&r.body)));
         }
     }
     out
