@@ -262,6 +262,8 @@ pub struct Snapshot {
     /// **[ext]** the journal seq the snapshot is frozen at.
     pub seq: u64,
     pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 impl From<&SnapshotRecord> for Snapshot {
@@ -274,6 +276,7 @@ impl From<&SnapshotRecord> for Snapshot {
             size_bytes: s.size_bytes,
             seq: s.seq,
             created_at: snapshot_time(s.created_at_ms),
+            expires_at: s.expires_at_ms.map(snapshot_time),
         }
     }
 }

@@ -644,3 +644,39 @@ async fn access_modes_and_deleting_a_volume_with_live_replicas() {
     let plain = Vol::create(&app, &t, "RWO").await;
     app.call("DELETE", &format!("/api/v1/sandboxvolumes/{plain}"), Some(&t), None).await.data();
 }
+
+/// Bootstrap snapshots expire after a day; the leader's collector deletes them and their
+/// manifests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_snapshots_expire_after_a_day() {
+    let app = App::new().await;
+    let v = Vol::new(&app).await;
+    v.write("/a", "a").await;
+    let boot = app.call("POST", &v.url("/sync/bootstrap"), Some(&v.t), None).await.data();
+    let snap = &boot["snapshot"];
+    let created = time::OffsetDateTime::parse(
+        snap["created_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let expires = time::OffsetDateTime::parse(
+        snap["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(expires - created, time::Duration::hours(24));
+    let path = boot["archive_download_path"].as_str().unwrap().to_string();
+    assert_eq!(app.raw("GET", &path, &v.t, "").await.status, StatusCode::OK);
+    let user = app.call("POST", &v.url("/snapshots"), Some(&v.t), Some(json!({ "name": "mine" }))).await.data();
+    assert!(user.get("expires_at").is_none(), "user snapshots do not expire");
+
+    let grace = std::time::Duration::from_secs(3600);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let r = app.node.collect_garbage_at(&app.blobs, grace, now + 23 * 3600 * 1000).await.unwrap();
+    assert_eq!(r.expired_snapshots, 0, "{r:?}");
+    let r = app.node.collect_garbage_at(&app.blobs, grace, now + 25 * 3600 * 1000).await.unwrap();
+    assert_eq!(r.expired_snapshots, 1, "{r:?}");
+    app.raw("GET", &path, &v.t, "").await.error(StatusCode::NOT_FOUND, "not_found");
+    let left = app.call("GET", &v.url("/snapshots"), Some(&v.t), None).await.data();
+    assert_eq!(left.as_array().unwrap().len(), 1, "the user snapshot stays");
+}

@@ -8,13 +8,14 @@
 //!    ─▶ delete each swept object that is still older than grace
 //! ```
 //!
+//! Expired snapshots (bootstrap snapshots live a day) are deleted at the start of a run.
 //! A run is skipped while a snapshot is being frozen (its manifest is not readable yet), and
 //! aborted if any sealed manifest cannot be read: never delete on a partial view.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use tideline_storage::command::{MarkGarbage, SweepGarbage};
+use tideline_storage::command::{DeleteSnapshot, MarkGarbage, SweepGarbage};
 use tideline_storage::{manifest, BlobStore, CommandKind, ContentRef, SNAPSHOT_READY};
 
 use crate::node::RaftNode;
@@ -41,6 +42,7 @@ pub struct GcReport {
     pub marked: usize,
     pub swept: usize,
     pub deleted_objects: usize,
+    pub expired_snapshots: usize,
     /// Set when the run did nothing on purpose (a snapshot being frozen, …).
     pub skipped: Option<String>,
 }
@@ -65,8 +67,13 @@ impl RaftNode {
 
     /// One collection run (the timer calls it; tests call it directly).
     pub async fn collect_garbage(&self, blobs: &BlobStore, grace: Duration) -> Result<GcReport, String> {
+        self.collect_garbage_at(blobs, grace, now_ms()).await
+    }
+
+    /// One collection run as if the wall clock read `now` (milliseconds since the epoch) for
+    /// snapshot expiry and marks; object ages still come from the store.
+    pub async fn collect_garbage_at(&self, blobs: &BlobStore, grace: Duration, now: i64) -> Result<GcReport, String> {
         let sm = self.state_machine();
-        let now = now_ms();
         let mut report = GcReport::default();
         // What exists, listed before the references are read: anything written later is young.
         let objects = blobs.list_blobs(OBJECTS_PER_RUN_MAX).await.map_err(|e| e.to_string())?;
@@ -74,7 +81,22 @@ impl RaftNode {
         report.objects = objects.len();
         report.inline = inline.len();
 
-        let snapshots = sm.all_snapshots().map_err(|e| e.to_string())?;
+        let mut snapshots = sm.all_snapshots().map_err(|e| e.to_string())?;
+        // Expired snapshots (bootstrap snapshots after a day) go first; their content may then
+        // become garbage like any other.
+        for s in snapshots.iter().filter(|s| s.expires_at_ms.is_some_and(|at| at <= now)) {
+            let cmd = CommandKind::DeleteSnapshot(DeleteSnapshot {
+                volume_id: s.volume_id.clone(),
+                team_id: s.team_id.clone(),
+                snapshot_id: s.id.clone(),
+            });
+            self.propose_local(cmd.into()).await.map_err(|e| e.to_string())?;
+            if let Err(e) = blobs.delete_object(&manifest::location(&s.volume_id, &s.id)).await {
+                tracing::warn!(snapshot = %s.id, error = %e, "could not delete an expired snapshot's manifest");
+            }
+            report.expired_snapshots += 1;
+        }
+        snapshots.retain(|s| !s.expires_at_ms.is_some_and(|at| at <= now));
         if snapshots.iter().any(|s| s.state != SNAPSHOT_READY && now - s.created_at_ms < PENDING_SNAPSHOT_WAIT_MS) {
             report.skipped = Some("a snapshot is being frozen".into());
             return Ok(report);

@@ -55,7 +55,13 @@ pub struct SnapshotRecord {
     /// `bootstrap` or `user`.
     #[prost(string, tag = "13")]
     pub kind: String,
+    /// When the snapshot is deleted by the leader (bootstrap snapshots: a day after creation).
+    #[prost(int64, optional, tag = "14")]
+    pub expires_at_ms: Option<i64>,
 }
+
+/// How long a bootstrap snapshot (and its archive) stays downloadable.
+pub const BOOTSTRAP_SNAPSHOT_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct CreateSnapshot {

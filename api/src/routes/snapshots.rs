@@ -62,6 +62,7 @@ pub(super) async fn take_snapshot(
         description,
         created_at_ms: now,
         kind: kind.into(),
+        expires_at_ms: (kind == "bootstrap").then_some(now + tideline_storage::BOOTSTRAP_SNAPSHOT_TTL_MS),
         ..Default::default()
     };
     let sid = record.id.clone();
