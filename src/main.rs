@@ -5,6 +5,8 @@
 //! tideline token create --team T --permission P… [--server URL] [--admin-token T]
 //! tideline cluster status | add-node --node-id N --addr A | remove-node N
 //! tideline dev-cluster [--nodes 3] [--dir DIR]
+//! tideline volume create|list|get|delete|fork … | files VOL ls|cat|stat|mkdir|upload|download|mv|rm …
+//!                 | snapshot VOL create|list|restore|delete …   [--server URL] [--token T] [--json]
 //! ```
 
 mod admin_token;
@@ -14,6 +16,7 @@ mod config;
 mod dev_cluster;
 mod server;
 mod token;
+mod volume_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +43,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Run a local cluster of child processes (development and demos).
     DevCluster(dev_cluster::DevClusterArgs),
+    /// Manage volumes, their files and snapshots with a team token.
+    Volume(volume_cli::VolumeArgs),
 }
 
 fn init_tracing() {
@@ -56,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Token { command } => token::run(command).await,
         Command::Cluster(args) => cluster::run(args).await,
         Command::DevCluster(args) => dev_cluster::run(args).await,
+        Command::Volume(args) => volume_cli::run(args).await,
     }
 }
 

@@ -1,0 +1,493 @@
+//! `tideline volume …`: volumes, their files and their snapshots from the command line, with a
+//! team token. Human-readable tables by default; `--json` prints the API's `data` as one JSON
+//! document for scripts. Failures print `error: <message>` and exit with a code scripts can
+//! rely on (see [`http::ErrorKind::exit_code`]): 0 ok, 2 usage, 3 not found, 4 conflict, 5 auth,
+//! 6 unavailable or unreachable, 1 anything else.
+//!
+//! ```text
+//! tideline volume create [--access-mode RWO|ROX|RWX] | list | get VOL | delete VOL [--force]
+//! tideline volume fork VOL [--access-mode M]
+//! tideline volume files VOL ls [PATH] | cat PATH | stat PATH | mkdir PATH [-p]
+//!                           upload LOCAL REMOTE | download REMOTE LOCAL | mv SRC DST | rm PATH
+//! tideline volume snapshot VOL create NAME [--description D] | list | restore SID | delete SID
+//! ```
+
+mod http;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use reqwest::{header, Method};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+use http::{CliError, CliResult, VolumeClient, TRANSFER_TIMEOUT};
+
+/// Largest file the server accepts in one write; refused locally before sending anything.
+const UPLOAD_BYTES_MAX: u64 = 100 * 1024 * 1024;
+/// Exit code for usage errors, as clap uses.
+const EXIT_USAGE: i32 = 2;
+
+#[derive(Args, Debug)]
+pub struct VolumeArgs {
+    /// Server to talk to (any node of the cluster).
+    #[arg(long, env = "TIDELINE_URL", default_value_t = crate::default_server_url(), global = true)]
+    server: String,
+    /// Team token (required).
+    #[arg(long, env = "TIDELINE_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print the API's `data` as JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: VolumeCommand,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+#[value(rename_all = "UPPER")]
+enum AccessMode {
+    /// One writing replica at a time.
+    Rwo,
+    /// Read-only.
+    Rox,
+    /// No restriction.
+    Rwx,
+}
+
+impl AccessMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            AccessMode::Rwo => "RWO",
+            AccessMode::Rox => "ROX",
+            AccessMode::Rwx => "RWX",
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum VolumeCommand {
+    /// Create a volume.
+    Create {
+        #[arg(long, ignore_case = true)]
+        access_mode: Option<AccessMode>,
+    },
+    /// List the team's volumes, newest first.
+    List,
+    /// Show one volume.
+    Get { volume: String },
+    /// Delete a volume (idempotent).
+    Delete {
+        volume: String,
+        /// Delete even while replicas or mounts are attached.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Fork a volume: a new volume with the same files and config.
+    Fork {
+        volume: String,
+        #[arg(long, ignore_case = true)]
+        access_mode: Option<AccessMode>,
+    },
+    /// Files of a volume.
+    Files {
+        volume: String,
+        #[command(subcommand)]
+        command: FilesCommand,
+    },
+    /// Snapshots of a volume.
+    Snapshot {
+        volume: String,
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum FilesCommand {
+    /// List a directory's direct children.
+    Ls {
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// Write a file's bytes to stdout.
+    Cat { path: String },
+    /// Show a file's or directory's metadata.
+    Stat { path: String },
+    /// Create a directory.
+    Mkdir {
+        path: String,
+        /// Create parents too, and succeed if it already exists.
+        #[arg(short = 'p', long = "parents")]
+        parents: bool,
+    },
+    /// Upload a local file (at most 100 MiB).
+    Upload { local: PathBuf, remote: String },
+    /// Download a file (written to a temporary file beside the target, then renamed).
+    Download { remote: String, local: PathBuf },
+    /// Move or rename a file or directory.
+    Mv { source: String, destination: String },
+    /// Remove a file or directory (recursive, idempotent).
+    Rm { path: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum SnapshotCommand {
+    /// Take a snapshot.
+    Create {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List snapshots, newest first.
+    List,
+    /// Restore the volume to a snapshot.
+    Restore { snapshot: String },
+    /// Delete a snapshot (idempotent).
+    Delete { snapshot: String },
+}
+
+/// Runs the command; on failure prints `error: …` and exits with the error's code.
+pub async fn run(args: VolumeArgs) -> anyhow::Result<()> {
+    let Some(token) = args.token.clone().filter(|t| !t.is_empty()) else {
+        eprintln!("error: --token (or TIDELINE_TOKEN) is required");
+        std::process::exit(EXIT_USAGE);
+    };
+    let result = match VolumeClient::new(&args.server, &token) {
+        Ok(client) => Cli { client, json: args.json }.execute(args.command).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        let _ = std::io::stdout().flush();
+        eprintln!("error: {e}");
+        std::process::exit(e.kind.exit_code());
+    }
+    Ok(())
+}
+
+struct Cli {
+    client: VolumeClient,
+    json: bool,
+}
+
+impl Cli {
+    async fn execute(&self, command: VolumeCommand) -> CliResult<()> {
+        let c = &self.client;
+        match command {
+            VolumeCommand::Create { access_mode } => {
+                let body = access_mode.map(|m| json!({ "access_mode": m.as_str() }));
+                let v = c.call(Method::POST, "/sandboxvolumes", &[], body.as_ref()).await?;
+                self.show(&v, print_volume)
+            }
+            VolumeCommand::List => {
+                let v = c.call(Method::GET, "/sandboxvolumes", &[], None).await?;
+                self.show(&v, print_volume_table)
+            }
+            VolumeCommand::Get { volume } => {
+                let v = c.call(Method::GET, &volume_path(&volume), &[], None).await?;
+                self.show(&v, print_volume)
+            }
+            VolumeCommand::Delete { volume, force } => {
+                let query: &[(&str, &str)] = if force { &[("force", "true")] } else { &[] };
+                let v = c.call(Method::DELETE, &volume_path(&volume), query, None).await?;
+                self.show(&v, |_| println!("deleted volume {volume}"))
+            }
+            VolumeCommand::Fork { volume, access_mode } => {
+                let body = access_mode.map(|m| json!({ "access_mode": m.as_str() }));
+                let v = c.call(Method::POST, &format!("{}/fork", volume_path(&volume)), &[], body.as_ref()).await?;
+                self.show(&v, print_volume)
+            }
+            VolumeCommand::Files { volume, command } => self.files(&volume, command).await,
+            VolumeCommand::Snapshot { volume, command } => self.snapshot(&volume, command).await,
+        }
+    }
+
+    async fn files(&self, volume: &str, command: FilesCommand) -> CliResult<()> {
+        let c = &self.client;
+        let files = format!("{}/files", volume_path(volume));
+        match command {
+            FilesCommand::Ls { path } => {
+                let v = c.call(Method::GET, &format!("{files}/list"), &[("path", &path)], None).await?;
+                self.show(&v, print_entries)
+            }
+            FilesCommand::Cat { path } => self.cat(&files, &path).await,
+            FilesCommand::Stat { path } => {
+                let v = c.call(Method::GET, &format!("{files}/stat"), &[("path", &path)], None).await?;
+                self.show(&v, print_stat)
+            }
+            FilesCommand::Mkdir { path, parents } => {
+                let mut query = vec![("path", path.as_str()), ("mkdir", "true")];
+                if parents {
+                    query.push(("recursive", "true"));
+                }
+                let v = c.call(Method::POST, &files, &query, None).await?;
+                self.show(&v, |_| println!("created directory {path}"))
+            }
+            FilesCommand::Upload { local, remote } => self.upload(&files, &local, &remote).await,
+            FilesCommand::Download { remote, local } => self.download(&files, &remote, &local).await,
+            FilesCommand::Mv { source, destination } => {
+                let body = json!({ "source": source, "destination": destination });
+                let v = c.call(Method::POST, &format!("{files}/move"), &[], Some(&body)).await?;
+                self.show(&v, |_| println!("moved {source} -> {destination}"))
+            }
+            FilesCommand::Rm { path } => {
+                let v = c.call(Method::DELETE, &files, &[("path", &path)], None).await?;
+                self.show(&v, |_| println!("removed {path}"))
+            }
+        }
+    }
+
+    async fn snapshot(&self, volume: &str, command: SnapshotCommand) -> CliResult<()> {
+        let c = &self.client;
+        let snapshots = format!("{}/snapshots", volume_path(volume));
+        match command {
+            SnapshotCommand::Create { name, description } => {
+                let mut body = json!({ "name": name });
+                if let Some(d) = description {
+                    body["description"] = Value::String(d);
+                }
+                let v = c.call(Method::POST, &snapshots, &[], Some(&body)).await?;
+                self.show(&v, print_fields)
+            }
+            SnapshotCommand::List => {
+                let v = c.call(Method::GET, &snapshots, &[], None).await?;
+                self.show(&v, print_snapshot_table)
+            }
+            SnapshotCommand::Restore { snapshot } => {
+                let path = format!("{snapshots}/{}/restore", segment(&snapshot));
+                let v = c.call(Method::POST, &path, &[], None).await?;
+                self.show(&v, |_| println!("restored snapshot {snapshot}"))
+            }
+            SnapshotCommand::Delete { snapshot } => {
+                let path = format!("{snapshots}/{}", segment(&snapshot));
+                let v = c.call(Method::DELETE, &path, &[], None).await?;
+                self.show(&v, |_| println!("deleted snapshot {snapshot}"))
+            }
+        }
+    }
+
+    /// Raw bytes to stdout, streamed; with `--json`, the API's base64 document instead.
+    async fn cat(&self, files: &str, path: &str) -> CliResult<()> {
+        if self.json {
+            let req = self
+                .client
+                .request(Method::GET, files, TRANSFER_TIMEOUT)
+                .query(&[("path", path)])
+                .header(header::ACCEPT, "application/json");
+            let resp = self.client.send(req).await?;
+            let v: Value = resp.json().await.map_err(|e| CliError::other(format!("read {path}: {e}")))?;
+            return self.show(&v["data"], |_| {});
+        }
+        let req = self.client.request(Method::GET, files, TRANSFER_TIMEOUT).query(&[("path", path)]);
+        let mut resp = self.client.send(req).await?;
+        let mut out = std::io::stdout().lock();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| CliError::other(format!("read {path}: {e}")))? {
+            out.write_all(&chunk).map_err(|e| CliError::io("write stdout", e))?;
+        }
+        out.flush().map_err(|e| CliError::io("write stdout", e))
+    }
+
+    /// Streams a local file as the request body, after checking its size against the limit.
+    async fn upload(&self, files: &str, local: &Path, remote: &str) -> CliResult<()> {
+        let shown = local.display();
+        let meta = tokio::fs::metadata(local).await.map_err(|e| CliError::io(format_args!("read {shown}"), e))?;
+        if !meta.is_file() {
+            return Err(CliError::other(format!("{shown} is not a regular file")));
+        }
+        if meta.len() > UPLOAD_BYTES_MAX {
+            return Err(CliError::other(format!(
+                "{shown} is {} bytes; a file may be at most 100 MiB ({UPLOAD_BYTES_MAX} bytes)",
+                meta.len()
+            )));
+        }
+        let file = tokio::fs::File::open(local).await.map_err(|e| CliError::io(format_args!("open {shown}"), e))?;
+        let req = self
+            .client
+            .request(Method::POST, files, TRANSFER_TIMEOUT)
+            .query(&[("path", remote)])
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, meta.len())
+            .body(reqwest::Body::from(file));
+        let resp = self.client.send(req).await?;
+        let v: Value = resp.json().await.map_err(|e| CliError::other(format!("read upload response: {e}")))?;
+        self.show(&v["data"], |_| println!("uploaded {shown} -> {remote} ({} bytes)", meta.len()))
+    }
+
+    /// Downloads into a temporary file in the target's directory, fsyncs it, then renames it
+    /// over the target, so the target is never seen half-written.
+    async fn download(&self, files: &str, remote: &str, local: &Path) -> CliResult<()> {
+        let target = if local.is_dir() {
+            let name = remote.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty());
+            local.join(name.ok_or_else(|| CliError::other(format!("no file name in {remote:?}")))?)
+        } else {
+            local.to_path_buf()
+        };
+        let req = self.client.request(Method::GET, files, TRANSFER_TIMEOUT).query(&[("path", remote)]);
+        let resp = self.client.send(req).await?;
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!(".{base}.tideline-{}-{:016x}.tmp", std::process::id(), rand::random::<u64>()));
+        let result = write_durably(resp, &tmp, &target, &dir).await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        let bytes = result?;
+        let shown = target.display().to_string();
+        let summary = json!({ "path": shown, "size": bytes });
+        self.show(&summary, |_| println!("downloaded {remote} -> {shown} ({bytes} bytes)"))
+    }
+
+    /// `--json`: the document; otherwise the human form.
+    fn show(&self, data: &Value, human: impl FnOnce(&Value)) -> CliResult<()> {
+        if self.json {
+            let text = serde_json::to_string_pretty(data).map_err(|e| CliError::other(format!("encode JSON: {e}")))?;
+            println!("{text}");
+        } else {
+            human(data);
+        }
+        Ok(())
+    }
+}
+
+/// temp file → fsync → rename → fsync dir; returns the byte count.
+async fn write_durably(mut resp: reqwest::Response, tmp: &Path, target: &Path, dir: &Path) -> CliResult<u64> {
+    let shown = tmp.display();
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .await
+        .map_err(|e| CliError::io(format_args!("create {shown}"), e))?;
+    let mut bytes = 0u64;
+    while let Some(chunk) = resp.chunk().await.map_err(|e| CliError::other(format!("read download: {e}")))? {
+        file.write_all(&chunk).await.map_err(|e| CliError::io(format_args!("write {shown}"), e))?;
+        bytes += chunk.len() as u64;
+    }
+    file.sync_all().await.map_err(|e| CliError::io(format_args!("sync {shown}"), e))?;
+    drop(file);
+    tokio::fs::rename(tmp, target)
+        .await
+        .map_err(|e| CliError::io(format_args!("rename {shown} to {}", target.display()), e))?;
+    if let Ok(d) = tokio::fs::File::open(dir).await {
+        // Best effort: some platforms cannot fsync a directory; the data itself is synced.
+        let _ = d.sync_all().await;
+    }
+    Ok(bytes)
+}
+
+/// Percent-encodes one path segment (IDs are opaque; do not trust them to be URL-safe).
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn volume_path(volume: &str) -> String {
+    format!("/sandboxvolumes/{}", segment(volume))
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `key: value` lines for an object, in the server's field order.
+fn print_fields(v: &Value) {
+    match v.as_object() {
+        Some(map) => {
+            let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
+            for (k, val) in map {
+                println!("{k:<width$}  {}", text(val));
+            }
+        }
+        None => println!("{}", text(v)),
+    }
+}
+
+fn print_volume(v: &Value) {
+    print_fields(v)
+}
+
+fn print_stat(v: &Value) {
+    print_fields(v)
+}
+
+fn print_volume_table(v: &Value) {
+    let rows = rows(v, None, &["id", "access_mode", "source_volume_id", "created_at"]);
+    print_table(&["ID", "ACCESS", "SOURCE", "CREATED"], rows);
+}
+
+fn print_snapshot_table(v: &Value) {
+    let rows = rows(v, None, &["id", "name", "size_bytes", "created_at", "description"]);
+    print_table(&["ID", "NAME", "SIZE", "CREATED", "DESCRIPTION"], rows);
+}
+
+fn print_entries(v: &Value) {
+    let rows = rows(v, Some("entries"), &["type", "mode", "size", "mod_time", "name"]);
+    print_table(&["TYPE", "MODE", "SIZE", "MOD_TIME", "NAME"], rows);
+}
+
+/// The given fields of each element of an array (`v`, or `v[key]`).
+fn rows(v: &Value, key: Option<&str>, fields: &[&str]) -> Vec<Vec<String>> {
+    let list = match key {
+        Some(k) => &v[k],
+        None => v,
+    };
+    let items = list.as_array().map(Vec::as_slice).unwrap_or_default();
+    items.iter().map(|item| fields.iter().map(|f| text(&item[*f])).collect()).collect()
+}
+
+/// Left-aligned columns two spaces apart; the last column is not padded.
+fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i == last {
+                s.push_str(cell);
+            } else {
+                s.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(headers.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_escapes_reserved_characters() {
+        assert_eq!(segment("vol-1_a.b~"), "vol-1_a.b~");
+        assert_eq!(segment("a/b c?"), "a%2Fb%20c%3F");
+    }
+
+    #[test]
+    fn rows_pick_fields_and_show_missing_as_dash() {
+        let v = json!({ "entries": [{ "name": "a", "size": 3 }] });
+        assert_eq!(rows(&v, Some("entries"), &["name", "size", "mode"]), vec![vec!["a", "3", "-"]]);
+    }
+}

@@ -1,0 +1,155 @@
+//! The HTTP side of `tideline volume`: one client that sends a request with a timeout, decodes
+//! the `{"success","data"|"error"}` envelope, and classifies every failure into a [`CliError`]
+//! whose kind is the process exit code scripts rely on.
+//!
+//! ```text
+//! request ──send (timeout)──▶ status 2xx ──▶ data / raw body
+//!                    │                └─▶ 404→NotFound 409→Conflict 401/403→Auth 503→Unavailable
+//!                    └─ connect refused / timed out ──▶ Unavailable
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::Value;
+
+/// Deadline for ordinary JSON requests.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline for uploads and downloads (whole body).
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
+/// Deadline for opening the TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What went wrong, as far as a script cares; each kind has a stable exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    Conflict,
+    Auth,
+    Unavailable,
+    Other,
+}
+
+impl ErrorKind {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::NotFound => 3,
+            ErrorKind::Conflict => 4,
+            ErrorKind::Auth => 5,
+            ErrorKind::Unavailable => 6,
+            ErrorKind::Other => 1,
+        }
+    }
+
+    fn from_status(status: StatusCode) -> ErrorKind {
+        match status {
+            StatusCode::NOT_FOUND => ErrorKind::NotFound,
+            StatusCode::CONFLICT => ErrorKind::Conflict,
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorKind::Auth,
+            StatusCode::SERVICE_UNAVAILABLE => ErrorKind::Unavailable,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// A classified failure with the message shown to the user.
+#[derive(Debug)]
+pub struct CliError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn other(message: impl Into<String>) -> CliError {
+        CliError { kind: ErrorKind::Other, message: message.into() }
+    }
+
+    /// A local I/O failure, with a verb phrase saying what we were doing.
+    pub fn io(what: impl fmt::Display, err: std::io::Error) -> CliError {
+        CliError::other(format!("{what}: {err}"))
+    }
+
+    fn transport(url: &str, err: reqwest::Error) -> CliError {
+        let kind = if err.is_connect() || err.is_timeout() { ErrorKind::Unavailable } else { ErrorKind::Other };
+        // reqwest's Display hides the cause ("error sending request"); show the chain.
+        let mut message = format!("reach {url}: {err}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        CliError { kind, message }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+pub type CliResult<T> = Result<T, CliError>;
+
+/// A team-token client for the volume, snapshot and file routes under `/api/v1`.
+pub struct VolumeClient {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl VolumeClient {
+    pub fn new(server: &str, token: &str) -> CliResult<VolumeClient> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|e| CliError::other(format!("build HTTP client: {e}")))?;
+        Ok(VolumeClient { http, base: format!("{}/api/v1", server.trim_end_matches('/')), token: token.to_string() })
+    }
+
+    /// A request to `path` (below `/api/v1`) with the bearer token and the given deadline.
+    pub fn request(&self, method: Method, path: &str, timeout: Duration) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token).timeout(timeout)
+    }
+
+    /// Sends `req`; a non-2xx answer becomes a classified error carrying the envelope's message.
+    pub async fn send(&self, req: RequestBuilder) -> CliResult<Response> {
+        let (client, req) = req.build_split();
+        let req = req.map_err(|e| CliError::other(format!("build request: {e}")))?;
+        let url = req.url().to_string();
+        let resp = client.execute(req).await.map_err(|e| CliError::transport(&url, e))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        let message = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("server answered {status}"));
+        Err(CliError { kind: ErrorKind::from_status(status), message })
+    }
+
+    /// Sends a JSON request and returns the envelope's `data`.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> CliResult<Value> {
+        let mut req = self.request(method, path, REQUEST_TIMEOUT).query(query);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = self.send(req).await?;
+        let url = resp.url().to_string();
+        let v: Value = resp.json().await.map_err(|e| CliError::other(format!("read response of {url}: {e}")))?;
+        match v.get("data") {
+            Some(data) => Ok(data.clone()),
+            None => Err(CliError::other(format!("response of {url} has no data: {v}"))),
+        }
+    }
+}
