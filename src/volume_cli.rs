@@ -13,6 +13,7 @@
 //! ```
 
 mod http;
+mod watch;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -129,6 +130,17 @@ enum FilesCommand {
     Mv { source: String, destination: String },
     /// Remove a file or directory (recursive, idempotent).
     Rm { path: String },
+    /// Print file events as they happen (seq, event, path).
+    Watch {
+        #[arg(default_value = "/")]
+        path: String,
+        /// Also events below subdirectories.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+        /// Exit after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -233,6 +245,9 @@ impl Cli {
             FilesCommand::Rm { path } => {
                 let v = c.call(Method::DELETE, &files, &[("path", &path)], None).await?;
                 self.show(&v, |_| println!("removed {path}"))
+            }
+            FilesCommand::Watch { path, recursive, count } => {
+                watch::watch(c, &files, &path, recursive, count, self.json).await
             }
         }
     }

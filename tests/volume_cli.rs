@@ -220,3 +220,46 @@ async fn exit_codes_classify_failures() {
         .unwrap();
     fails_with(out, 2);
 }
+
+/// `files watch --count N --json` prints N events in seq order, then exits 0; a bad token is
+/// refused before the upgrade (exit 5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_watch_prints_events_in_seq_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, token) = setup(dir.path(), "team-w").await;
+    let vol = ok_json(tl(&server.url, &token, &["--json", "create"]))["id"].as_str().unwrap().to_string();
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_tideline"))
+        .args(["volume", "--json", "files", &vol, "watch", "/w", "--count", "3"])
+        .env("TIDELINE_URL", &server.url)
+        .env("TIDELINE_TOKEN", &token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep writing until the watcher has seen three events (it may subscribe after the first).
+    let file = dir.path().join("f.txt");
+    std::fs::write(&file, "x").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut n = 0;
+    while watcher.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "the watcher did not see 3 events");
+        ok(tl(&server.url, &token, &["files", &vol, "upload", file.to_str().unwrap(), &format!("/w/f{n}")]));
+        n += 1;
+    }
+    let out = watcher.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let events: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 3);
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    assert!(events.iter().all(|e| e["event"] == "write" && e["path"].as_str().unwrap().starts_with("/w/f")));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_tideline"))
+        .args(["volume", "files", &vol, "watch"])
+        .env("TIDELINE_URL", &server.url)
+        .env("TIDELINE_TOKEN", "not-a-token")
+        .output()
+        .unwrap();
+    fails_with(out, 5);
+}

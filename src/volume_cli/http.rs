@@ -42,7 +42,7 @@ impl ErrorKind {
         }
     }
 
-    fn from_status(status: StatusCode) -> ErrorKind {
+    pub fn from_status(status: StatusCode) -> ErrorKind {
         match status {
             StatusCode::NOT_FOUND => ErrorKind::NotFound,
             StatusCode::CONFLICT => ErrorKind::Conflict,
@@ -107,6 +107,17 @@ impl VolumeClient {
             .build()
             .map_err(|e| CliError::other(format!("build HTTP client: {e}")))?;
         Ok(VolumeClient { http, base: format!("{}/api/v1", server.trim_end_matches('/')), token: token.to_string() })
+    }
+
+    /// The WebSocket URL of `path` (below `/api/v1`) and the bearer header value.
+    pub fn websocket(&self, path: &str) -> (String, String) {
+        let url = format!("{}{path}", self.base);
+        let url = match url.split_once("://") {
+            Some(("https", rest)) => format!("wss://{rest}"),
+            Some((_, rest)) => format!("ws://{rest}"),
+            None => url,
+        };
+        (url, format!("Bearer {}", self.token))
     }
 
     /// A request to `path` (below `/api/v1`) with the bearer token and the given deadline.
