@@ -253,6 +253,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn gc_flags_have_defaults_and_the_grace_is_at_least_an_hour() {
+        let c = ServerArgs::default().resolve().unwrap();
+        assert_eq!(c.gc_interval, std::time::Duration::from_secs(600));
+        assert_eq!(c.gc_grace, std::time::Duration::from_secs(3600));
+        let c = ServerArgs { gc_interval: Some("30s".into()), gc_grace: Some("2h".into()), ..Default::default() }
+            .resolve()
+            .unwrap();
+        assert_eq!((c.gc_interval.as_secs(), c.gc_grace.as_secs()), (30, 7200));
+        let err = ServerArgs { gc_grace: Some("30m".into()), ..Default::default() }.resolve().unwrap_err();
+        assert!(err.to_string().contains("--gc-grace must be at least 1h"), "{err}");
+        assert!(ServerArgs { gc_interval: Some("0s".into()), ..Default::default() }.resolve().is_err());
+        assert!(ServerArgs { gc_interval: Some("soon".into()), ..Default::default() }.resolve().is_err());
+    }
+
+    #[test]
     fn peers_parse_and_refuse_nonsense() {
         let p = parse_peers("1=a:1, 2=b:2,3=c:3").unwrap();
         assert_eq!(p.len(), 3);
