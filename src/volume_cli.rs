@@ -13,6 +13,7 @@
 //! ```
 
 mod http;
+mod progress;
 mod watch;
 
 use std::io::Write;
@@ -316,13 +317,34 @@ impl Cli {
             )));
         }
         let file = tokio::fs::File::open(local).await.map_err(|e| CliError::io(format_args!("open {shown}"), e))?;
+        let body = match progress::transfer(Some(meta.len()), &format!("upload {remote}"), self.json) {
+            None => reqwest::Body::from(file),
+            Some(bar) => {
+                let chunks = futures::stream::unfold((file, bar), |(mut file, bar)| async move {
+                    let mut buf = vec![0u8; 256 * 1024];
+                    match tokio::io::AsyncReadExt::read(&mut file, &mut buf).await {
+                        Ok(0) => {
+                            bar.finish_and_clear();
+                            None
+                        }
+                        Ok(n) => {
+                            buf.truncate(n);
+                            bar.inc(n as u64);
+                            Some((Ok::<_, std::io::Error>(buf), (file, bar)))
+                        }
+                        Err(e) => Some((Err(e), (file, bar))),
+                    }
+                });
+                reqwest::Body::wrap_stream(chunks)
+            }
+        };
         let req = self
             .client
             .request(Method::POST, files, TRANSFER_TIMEOUT)
             .query(&[("path", remote)])
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_LENGTH, meta.len())
-            .body(reqwest::Body::from(file));
+            .body(body);
         let resp = self.client.send(req).await?;
         let v: Value = resp.json().await.map_err(|e| CliError::other(format!("read upload response: {e}")))?;
         self.show(&v["data"], |_| println!("uploaded {shown} -> {remote} ({} bytes)", meta.len()))
@@ -345,7 +367,11 @@ impl Cli {
         };
         let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{base}.tideline-{}-{:016x}.tmp", std::process::id(), rand::random::<u64>()));
-        let result = write_durably(resp, &tmp, &target, &dir).await;
+        let bar = progress::transfer(resp.content_length(), &format!("download {remote}"), self.json);
+        let result = write_durably(resp, &tmp, &target, &dir, bar.as_ref()).await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
         if result.is_err() {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
@@ -368,7 +394,13 @@ impl Cli {
 }
 
 /// temp file → fsync → rename → fsync dir; returns the byte count.
-async fn write_durably(mut resp: reqwest::Response, tmp: &Path, target: &Path, dir: &Path) -> CliResult<u64> {
+async fn write_durably(
+    mut resp: reqwest::Response,
+    tmp: &Path,
+    target: &Path,
+    dir: &Path,
+    bar: Option<&indicatif::ProgressBar>,
+) -> CliResult<u64> {
     let shown = tmp.display();
     let mut file = tokio::fs::OpenOptions::new()
         .write(true)
@@ -380,6 +412,9 @@ async fn write_durably(mut resp: reqwest::Response, tmp: &Path, target: &Path, d
     while let Some(chunk) = resp.chunk().await.map_err(|e| CliError::other(format!("read download: {e}")))? {
         file.write_all(&chunk).await.map_err(|e| CliError::io(format_args!("write {shown}"), e))?;
         bytes += chunk.len() as u64;
+        if let Some(bar) = bar {
+            bar.inc(chunk.len() as u64);
+        }
     }
     file.sync_all().await.map_err(|e| CliError::io(format_args!("sync {shown}"), e))?;
     drop(file);

@@ -1,0 +1,24 @@
+//! Progress bars for transfers (indicatif), shown only to a person: on a terminal's stderr and
+//! never with `--json`, so scripts and pipes see nothing extra.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A byte-count bar for a transfer of `len` bytes (unknown: a spinner), or `None` when nobody
+/// is watching.
+pub fn transfer(len: Option<u64>, what: &str, json: bool) -> Option<ProgressBar> {
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    let template = "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}";
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    Some(bar)
+}
