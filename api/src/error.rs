@@ -76,6 +76,7 @@ impl From<ApplyError> for ApiError {
             ApplyErrorKind::NotFound => ApiError::not_found(e.message),
             ApplyErrorKind::Conflict => ApiError::conflict(e.message),
             ApplyErrorKind::BadRequest => ApiError::bad_request(e.message),
+            ApplyErrorKind::Unavailable => ApiError::unavailable(e.message),
             ApplyErrorKind::Reseed => {
                 ApiError::reseed_required(e.retained_after_seq.unwrap_or(0), e.head_seq.unwrap_or(0))
             }

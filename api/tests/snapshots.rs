@@ -250,3 +250,20 @@ async fn garbage_collection_frees_only_unreferenced_blobs_after_the_grace_period
     assert_eq!(r.swept, 0, "{r:?}");
     assert_eq!(back.read("/tmp.bin").await, Some(big("t")));
 }
+
+/// A snapshot that cannot be written to the object store fails with 503 and leaves nothing
+/// behind (no snapshot stuck in `pending`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_cannot_be_stored_leaves_nothing_behind() {
+    let app = App::new().await;
+    let v = Vol::new(&app).await;
+    v.write("/a", "a").await;
+    // A file where the snapshots directory must go: every manifest write fails.
+    std::fs::write(app._dir.path().join("objects/snapshots"), "in the way").unwrap();
+    let r = app.call("POST", &v.url("/snapshots"), Some(&v.t), Some(json!({ "name": "doomed" }))).await;
+    r.error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(app.call("GET", &v.url("/snapshots"), Some(&v.t), None).await.data(), json!([]));
+    std::fs::remove_file(app._dir.path().join("objects/snapshots")).unwrap();
+    let r = app.call("POST", &v.url("/snapshots"), Some(&v.t), Some(json!({ "name": "fine" }))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+}

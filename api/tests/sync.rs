@@ -64,18 +64,29 @@ async fn append_applies_all_six_event_types() {
     let page = app.call("GET", &v.url("/sync/changes?after=0"), Some(&v.t), None).await.data();
     assert_eq!(page["changes"].as_array().unwrap(), accepted);
 
+    tracing::info!("--- a remove, rename or chmod may describe the file; it carries no content");
+    let described = json!([
+        { "event_type": "chmod", "path": "/src/a.txt", "entry_kind": "file", "mode": 384, "size_bytes": 5, "content_sha256": hello_sha },
+        { "event_type": "rename", "old_path": "/src/a.txt", "path": "/src/a2.txt", "entry_kind": "file", "size_bytes": 5 },
+        { "event_type": "remove", "path": "/src/a2.txt", "entry_kind": "file", "size_bytes": 5 },
+    ]);
+    let r = v.append("r1", "req-described", 9, described).await.data();
+    assert_eq!(r["accepted"].as_array().unwrap().len(), 3, "{r}");
+    assert!(r["accepted"].as_array().unwrap().iter().all(|e| e.get("content_ref").is_none()), "{r}");
+    assert_eq!(r["head_seq"], 12);
+
     tracing::info!("--- no-ops are neither journaled nor conflicts");
     let r = v
         .append(
             "r1",
             "req-2",
-            9,
+            12,
             json!([{ "event_type": "create", "path": "/src", "entry_kind": "directory" },
                    { "event_type": "remove", "path": "/never" }]),
         )
         .await
         .data();
-    assert_eq!((r["head_seq"].as_u64(), r["accepted"].as_array().unwrap().len()), (Some(9), 0));
+    assert_eq!((r["head_seq"].as_u64(), r["accepted"].as_array().unwrap().len()), (Some(12), 0));
     assert_eq!(r["conflicts"], json!([]));
 }
 

@@ -5,7 +5,7 @@
 //!    list objects (blobs/sha256/*) + inline copies ─▶ referenced = namespace + retained journal
 //!    + every sealed snapshot manifest ─▶ candidates = unreferenced (objects: older than grace)
 //!    ─▶ MarkGarbage(new candidates) ─▶ SweepGarbage(candidates marked ≥ grace ago)
-//!    ─▶ delete each swept object that is still older than grace
+//!    ─▶ delete each swept object ─▶ SweepDone (writes of that content may resume)
 //! ```
 //!
 //! Expired snapshots (bootstrap snapshots live a day) are deleted at the start of a run.
@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use tideline_storage::command::{DeleteSnapshot, MarkGarbage, SweepGarbage};
+use tideline_storage::command::{DeleteSnapshot, MarkGarbage, SweepDone, SweepGarbage};
 use tideline_storage::{manifest, BlobStore, CommandKind, ContentRef, SNAPSHOT_READY};
 
 use crate::node::RaftNode;
@@ -40,6 +40,8 @@ pub struct GcReport {
     pub inline: usize,
     pub referenced: usize,
     pub marked: usize,
+    /// Marks dropped because their blob is no longer a candidate.
+    pub cleared: usize,
     pub swept: usize,
     pub deleted_objects: usize,
     pub expired_snapshots: usize,
@@ -78,6 +80,12 @@ impl RaftNode {
         // What exists, listed before the references are read: anything written later is young.
         let objects = blobs.list_blobs(OBJECTS_PER_RUN_MAX).await.map_err(|e| e.to_string())?;
         let inline = sm.inline_content().map_err(|e| e.to_string())?;
+        // A sweep whose leader stopped before reporting its deletions: finish it first.
+        let unfinished = sm.swept_tombstones().map_err(|e| e.to_string())?;
+        if !unfinished.is_empty() {
+            let all: HashSet<[u8; 32]> = unfinished.iter().copied().collect();
+            report.deleted_objects += self.finish_sweep(blobs, &unfinished, &all).await?;
+        }
         report.objects = objects.len();
         report.inline = inline.len();
 
@@ -125,15 +133,27 @@ impl RaftNode {
             sm.garbage_marks().map_err(|e| e.to_string())?.into_iter().collect();
         let grace_ms = grace.as_millis() as i64;
         let to_mark: Vec<Vec<u8>> = candidates.iter().filter(|c| !marks.contains_key(*c)).map(|c| c.to_vec()).collect();
+        // A mark on something that is no longer a candidate (referenced again, or re-uploaded
+        // and young) is dropped, so a later sweep always waits a whole grace period again.
+        let candidate_set: HashSet<[u8; 32]> = candidates.iter().copied().collect();
+        let mut clear: Vec<Vec<u8>> =
+            marks.keys().filter(|m| !candidate_set.contains(*m)).map(|m| m.to_vec()).collect();
         let ripe: Vec<Vec<u8>> = candidates
             .iter()
             .filter(|c| marks.get(*c).is_some_and(|at| *at <= now - grace_ms))
             .map(|c| c.to_vec())
             .collect();
         for chunk in to_mark.chunks(REFS_PER_COMMAND_MAX) {
-            let cmd = CommandKind::MarkGarbage(MarkGarbage { refs: chunk.to_vec(), at_ms: now });
+            let clear_now: Vec<Vec<u8>> = clear.drain(..clear.len().min(REFS_PER_COMMAND_MAX)).collect();
+            report.cleared += clear_now.len();
+            let cmd = CommandKind::MarkGarbage(MarkGarbage { refs: chunk.to_vec(), at_ms: now, clear: clear_now });
             self.propose_local(cmd.into()).await.map_err(|e| e.to_string())?;
             report.marked += chunk.len();
+        }
+        for chunk in clear.chunks(REFS_PER_COMMAND_MAX) {
+            report.cleared += chunk.len();
+            let cmd = CommandKind::MarkGarbage(MarkGarbage { refs: Vec::new(), at_ms: now, clear: chunk.to_vec() });
+            self.propose_local(cmd.into()).await.map_err(|e| e.to_string())?;
         }
         let object_set: HashSet<[u8; 32]> = objects.iter().map(|(r, _)| r.0).collect();
         for chunk in ripe.chunks(REFS_PER_COMMAND_MAX) {
@@ -141,14 +161,30 @@ impl RaftNode {
                 CommandKind::SweepGarbage(SweepGarbage { refs: chunk.to_vec(), marked_before_ms: now - grace_ms });
             let resp = self.propose_local(cmd.into()).await.map_err(|e| e.to_string())?;
             report.swept += resp.swept.len();
-            for sha in resp.swept.iter().filter_map(|s| <[u8; 32]>::try_from(s.as_slice()).ok()) {
-                if object_set.contains(&sha)
-                    && blobs.delete_if_older(&ContentRef(sha), grace).await.map_err(|e| e.to_string())?
-                {
-                    report.deleted_objects += 1;
-                }
-            }
+            let swept: Vec<[u8; 32]> =
+                resp.swept.iter().filter_map(|s| <[u8; 32]>::try_from(s.as_slice()).ok()).collect();
+            report.deleted_objects += self.finish_sweep(blobs, &swept, &object_set).await?;
         }
         Ok(report)
+    }
+
+    /// Deletes swept objects, then lifts their tombstones (writes of that content may resume;
+    /// a retry re-uploads it).
+    async fn finish_sweep(
+        &self,
+        blobs: &BlobStore,
+        swept: &[[u8; 32]],
+        objects: &HashSet<[u8; 32]>,
+    ) -> Result<usize, String> {
+        let mut deleted = 0;
+        for sha in swept.iter().filter(|s| objects.contains(*s)) {
+            blobs.delete(&ContentRef(*sha)).await.map_err(|e| e.to_string())?;
+            deleted += 1;
+        }
+        for chunk in swept.chunks(REFS_PER_COMMAND_MAX) {
+            let cmd = CommandKind::SweepDone(SweepDone { refs: chunk.iter().map(|s| s.to_vec()).collect() });
+            self.propose_local(cmd.into()).await.map_err(|e| e.to_string())?;
+        }
+        Ok(deleted)
     }
 }

@@ -108,6 +108,8 @@ pub(crate) fn append_changes(txn: &mut Txn, c: &AppendChanges) -> Applied {
                     continue;
                 }
                 Ok(None) => continue,
+                // Not a conflict: the whole request is to be retried.
+                Err(Halt::Refuse(e)) if e.error_kind() == ApplyErrorKind::Unavailable => return refuse(e),
                 Err(Halt::Refuse(e)) => {
                     txn.rollback(savepoint);
                     refused(change, &e, c.base_seq)

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::gc::{MarkGarbage, SweepGarbage};
+pub use crate::gc::{MarkGarbage, SweepDone, SweepGarbage};
 use crate::records::{ReplicaRecord, TokenRecord, VolumeRecord};
 pub use crate::restore::{RestoreChunk, RestoreOp};
 use crate::sync_records::{AppendResult, ConflictRecord};
@@ -14,7 +14,7 @@ pub use crate::volume_snapshot::{CreateSnapshot, DeleteSnapshot, SealSnapshot};
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct Command {
-    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20")]
+    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21")]
     pub kind: Option<CommandKind>,
 }
 
@@ -60,6 +60,8 @@ pub enum CommandKind {
     MarkGarbage(MarkGarbage),
     #[prost(message, tag = "20")]
     SweepGarbage(SweepGarbage),
+    #[prost(message, tag = "21")]
+    SweepDone(SweepDone),
 }
 
 impl From<CommandKind> for Command {
@@ -93,6 +95,7 @@ impl Command {
             Some(CommandKind::RestoreChunk(_)) => "restore_chunk",
             Some(CommandKind::MarkGarbage(_)) => "mark_garbage",
             Some(CommandKind::SweepGarbage(_)) => "sweep_garbage",
+            Some(CommandKind::SweepDone(_)) => "sweep_done",
         }
     }
 }
@@ -333,6 +336,8 @@ pub enum ApplyErrorKind {
     BadRequest = 3,
     /// The cursor is below the retained journal: re-bootstrap.
     Reseed = 4,
+    /// Try again shortly (content is being garbage-collected).
+    Unavailable = 5,
 }
 
 impl ApplyError {
@@ -354,6 +359,9 @@ impl ApplyError {
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(ApplyErrorKind::BadRequest, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ApplyErrorKind::Unavailable, message)
     }
     pub fn error_kind(&self) -> ApplyErrorKind {
         ApplyErrorKind::try_from(self.kind).unwrap_or(ApplyErrorKind::Unspecified)

@@ -113,6 +113,7 @@ impl StateMachine {
             Some(CommandKind::RestoreChunk(c)) => crate::restore::restore_chunk(&mut txn, c),
             Some(CommandKind::MarkGarbage(c)) => crate::gc::mark(&mut txn, c),
             Some(CommandKind::SweepGarbage(c)) => crate::gc::sweep(&mut txn, c),
+            Some(CommandKind::SweepDone(c)) => crate::gc::sweep_done(&mut txn, c),
         };
         let response = match result {
             Ok(r) => r,
@@ -250,6 +251,16 @@ impl StateMachine {
             .scan_raw(Cf::GcMarks, b"")?
             .into_iter()
             .filter_map(|(k, v)| Some((k.try_into().ok()?, i64::from_be_bytes(v.as_slice().try_into().ok()?))))
+            .collect())
+    }
+
+    /// Swept digests whose objects the leader has not yet reported deleted.
+    pub fn swept_tombstones(&self) -> Result<Vec<[u8; 32]>, StorageError> {
+        Ok(self
+            .db
+            .scan_raw(Cf::GcMarks, b"T")?
+            .into_iter()
+            .filter_map(|(k, _)| k.get(1..).and_then(|s| <[u8; 32]>::try_from(s).ok()))
             .collect())
     }
 
@@ -508,6 +519,9 @@ pub(crate) fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
         if bytes.len() as u64 != c.size || ContentRef::of(bytes) != content {
             return refuse(ApplyError::bad_request("inline content does not match its content_ref"));
         }
+    }
+    if c.inline.is_none() && crate::gc::being_deleted(txn, &content.0)? {
+        return refuse(ApplyError::unavailable("this content is being garbage-collected; retry the write"));
     }
     let existing = txn.node(&vol.id, &p)?;
     if existing.as_ref().is_some_and(NodeRecord::is_dir) {

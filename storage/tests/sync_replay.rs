@@ -373,3 +373,42 @@ fn rwo_passes_the_write_lease_on_only_after_it_lapses() {
     let r = append(&mut f, "a", 2);
     assert!(r.error.is_some(), "and now a waits");
 }
+
+#[test]
+fn swept_content_cannot_be_referenced_until_the_sweep_is_done() {
+    let mut f = Fixture::new();
+    let big = vec![7u8; 100];
+    let sha = ContentRef::of(&big);
+    let write = |f: &mut Fixture| {
+        let c = WriteFile {
+            origin: f.origin(None),
+            path: "/big".into(),
+            content_ref: sha.to_string(),
+            size: big.len() as u64,
+            inline: None, // the object store holds it
+            mode: 0,
+        };
+        f.apply(CommandKind::WriteFile(c))
+    };
+    f.ok(CommandKind::MarkGarbage(MarkGarbage { refs: vec![sha.0.to_vec()], at_ms: 10, clear: vec![] }));
+    assert_eq!(f.sm.garbage_marks().unwrap(), vec![(sha.0, 10)]);
+    // A mark can be dropped again (the digest is no longer a candidate).
+    f.ok(CommandKind::MarkGarbage(MarkGarbage { refs: vec![], at_ms: 11, clear: vec![sha.0.to_vec()] }));
+    assert!(f.sm.garbage_marks().unwrap().is_empty());
+    f.ok(CommandKind::MarkGarbage(MarkGarbage { refs: vec![sha.0.to_vec()], at_ms: 12, clear: vec![] }));
+    let r = f.ok(CommandKind::SweepGarbage(SweepGarbage { refs: vec![sha.0.to_vec()], marked_before_ms: 11 }));
+    assert!(r.swept.is_empty(), "marked after the cut-off: not swept");
+    let r = f.ok(CommandKind::SweepGarbage(SweepGarbage { refs: vec![sha.0.to_vec()], marked_before_ms: 12 }));
+    assert_eq!(r.swept, vec![sha.0.to_vec()]);
+    assert_eq!(f.sm.swept_tombstones().unwrap(), vec![sha.0]);
+    let r = write(&mut f);
+    assert_eq!(r.error.as_ref().map(|e| e.error_kind()), Some(ApplyErrorKind::Unavailable), "{r:?}");
+    assert_eq!(f.head(), 0, "nothing points at an object being deleted");
+    f.ok(CommandKind::SweepDone(SweepDone { refs: vec![sha.0.to_vec()] }));
+    assert!(f.sm.swept_tombstones().unwrap().is_empty());
+    assert!(write(&mut f).error.is_none(), "after the sweep, a (re-uploaded) blob may be referenced");
+    // A write un-marks what it references.
+    f.ok(CommandKind::MarkGarbage(MarkGarbage { refs: vec![sha.0.to_vec()], at_ms: 20, clear: vec![] }));
+    write(&mut f);
+    assert!(f.sm.garbage_marks().unwrap().is_empty());
+}

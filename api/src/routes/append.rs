@@ -121,8 +121,11 @@ fn check(index: usize, c: ChangeBody) -> ApiResult<Checked> {
         "chmod" if c.mode.is_none() => return Err(invalid(index, "chmod needs mode")),
         _ => kind,
     };
-    let content = match (&c.content_base64, kind) {
-        (Some(b64), Some(KIND_FILE)) => {
+    // Only a create or write of a file carries content; a remove, rename or chmod that names a
+    // file (and its sha256 or size, as sync clients describe it) carries none.
+    let carries_content = matches!(event.as_str(), "create" | "write") && kind == Some(KIND_FILE);
+    let content = match (&c.content_base64, carries_content) {
+        (Some(b64), true) => {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
                 .map_err(|e| invalid(index, format!("content_base64: {e}")))?;
@@ -131,9 +134,9 @@ fn check(index: usize, c: ChangeBody) -> ApiResult<Checked> {
             }
             Some(axum::body::Bytes::from(bytes))
         }
-        (Some(_), _) => return Err(invalid(index, format!("{event} carries no content"))),
-        (None, Some(KIND_FILE)) => Some(axum::body::Bytes::new()),
-        (None, _) => None,
+        (Some(_), false) => return Err(invalid(index, format!("{event} carries no content"))),
+        (None, true) => Some(axum::body::Bytes::new()),
+        (None, false) => None,
     };
     if let Some(bytes) = &content {
         if let Some(want) = c.content_sha256.as_deref() {

@@ -102,23 +102,42 @@ pub(super) async fn take_snapshot(
             })));
         }
     }
-    let header = ManifestHeader::new(&vol.id, &sid, seq, now);
+    match write_and_seal(st, vol, &sid, seq, now, entries).await {
+        Ok(snap) => Ok((snap, seq)),
+        Err(e) => {
+            // Nothing half-done: an unsealed snapshot would stay pending for ever.
+            discard(st, vol, &sid).await;
+            let _ = st.blobs.delete_object(&manifest::location(&vol.id, &sid)).await;
+            Err(e)
+        }
+    }
+}
+
+/// Writes the manifest to the object store and seals the snapshot.
+async fn write_and_seal(
+    st: &AppState,
+    vol: &VolumeRecord,
+    sid: &str,
+    seq: u64,
+    now: i64,
+    entries: Vec<manifest::ManifestEntry>,
+) -> ApiResult<SnapshotRecord> {
+    let header = ManifestHeader::new(&vol.id, sid, seq, now);
     let (bytes, trailer) = tokio::task::spawn_blocking(move || manifest::encode(&header, &entries))
         .await
         .map_err(|e| ApiError::internal(format!("manifest encoding failed: {e}")))?;
     let sha = hex::encode(Sha256::digest(&bytes));
-    st.blobs.put_object(&manifest::location(&vol.id, &sid), bytes.into()).await?;
+    st.blobs.put_object(&manifest::location(&vol.id, sid), bytes.into()).await?;
     let seal = SealSnapshot {
         volume_id: vol.id.clone(),
-        snapshot_id: sid,
+        snapshot_id: sid.to_string(),
         size_bytes: trailer.total_size_bytes,
         files: trailer.files,
         directories: trailer.directories,
         manifest_sha256: sha,
     };
     let sealed = apply(st, CommandKind::SealSnapshot(seal)).await?;
-    let snap = sealed.snapshot.ok_or_else(|| ApiError::internal("seal returned no snapshot"))?;
-    Ok((snap, seq))
+    sealed.snapshot.ok_or_else(|| ApiError::internal("seal returned no snapshot"))
 }
 
 /// Drops a snapshot that will never be sealed.
