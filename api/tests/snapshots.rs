@@ -267,3 +267,35 @@ async fn a_snapshot_that_cannot_be_stored_leaves_nothing_behind() {
     let r = app.call("POST", &v.url("/snapshots"), Some(&v.t), Some(json!({ "name": "fine" }))).await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
 }
+
+/// A snapshot left pending by a builder that stopped holds collection back for at most an hour,
+/// then is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_pending_snapshot_is_deleted_after_an_hour() {
+    use tideline_storage::command::CreateSnapshot;
+    use tideline_storage::{CommandKind, SnapshotRecord};
+    let app = App::new().await;
+    let v = Vol::new(&app).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let record = SnapshotRecord {
+        id: "snap-abandoned".into(),
+        volume_id: v.id.clone(),
+        team_id: "team-a".into(),
+        name: "abandoned".into(),
+        created_at_ms: now,
+        kind: "user".into(),
+        ..Default::default()
+    };
+    // Proposed with nobody waiting to freeze it: it stays pending, as if its builder died.
+    let r =
+        app.node.propose(CommandKind::CreateSnapshot(CreateSnapshot { snapshot: Some(record) }).into()).await.unwrap();
+    assert!(r.error.is_none(), "{r:?}");
+    let grace = std::time::Duration::from_secs(3600);
+    let r = app.node.collect_garbage_at(&app.blobs, grace, now + 10 * 60 * 1000).await.unwrap();
+    assert_eq!(r.skipped.as_deref(), Some("a snapshot is being frozen"), "{r:?}");
+    let r = app.node.collect_garbage_at(&app.blobs, grace, now + 61 * 60 * 1000).await.unwrap();
+    assert_eq!((r.expired_snapshots, r.skipped.as_deref()), (1, None), "{r:?}");
+    app.call("GET", &v.url("/snapshots/snap-abandoned"), Some(&v.t), None)
+        .await
+        .error(StatusCode::NOT_FOUND, "not_found");
+}

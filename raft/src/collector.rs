@@ -23,7 +23,7 @@ use crate::node::RaftNode;
 /// Objects listed per run, and digests marked or swept per command, at most.
 const OBJECTS_PER_RUN_MAX: usize = 1_000_000;
 const REFS_PER_COMMAND_MAX: usize = 10_000;
-/// A snapshot still pending after this long was abandoned by its builder and is ignored.
+/// A snapshot still pending after this long was abandoned by its builder and is deleted.
 const PENDING_SNAPSHOT_WAIT_MS: i64 = 60 * 60 * 1000;
 
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +44,7 @@ pub struct GcReport {
     pub cleared: usize,
     pub swept: usize,
     pub deleted_objects: usize,
+    /// Snapshots deleted: expired, or abandoned while pending.
     pub expired_snapshots: usize,
     /// Set when the run did nothing on purpose (a snapshot being frozen, …).
     pub skipped: Option<String>,
@@ -90,9 +91,13 @@ impl RaftNode {
         report.inline = inline.len();
 
         let mut snapshots = sm.all_snapshots().map_err(|e| e.to_string())?;
-        // Expired snapshots (bootstrap snapshots after a day) go first; their content may then
-        // become garbage like any other.
-        for s in snapshots.iter().filter(|s| s.expires_at_ms.is_some_and(|at| at <= now)) {
+        // Expired snapshots (bootstrap snapshots after a day) and snapshots abandoned while
+        // pending (their builder stopped) go first; their content may then become garbage.
+        let gone = |s: &tideline_storage::SnapshotRecord| {
+            s.expires_at_ms.is_some_and(|at| at <= now)
+                || (s.state != SNAPSHOT_READY && now - s.created_at_ms >= PENDING_SNAPSHOT_WAIT_MS)
+        };
+        for s in snapshots.iter().filter(|s| gone(s)) {
             let cmd = CommandKind::DeleteSnapshot(DeleteSnapshot {
                 volume_id: s.volume_id.clone(),
                 team_id: s.team_id.clone(),
@@ -104,8 +109,8 @@ impl RaftNode {
             }
             report.expired_snapshots += 1;
         }
-        snapshots.retain(|s| !s.expires_at_ms.is_some_and(|at| at <= now));
-        if snapshots.iter().any(|s| s.state != SNAPSHOT_READY && now - s.created_at_ms < PENDING_SNAPSHOT_WAIT_MS) {
+        snapshots.retain(|s| !gone(s));
+        if snapshots.iter().any(|s| s.state != SNAPSHOT_READY) {
             report.skipped = Some("a snapshot is being frozen".into());
             return Ok(report);
         }
