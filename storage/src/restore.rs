@@ -18,7 +18,9 @@ use crate::content_ref::ContentRef;
 use crate::db::Cf;
 use crate::keys;
 use crate::records::*;
-use crate::state_machine::{checked_path, journal_base, refuse, remove, writable_volume, Applied, Halt};
+use crate::state_machine::{
+    checked_path, create_parents, dir_node, journal_base, remove, writable_volume, Applied, Halt,
+};
 use crate::txn::Txn;
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
@@ -93,16 +95,8 @@ fn put_dir(txn: &mut Txn, origin: &Origin, p: &str, mode: u32, existing: Option<
             "chmod"
         }
         None => {
-            ensure_parents(txn, &vol.id, p, origin, seq)?;
-            let node = NodeRecord {
-                kind: KIND_DIR.into(),
-                mode,
-                mtime_ms: origin.at_ms,
-                seq,
-                source: origin.source.clone(),
-                ..Default::default()
-            };
-            txn.put_node(&vol.id, p, &node);
+            create_parents(txn, &vol.id, p, origin, seq)?;
+            txn.put_node(&vol.id, p, &dir_node(origin, seq, mode));
             "create"
         }
     };
@@ -130,7 +124,7 @@ fn put_file(txn: &mut Txn, origin: &Origin, p: &str, op: &RestoreOp) -> Result<(
         }
     }
     let seq = vol.head_seq + 1;
-    ensure_parents(txn, &vol.id, p, origin, seq)?;
+    create_parents(txn, &vol.id, p, origin, seq)?;
     let node = NodeRecord {
         kind: KIND_FILE.into(),
         mode: op.mode,
@@ -153,28 +147,5 @@ fn put_file(txn: &mut Txn, origin: &Origin, p: &str, op: &RestoreOp) -> Result<(
         ..journal_base(origin)
     };
     txn.append_journal(&mut vol, entry);
-    Ok(())
-}
-
-/// Missing ancestors become directories (0755, as replay creates them); a file in the way is a
-/// refusal (the diff removes such files first, so this means the namespace moved underneath).
-fn ensure_parents(txn: &mut Txn, volume: &str, p: &str, origin: &Origin, seq: u64) -> Result<(), Halt> {
-    for dir in crate::path::ancestors(p) {
-        match txn.node(volume, dir)? {
-            Some(n) if n.is_dir() => {}
-            Some(_) => return refuse(ApplyError::conflict("path is not a directory")),
-            None => {
-                let node = NodeRecord {
-                    kind: KIND_DIR.into(),
-                    mode: crate::txn::DIR_MODE,
-                    mtime_ms: origin.at_ms,
-                    seq,
-                    source: origin.source.clone(),
-                    ..Default::default()
-                };
-                txn.put_node(volume, dir, &node);
-            }
-        }
-    }
     Ok(())
 }

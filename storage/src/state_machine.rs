@@ -660,7 +660,7 @@ pub(crate) fn move_path(txn: &mut Txn, c: &MovePath) -> Applied {
 }
 
 /// Creates every missing proper ancestor of `p` as a directory; a file in the way is a conflict.
-fn create_parents(txn: &mut Txn, volume: &str, p: &str, origin: &Origin, seq: u64) -> Result<(), Halt> {
+pub(crate) fn create_parents(txn: &mut Txn, volume: &str, p: &str, origin: &Origin, seq: u64) -> Result<(), Halt> {
     for dir in path::ancestors(p) {
         match txn.node(volume, dir)? {
             Some(n) if n.is_dir() => {}
@@ -671,7 +671,7 @@ fn create_parents(txn: &mut Txn, volume: &str, p: &str, origin: &Origin, seq: u6
     Ok(())
 }
 
-fn dir_node(origin: &Origin, seq: u64, mode: u32) -> NodeRecord {
+pub(crate) fn dir_node(origin: &Origin, seq: u64, mode: u32) -> NodeRecord {
     NodeRecord {
         kind: KIND_DIR.into(),
         mode,

@@ -31,8 +31,9 @@ pub(crate) struct Txn<'a> {
     overlay: BTreeMap<(Cf, Vec<u8>), Option<Vec<u8>>>,
     /// This command's range deletions, `[from, to)`; point writes after them win.
     ranges: Vec<(Cf, Vec<u8>, Vec<u8>)>,
-    /// How to take back each change to `overlay` and `ranges`, newest last.
-    undo: Vec<Undo>,
+    /// How to take back each change to `overlay` and `ranges`, newest last; kept only from
+    /// the first savepoint on (most commands never take one).
+    undo: Option<Vec<Undo>>,
 }
 
 enum Undo {
@@ -44,17 +45,18 @@ enum Undo {
 
 impl<'a> Txn<'a> {
     pub fn new(db: &'a Db) -> Self {
-        Txn { db, overlay: BTreeMap::new(), ranges: Vec::new(), undo: Vec::new() }
+        Txn { db, overlay: BTreeMap::new(), ranges: Vec::new(), undo: None }
     }
 
     /// A point to return to with [`Txn::rollback`]: a change refused halfway leaves nothing.
-    pub fn savepoint(&self) -> Savepoint {
-        Savepoint(self.undo.len())
+    pub fn savepoint(&mut self) -> Savepoint {
+        Savepoint(self.undo.get_or_insert_with(Vec::new).len())
     }
 
     pub fn rollback(&mut self, to: Savepoint) {
-        while self.undo.len() > to.0 {
-            match self.undo.pop() {
+        let Some(undo) = self.undo.as_mut() else { return };
+        while undo.len() > to.0 {
+            match undo.pop() {
                 Some(Undo::Point(key, Some(prev))) => {
                     self.overlay.insert(key, prev);
                 }
@@ -71,8 +73,15 @@ impl<'a> Txn<'a> {
 
     fn set(&mut self, cf: Cf, key: &[u8], value: Option<Vec<u8>>) {
         let key = (cf, key.to_vec());
-        let prev = self.overlay.insert(key.clone(), value);
-        self.undo.push(Undo::Point(key, prev));
+        match self.undo.as_mut() {
+            Some(undo) => {
+                let prev = self.overlay.insert(key.clone(), value);
+                undo.push(Undo::Point(key, prev));
+            }
+            None => {
+                self.overlay.insert(key, value);
+            }
+        }
     }
 
     pub fn db(&self) -> &Db {
@@ -97,10 +106,14 @@ impl<'a> Txn<'a> {
             self.overlay.range((cf, from.to_vec())..(cf, to.to_vec())).map(|(k, _)| k.clone()).collect();
         for k in doomed {
             let prev = self.overlay.remove(&k);
-            self.undo.push(Undo::Point(k, prev));
+            if let Some(undo) = self.undo.as_mut() {
+                undo.push(Undo::Point(k, prev));
+            }
         }
         self.ranges.push((cf, from.to_vec(), to.to_vec()));
-        self.undo.push(Undo::Range);
+        if let Some(undo) = self.undo.as_mut() {
+            undo.push(Undo::Range);
+        }
     }
 
     fn range_deleted(&self, cf: Cf, key: &[u8]) -> bool {
