@@ -5,7 +5,7 @@
 //!    list objects (blobs/sha256/*) + inline copies ─▶ referenced = namespace + retained journal
 //!    + every sealed snapshot manifest ─▶ candidates = unreferenced (objects: older than grace)
 //!    ─▶ MarkGarbage(new candidates) ─▶ SweepGarbage(candidates marked ≥ grace ago)
-//!    ─▶ delete each swept object ─▶ SweepDone (writes of that content may resume)
+//!    ─▶ delete each swept object still older than grace ─▶ SweepDone (writes may resume)
 //! ```
 //!
 //! Expired snapshots (bootstrap snapshots live a day) are deleted at the start of a run.
@@ -50,7 +50,7 @@ pub struct GcReport {
     pub skipped: Option<String>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
@@ -85,7 +85,7 @@ impl RaftNode {
         let unfinished = sm.swept_tombstones().map_err(|e| e.to_string())?;
         if !unfinished.is_empty() {
             let all: HashSet<[u8; 32]> = unfinished.iter().copied().collect();
-            report.deleted_objects += self.finish_sweep(blobs, &unfinished, &all).await?;
+            report.deleted_objects += self.finish_sweep(blobs, &unfinished, &all, grace).await?;
         }
         report.objects = objects.len();
         report.inline = inline.len();
@@ -168,23 +168,27 @@ impl RaftNode {
             report.swept += resp.swept.len();
             let swept: Vec<[u8; 32]> =
                 resp.swept.iter().filter_map(|s| <[u8; 32]>::try_from(s.as_slice()).ok()).collect();
-            report.deleted_objects += self.finish_sweep(blobs, &swept, &object_set).await?;
+            report.deleted_objects += self.finish_sweep(blobs, &swept, &object_set, grace).await?;
         }
         Ok(report)
     }
 
-    /// Deletes swept objects, then lifts their tombstones (writes of that content may resume;
-    /// a retry re-uploads it).
+    /// Deletes swept objects that are still older than `grace`, then lifts their tombstones
+    /// (writes of that content may resume; a retry re-uploads it). An object a writer
+    /// re-uploaded since it was listed is young again and stays: the writer's entry may commit
+    /// right after the tombstone is lifted.
     async fn finish_sweep(
         &self,
         blobs: &BlobStore,
         swept: &[[u8; 32]],
         objects: &HashSet<[u8; 32]>,
+        grace: Duration,
     ) -> Result<usize, String> {
         let mut deleted = 0;
         for sha in swept.iter().filter(|s| objects.contains(*s)) {
-            blobs.delete(&ContentRef(*sha)).await.map_err(|e| e.to_string())?;
-            deleted += 1;
+            if blobs.delete_if_older(&ContentRef(*sha), grace).await.map_err(|e| e.to_string())? {
+                deleted += 1;
+            }
         }
         for chunk in swept.chunks(REFS_PER_COMMAND_MAX) {
             let cmd = CommandKind::SweepDone(SweepDone { refs: chunk.iter().map(|s| s.to_vec()).collect() });

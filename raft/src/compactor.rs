@@ -81,8 +81,7 @@ const REQUESTS_PRUNED_PER_TICK_MAX: u32 = 10_000;
 
 /// Forgets replica request ids older than their 24 h idempotency window.
 async fn prune_requests(node: &RaftNode) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let before_ms = now - REQUEST_TTL_MS;
+    let before_ms = crate::collector::now_ms() - REQUEST_TTL_MS;
     match node.state_machine().requests_stored_before(before_ms) {
         Ok(false) => {}
         Ok(true) => {

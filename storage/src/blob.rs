@@ -122,10 +122,17 @@ impl BlobStore {
         Ok(out)
     }
 
-    /// Deletes a blob (absent is fine).
-    pub async fn delete(&self, content: &ContentRef) -> Result<(), BlobError> {
-        match self.store.delete(&Self::location(content)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+    /// Deletes a blob only if it is still at least `min_age` old (a writer that re-put it since
+    /// the collector listed it has made it young again). Returns whether it was deleted.
+    pub async fn delete_if_older(&self, content: &ContentRef, min_age: std::time::Duration) -> Result<bool, BlobError> {
+        let location = Self::location(content);
+        match self.store.head(&location).await {
+            Ok(meta) if age(meta.last_modified.timestamp_millis()) >= min_age => {}
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(BlobError::Unavailable(e.to_string())),
+        }
+        match self.store.delete(&location).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
             Err(e) => Err(BlobError::Unavailable(e.to_string())),
         }
     }
