@@ -5,3 +5,4 @@
 //! turns that history plus the nodes' final state into a verdict (`results.json`) and plots.
 
 pub mod history;
+pub mod target;
