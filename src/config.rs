@@ -73,6 +73,11 @@ pub struct ServerArgs {
     /// objects older than 30 min, and that must stay well inside the grace period).
     #[arg(long, env = "TIDELINE_GC_GRACE")]
     pub gc_grace: Option<String>,
+    /// Hidden, and compiled in only with the `planted-bugs` feature: switch on a deliberate bug
+    /// (`ack-before-commit`) so the jepsen harness can show it catches it.
+    #[cfg(feature = "planted-bugs")]
+    #[arg(long = "planted-bug", hide = true)]
+    pub planted_bug: Vec<String>,
 }
 
 /// The same keys, from a TOML file.
@@ -116,6 +121,8 @@ pub struct ServerConfig {
     pub compaction_interval: std::time::Duration,
     pub gc_interval: std::time::Duration,
     pub gc_grace: std::time::Duration,
+    #[cfg(feature = "planted-bugs")]
+    pub planted_bugs: tideline_api::state::PlantedBugs,
 }
 
 impl ServerArgs {
@@ -177,6 +184,9 @@ impl ServerArgs {
                 }
                 g
             },
+            #[cfg(feature = "planted-bugs")]
+            planted_bugs: tideline_api::state::PlantedBugs::parse(&self.planted_bug)
+                .map_err(|e| anyhow::anyhow!("--planted-bug: {e}"))?,
         })
     }
 }

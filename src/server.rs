@@ -49,7 +49,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     node.spawn_collector(blobs.clone(), GcConfig { interval: args.gc_interval, grace: args.gc_grace });
 
-    let app = tideline_api::router(AppState::new(node.clone(), blobs, &admin_token, &secret));
+    #[allow(unused_mut)]
+    let mut state = AppState::new(node.clone(), blobs, &admin_token, &secret);
+    #[cfg(feature = "planted-bugs")]
+    {
+        if args.planted_bugs.ack_before_commit {
+            tracing::warn!("PLANTED BUG ack-before-commit is on: file writes are acknowledged before they commit");
+        }
+        state.planted = args.planted_bugs;
+    }
+    let app = tideline_api::router(state);
     println!("tideline listening on http://{addr}");
     tracing::info!(%addr, %advertise, node_id = args.node_id, data_dir = %args.data_dir.display(), "serving");
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serve http")?;

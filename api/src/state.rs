@@ -21,6 +21,34 @@ pub struct AppState {
     /// Shared secret node-to-node requests must carry.
     pub cluster_secret: Arc<str>,
     pub upload_slots: Arc<Semaphore>,
+    /// Deliberate bugs for calibrating the jepsen harness (feature `planted-bugs` only).
+    #[cfg(feature = "planted-bugs")]
+    pub planted: PlantedBugs,
+}
+
+/// Bugs the jepsen harness must catch, compiled in only with the `planted-bugs` feature and
+/// switched on only by the hidden server flag `--planted-bug NAME`.
+#[cfg(feature = "planted-bugs")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PlantedBugs {
+    /// `ack-before-commit`: a files-API write answers 200 before its Raft entry is committed
+    /// (the proposal runs in a spawned task whose outcome nobody waits for).
+    pub ack_before_commit: bool,
+}
+
+#[cfg(feature = "planted-bugs")]
+impl PlantedBugs {
+    /// Parses the names given to `--planted-bug`.
+    pub fn parse(names: &[String]) -> Result<PlantedBugs, String> {
+        let mut bugs = PlantedBugs::default();
+        for n in names {
+            match n.as_str() {
+                "ack-before-commit" => bugs.ack_before_commit = true,
+                other => return Err(format!("unknown planted bug {other:?} (known: ack-before-commit)")),
+            }
+        }
+        Ok(bugs)
+    }
 }
 
 impl AppState {
@@ -31,6 +59,8 @@ impl AppState {
             admin_token_sha256: token_sha256(admin_token),
             cluster_secret: cluster_secret.into(),
             upload_slots: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT_MAX)),
+            #[cfg(feature = "planted-bugs")]
+            planted: PlantedBugs::default(),
         }
     }
 }

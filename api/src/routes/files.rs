@@ -102,6 +102,17 @@ pub async fn write(
     let size = body.len() as u64;
     let (r, inline) = stage(&st, body, true).await?;
     let cmd = WriteFile { origin: origin(&vol), path: p, content_ref: r.to_string(), size, inline, mode: 0 };
+    #[cfg(feature = "planted-bugs")]
+    if st.planted.ack_before_commit {
+        // PLANTED BUG (jepsen calibration): acknowledge before the entry is committed.
+        let st = st.clone();
+        tokio::spawn(async move {
+            if let Err(e) = apply(&st, CommandKind::WriteFile(cmd)).await {
+                tracing::warn!(error = ?e, "planted bug: an acknowledged write was not committed");
+            }
+        });
+        return Ok(ok(json!({ "written": true })).into_response());
+    }
     apply(&st, CommandKind::WriteFile(cmd)).await?;
     Ok(ok(json!({ "written": true })).into_response())
 }
