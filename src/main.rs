@@ -7,6 +7,8 @@
 //! tideline dev-cluster [--nodes 3] [--dir DIR]
 //! tideline volume create|list|get|delete|fork … | files VOL ls|cat|stat|mkdir|upload|download|mv|rm …
 //!                 | snapshot VOL create|list|restore|delete …   [--server URL] [--token T] [--json]
+//! tideline sync attach VOL DIR [--init-from volume|local|auto] [--foreground] | status | list | logs [-f]
+//!               | conflicts list|show PATH|mark PATH [--ignore] | detach
 //! ```
 
 mod admin_token;
@@ -15,6 +17,8 @@ mod cluster;
 mod config;
 mod dev_cluster;
 mod server;
+mod sync;
+mod sync_cli;
 mod token;
 mod volume_cli;
 
@@ -45,11 +49,13 @@ enum Command {
     DevCluster(dev_cluster::DevClusterArgs),
     /// Manage volumes, their files and snapshots with a team token.
     Volume(volume_cli::VolumeArgs),
+    /// Keep a local directory and a volume in step (the two-way sync worker).
+    Sync(sync_cli::SyncArgs),
 }
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,notify=warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
@@ -62,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Cluster(args) => cluster::run(args).await,
         Command::DevCluster(args) => dev_cluster::run(args).await,
         Command::Volume(args) => volume_cli::run(args).await,
+        Command::Sync(args) => sync_cli::run(args).await,
     }
 }
 

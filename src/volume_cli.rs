@@ -12,8 +12,8 @@
 //! tideline volume snapshot VOL create NAME [--description D] | list | restore SID | delete SID
 //! ```
 
-mod http;
-mod progress;
+pub(crate) mod http;
+pub(crate) mod progress;
 mod watch;
 
 use std::io::Write;

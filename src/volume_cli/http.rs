@@ -42,6 +42,17 @@ impl ErrorKind {
         }
     }
 
+    /// The kind a child `tideline` process reported through its exit code.
+    pub fn from_exit(code: Option<i32>) -> ErrorKind {
+        match code {
+            Some(3) => ErrorKind::NotFound,
+            Some(4) => ErrorKind::Conflict,
+            Some(5) => ErrorKind::Auth,
+            Some(6) => ErrorKind::Unavailable,
+            _ => ErrorKind::Other,
+        }
+    }
+
     pub fn from_status(status: StatusCode) -> ErrorKind {
         match status {
             StatusCode::NOT_FOUND => ErrorKind::NotFound,
@@ -58,11 +69,17 @@ impl ErrorKind {
 pub struct CliError {
     pub kind: ErrorKind,
     pub message: String,
+    /// The error envelope's `details` (`Null` when absent or not from the server).
+    pub details: Value,
 }
 
 impl CliError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> CliError {
+        CliError { kind, message: message.into(), details: Value::Null }
+    }
+
     pub fn other(message: impl Into<String>) -> CliError {
-        CliError { kind: ErrorKind::Other, message: message.into() }
+        CliError::new(ErrorKind::Other, message)
     }
 
     /// A local I/O failure, with a verb phrase saying what we were doing.
@@ -79,7 +96,7 @@ impl CliError {
             message.push_str(&format!(": {s}"));
             source = s.source();
         }
-        CliError { kind, message }
+        CliError { kind, message, details: Value::Null }
     }
 }
 
@@ -136,11 +153,13 @@ impl VolumeClient {
             return Ok(resp);
         }
         let body = resp.bytes().await.unwrap_or_default();
-        let message = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        let envelope = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+        let message = envelope["error"]["message"]
+            .as_str()
+            .map(str::to_string)
             .unwrap_or_else(|| format!("server answered {status}"));
-        Err(CliError { kind: ErrorKind::from_status(status), message })
+        let details = envelope["error"]["details"].clone();
+        Err(CliError { kind: ErrorKind::from_status(status), message, details })
     }
 
     /// Sends a JSON request and returns the envelope's `data`.

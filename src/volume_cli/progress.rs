@@ -22,3 +22,16 @@ pub fn transfer(len: Option<u64>, what: &str, json: bool) -> Option<ProgressBar>
     bar.set_message(what.to_string());
     Some(bar)
 }
+
+/// An item-count bar (files applied, files uploaded), or `None` when nobody is watching.
+pub fn items(len: u64, what: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    Some(bar)
+}

@@ -31,17 +31,14 @@ pub async fn watch(
     let mut seen = 0u64;
     while count.is_none_or(|n| seen < n) {
         let Some(msg) = ws.next().await else {
-            return Err(CliError { kind: ErrorKind::Unavailable, message: "the server closed the watch".into() });
+            return Err(CliError::new(ErrorKind::Unavailable, "the server closed the watch"));
         };
-        let msg = msg.map_err(|e| CliError { kind: ErrorKind::Unavailable, message: format!("watch: {e}") })?;
+        let msg = msg.map_err(|e| CliError::new(ErrorKind::Unavailable, format!("watch: {e}")))?;
         let text = match msg {
             Message::Text(t) => t.to_string(),
             Message::Close(frame) => {
                 let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                return Err(CliError {
-                    kind: ErrorKind::Unavailable,
-                    message: format!("the server closed the watch {why}"),
-                });
+                return Err(CliError::new(ErrorKind::Unavailable, format!("the server closed the watch {why}")));
             }
             _ => continue,
         };
@@ -81,8 +78,8 @@ fn handshake_error(url: &str, e: tungstenite::Error) -> CliError {
                 .and_then(|b| serde_json::from_slice::<Value>(b).ok())
                 .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
                 .unwrap_or_else(|| format!("server answered {status}"));
-            CliError { kind: ErrorKind::from_status(status), message }
+            CliError::new(ErrorKind::from_status(status), message)
         }
-        other => CliError { kind: ErrorKind::Unavailable, message: format!("reach {url}: {other}") },
+        other => CliError::new(ErrorKind::Unavailable, format!("reach {url}: {other}")),
     }
 }

@@ -1,0 +1,578 @@
+//! One attachment's worker: uploads local changes, applies the volume's, and keeps the index,
+//! cursor and status file current.
+//!
+//! ```text
+//! loop {
+//!   notify event ─▶ debounce (150 ms, at most 1 s) ─▶ push: scan → plan → append batches
+//!   long poll ─────▶ page ─▶ unsent edits on its paths? push first (the volume records the
+//!                            conflict) ─▶ apply page ─▶ commit index + cursor ─▶ PUT cursor
+//!   every 30 s rescan; every 60 s renew the lease; every 2 s while paused, look at conflicts
+//! }
+//! ```
+//! Uploads pause while conflicts this replica caused are open; downloads go on.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use base64::Engine;
+use notify::{RecursiveMode, Watcher};
+use serde_json::{json, Value};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::{interval, sleep, sleep_until, Instant, MissedTickBehavior};
+
+use super::apply::Applier;
+use super::home::{inode_of, AttachDir, Attachment};
+use super::index::{rekey, Index, Kind, Update};
+use super::init::{self, InitFrom, Outcome, Policy};
+use super::local::{self, local_path, Capabilities, Meta, TMP_PREFIX};
+use super::plan::{self, Change};
+use super::remote::{Page, Remote, SyncError, SyncResult, PAGE_ENTRIES};
+use super::status::Status;
+use crate::volume_cli::http::{CliError, ErrorKind};
+use crate::volume_cli::progress;
+
+/// Quiet time after the last file-system event before changes are sent.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+/// Longest a burst of events delays sending.
+const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
+/// A full rescan catches what events missed.
+const RESCAN_EVERY: Duration = Duration::from_secs(30);
+/// The server's lease is 5 minutes; renew well inside it.
+const RENEW_EVERY: Duration = Duration::from_secs(60);
+const CONFLICT_POLL: Duration = Duration::from_secs(2);
+const LONG_POLL: Duration = Duration::from_secs(25);
+/// After a failure, wait this long before the next call.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// A batch carries at most this many changes and this much file content.
+const BATCH_CHANGES_MAX: usize = 1000;
+const BATCH_BYTES_MAX: u64 = 8 * 1024 * 1024;
+/// Largest file a worker sends (the server's limit for one file).
+const FILE_BYTES_MAX: u64 = 100 * 1024 * 1024;
+/// Recent problems kept for `sync status`.
+const PROBLEMS_MAX: usize = 50;
+/// The mass-deletion guard: this share of synced entries missing (and at least this many).
+const GUARD_MISSING_MIN: usize = 20;
+/// How problems about this replica's open conflicts start (dropped once they are resolved).
+const CONFLICT_NOTE: &str = "conflict on ";
+
+pub struct Worker {
+    ad: AttachDir,
+    att: Attachment,
+    root: PathBuf,
+    remote: Remote,
+    index: Index,
+    caps: Capabilities,
+    rejected: HashMap<String, String>,
+    problems: Vec<String>,
+    scan_problems: Vec<String>,
+    last_error: Option<String>,
+    paused: bool,
+    open_conflicts: usize,
+    head: u64,
+    pending: usize,
+    busy: bool,
+}
+
+/// One change as sent: its place in the batch, its wire form, and the index update it makes
+/// once accepted.
+type Sent = (usize, Value, Option<Update>);
+
+type PullFuture = Pin<Box<dyn Future<Output = (u64, SyncResult<Page>)> + Send>>;
+
+fn pull(remote: Remote, after: u64, wait: Duration, delay: Duration) -> PullFuture {
+    Box::pin(async move {
+        if !delay.is_zero() {
+            sleep(delay).await;
+        }
+        (after, remote.changes(after, wait).await)
+    })
+}
+
+fn io_err(what: String) -> impl FnOnce(std::io::Error) -> SyncError {
+    move |e| SyncError::Other(CliError::io(what, e))
+}
+
+impl Worker {
+    pub fn open(ad: AttachDir, att: Attachment) -> anyhow::Result<Worker> {
+        let root = att.dir.clone();
+        std::fs::create_dir_all(&root)?;
+        let caps = local::probe(&root)?;
+        let remote = Remote::new(&att.server, &att.token, &att.volume_id, &att.replica_id)?;
+        let index = Index::open(&ad.path)?;
+        Ok(Worker {
+            ad,
+            att,
+            root,
+            remote,
+            index,
+            caps,
+            rejected: HashMap::new(),
+            problems: Vec::new(),
+            scan_problems: Vec::new(),
+            last_error: None,
+            paused: false,
+            open_conflicts: 0,
+            head: 0,
+            pending: 0,
+            busy: true,
+        })
+    }
+
+    pub fn attachment(&self) -> &Attachment {
+        &self.att
+    }
+
+    fn applier(&mut self) -> Applier<'_> {
+        Applier {
+            root: &self.root,
+            remote: &self.remote,
+            index: &mut self.index,
+            caps: self.caps,
+            rejected: &self.rejected,
+            problems: &mut self.problems,
+        }
+    }
+
+    pub async fn register(&mut self) -> SyncResult<()> {
+        self.head = self.remote.register(&self.caps, &self.root).await?;
+        Ok(())
+    }
+
+    /// Refuses to run when the directory looks emptied or replaced since the last sync, which
+    /// would otherwise be sent as deleting everything.
+    pub fn guard(&self) -> Result<(), String> {
+        let dir = self.root.display();
+        let synced = self.index.len();
+        let why = if inode_of(&self.root) != self.att.root_inode {
+            Some(format!("{dir} is not the directory that was attached (it was replaced or recreated)"))
+        } else if synced == 0 {
+            None
+        } else {
+            let scan = local::scan(&self.root, self.att.gitignore).map_err(|e| format!("scan {dir}: {e}"))?;
+            let missing = self
+                .index
+                .entries()
+                .keys()
+                .filter(|p| !scan.entries.contains_key(*p) && local::lstat(&self.root, p).ok().flatten().is_none())
+                .count();
+            if scan.entries.is_empty() {
+                Some(format!("{dir} is empty but {synced} entries were synced"))
+            } else if missing * 2 >= synced && missing >= GUARD_MISSING_MIN {
+                Some(format!("{missing} of {synced} synced entries are missing from {dir}"))
+            } else {
+                None
+            }
+        };
+        match why {
+            None => Ok(()),
+            Some(why) => Err(format!(
+                "{why}; not deleting them from the volume. Re-attach with `--init-from volume` to restore the \
+                 directory from the volume, or with `--init-from local` to make the volume match it (deleting what is \
+                 missing)"
+            )),
+        }
+    }
+
+    /// The first sync of a fresh attachment; returns what was done.
+    pub async fn initialize(&mut self, from: InitFrom) -> SyncResult<Outcome> {
+        self.index.reset(Default::default(), 0).map_err(io_err("reset the index".into()))?;
+        let staging = self.ad.staging();
+        let seq = init::download(&self.applier(), &staging).await?;
+        let policy = match from {
+            InitFrom::Volume => Policy::Volume,
+            InitFrom::Local => Policy::IndexOnly,
+            InitFrom::Auto => {
+                let remote_has = init::list(&staging).map_err(io_err("read the bootstrap archive".into()))?;
+                let local_has = local::scan(&self.root, self.att.gitignore).map_err(io_err("scan".into()))?;
+                if remote_has.is_empty() {
+                    Policy::IndexOnly
+                } else if local_has.entries.is_empty() {
+                    Policy::Volume
+                } else {
+                    let differ =
+                        init::differences(&self.root, &staging).map_err(io_err("compare with the volume".into()))?;
+                    if !differ.is_empty() {
+                        let _ = std::fs::remove_file(&staging);
+                        return Err(SyncError::Other(init::refuse_merge(&differ)));
+                    }
+                    Policy::Merge
+                }
+            }
+        };
+        let outcome = init::materialize(&mut self.applier(), &staging, seq, policy);
+        let _ = std::fs::remove_file(&staging);
+        let outcome = outcome?;
+        self.att.root_inode = inode_of(&self.root);
+        self.push(true).await?;
+        self.remote.put_cursor(self.index.cursor()).await?;
+        Ok(outcome)
+    }
+
+    /// Sends local changes (scan → plan → batches); `show` draws a progress bar.
+    pub async fn push(&mut self, show: bool) -> SyncResult<()> {
+        let scan = local::scan(&self.root, self.att.gitignore).map_err(io_err("scan".into()))?;
+        self.scan_problems = scan.problems.clone();
+        let plan = plan::plan(&self.root, &self.index, &scan).map_err(io_err("compare with the index".into()))?;
+        self.index.stage(plan.refresh.into_iter().map(|(p, e)| (p, Some(e))).collect());
+        self.index.commit(None).map_err(io_err("record the index".into()))?;
+        self.pending = plan.changes.len();
+        if self.paused || plan.changes.is_empty() {
+            return Ok(());
+        }
+        let bar = if show && plan.changes.len() > 1 { progress::items(plan.changes.len() as u64, "changes to the volume") } else { None };
+        let mut rest = plan.changes.as_slice();
+        while !rest.is_empty() && !self.paused {
+            let (batch, wire) = self.batch(rest)?;
+            rest = &rest[batch.len()..];
+            self.send(batch, wire).await?;
+            self.pending = rest.len();
+            if let Some(b) = &bar {
+                b.inc(batch.len() as u64);
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        Ok(())
+    }
+
+    /// The longest prefix of `changes` that fits one append, with its wire form and the content
+    /// identity each write was sent with.
+    fn batch<'c>(&mut self, changes: &'c [Change]) -> SyncResult<(&'c [Change], Vec<Sent>)> {
+        let mut wire = Vec::new();
+        let mut bytes = 0u64;
+        for (n, c) in changes.iter().enumerate() {
+            if n == BATCH_CHANGES_MAX || (bytes >= BATCH_BYTES_MAX && n > 0) {
+                return Ok((&changes[..n], wire));
+            }
+            let (v, update) = match c {
+                Change::MkDir { path, meta } => (
+                    json!({"event_type": "create", "path": path, "entry_kind": "directory", "mode": meta.mode}),
+                    Some((path.clone(), Some(meta.entry(None)))),
+                ),
+                Change::Write { path, create, .. } => {
+                    let file = local_path(&self.root, path);
+                    let md = std::fs::symlink_metadata(&file).map_err(io_err(format!("stat {path}")))?;
+                    let Some(meta) = Meta::of(&md).filter(|m| m.kind == Kind::File) else {
+                        continue; // replaced since the scan; the next scan sends what is there
+                    };
+                    if meta.size > FILE_BYTES_MAX {
+                        self.note(format!("{path} is larger than 100 MiB and cannot be synced"));
+                        continue;
+                    }
+                    let content = std::fs::read(&file).map_err(io_err(format!("read {path}")))?;
+                    bytes += content.len() as u64;
+                    let sha = local::sha256_hex(&content);
+                    let v = json!({
+                        "event_type": if *create { "create" } else { "write" },
+                        "path": path, "entry_kind": "file", "mode": meta.mode,
+                        "content_base64": base64::engine::general_purpose::STANDARD.encode(&content),
+                        "content_sha256": sha, "size_bytes": content.len(),
+                    });
+                    (v, Some((path.clone(), Some(meta.entry(Some(sha))))))
+                }
+                Change::Chmod { path, meta } => {
+                    let mut e = self.index.get(path).cloned().unwrap_or_else(|| meta.entry(None));
+                    e.mode = meta.mode;
+                    (json!({"event_type": "chmod", "path": path, "mode": meta.mode}), Some((path.clone(), Some(e))))
+                }
+                Change::Rename { from, to } => (json!({"event_type": "rename", "old_path": from, "path": to}), None),
+                Change::Remove { path } => (json!({"event_type": "remove", "path": path}), None),
+            };
+            wire.push((n, v, update));
+        }
+        Ok((changes, wire))
+    }
+
+    /// Appends one batch and records in the index what the volume accepted.
+    async fn send(&mut self, batch: &[Change], wire: Vec<Sent>) -> SyncResult<()> {
+        if wire.is_empty() {
+            return Ok(());
+        }
+        let request_id = format!("{:032x}", rand::random::<u128>());
+        let changes: Vec<Value> = wire.iter().map(|(_, v, _)| v.clone()).collect();
+        let mut attempt = 0;
+        let answer = loop {
+            match self.remote.append(&request_id, self.index.cursor(), &changes).await {
+                Ok(a) => break a,
+                Err(SyncError::LeaseExpired) => self.register().await?,
+                // The same request id and payload are answered once: retrying is safe.
+                Err(SyncError::Other(e)) if e.kind == ErrorKind::Unavailable && attempt < 4 => {
+                    attempt += 1;
+                    sleep(RETRY_AFTER * attempt).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let conflicts = answer["conflicts"].as_array().cloned().unwrap_or_default();
+        let conflicted = |p: &str| {
+            conflicts.iter().any(|c| {
+                c["incoming_path"].as_str() == Some(p) || c["path"].as_str() == Some(p) || c["incoming_old_path"].as_str() == Some(p)
+            })
+        };
+        for (n, v, update) in wire {
+            let c = &batch[n];
+            if conflicted(c.path()) {
+                if let (Change::Write { path, .. }, Some(sha)) = (c, v["content_sha256"].as_str()) {
+                    self.rejected.insert(path.clone(), sha.to_string());
+                }
+                continue;
+            }
+            let updates = match c {
+                Change::Rename { from, to } => rekey(&self.index, from, to),
+                Change::Remove { path } => self.index.subtree(path).into_iter().map(|(p, _)| (p, None)).collect(),
+                _ => update.into_iter().collect(),
+            };
+            self.index.stage(updates);
+        }
+        self.index.commit(None).map_err(io_err("record the index".into()))?;
+        if !conflicts.is_empty() {
+            for c in &conflicts {
+                self.note(format!(
+                    "{CONFLICT_NOTE}{} ({}): your version is kept as {}; uploads pause until `tideline sync conflicts mark {}`",
+                    c["path"].as_str().unwrap_or(""),
+                    c["reason"].as_str().unwrap_or(""),
+                    c["artifact_path"].as_str().unwrap_or("(nothing to keep)"),
+                    c["path"].as_str().unwrap_or("")
+                ));
+            }
+            self.paused = true;
+            self.open_conflicts = conflicts.len();
+        }
+        Ok(())
+    }
+
+    /// Applies a page; returns whether more entries are waiting.
+    async fn on_page(&mut self, page: Page) -> SyncResult<bool> {
+        self.head = page.head_seq;
+        if page.changes.is_empty() {
+            return Ok(false);
+        }
+        if !self.paused {
+            let dirty = self.applier().dirty_targets(&page.changes).map_err(io_err("inspect local edits".into()))?;
+            if !dirty.is_empty() {
+                // Send the edits first so the volume decides (and records) the conflict.
+                self.push(false).await?;
+            }
+        }
+        let full = page.changes.len() as u32 >= PAGE_ENTRIES;
+        let cursor = self.applier().apply_page(&page.changes).await?;
+        if let Err(e) = self.remote.put_cursor(cursor).await {
+            tracing::warn!("report cursor {cursor}: {e}");
+        }
+        Ok(full || cursor < self.head)
+    }
+
+    /// Applies everything up to the head without uploading (start-up, before the first scan).
+    pub async fn catch_up(&mut self) -> SyncResult<()> {
+        let paused = std::mem::replace(&mut self.paused, true);
+        let result = async {
+            loop {
+                let page = self.remote.changes(self.index.cursor(), Duration::ZERO).await;
+                let page = match page {
+                    Err(SyncError::Reseed { .. }) => {
+                        self.rebootstrap().await?;
+                        continue;
+                    }
+                    other => other?,
+                };
+                if !self.on_page(page).await? {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        self.paused = paused;
+        result
+    }
+
+    /// Re-bootstraps after the cursor fell below the retention floor, keeping unsent edits.
+    async fn rebootstrap(&mut self) -> SyncResult<()> {
+        tracing::warn!("cursor {} is below the volume's retention floor: bootstrapping again", self.index.cursor());
+        let staging = self.ad.staging();
+        let seq = init::download(&self.applier(), &staging).await?;
+        let outcome = init::materialize(&mut self.applier(), &staging, seq, Policy::Reconcile);
+        let _ = std::fs::remove_file(&staging);
+        let outcome = outcome?;
+        tracing::info!(
+            "re-bootstrapped at seq {seq}: {} files written, {} local edits kept, {} removed",
+            outcome.written,
+            outcome.kept_local,
+            outcome.removed
+        );
+        Ok(())
+    }
+
+    /// Resumes uploads once no conflict this replica caused is open.
+    async fn check_conflicts(&mut self) -> SyncResult<()> {
+        let open = self.remote.conflicts("open").await?;
+        let mine = open.iter().filter(|c| c["replica_id"].as_str() == Some(self.remote.replica_id.as_str())).count();
+        self.open_conflicts = mine;
+        if mine == 0 && self.paused {
+            tracing::info!("conflicts resolved: uploads resume");
+            self.paused = false;
+            self.rejected.clear();
+            self.problems.retain(|p| !p.starts_with(CONFLICT_NOTE));
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, problem: String) {
+        tracing::warn!("{problem}");
+        self.problems.push(problem);
+        if self.problems.len() > PROBLEMS_MAX {
+            self.problems.remove(0);
+        }
+    }
+
+    fn status(&self) -> Status {
+        let state = if self.last_error.is_some() {
+            "error"
+        } else if self.paused {
+            "paused"
+        } else if self.busy || self.pending > 0 || self.index.cursor() < self.head {
+            "syncing"
+        } else {
+            "idle"
+        };
+        let mut errors = self.scan_problems.clone();
+        errors.extend(self.problems.iter().cloned());
+        errors.extend(self.last_error.iter().cloned());
+        Status {
+            state: state.into(),
+            cursor: self.index.cursor(),
+            head_seq: self.head,
+            pending_local: self.pending,
+            open_conflicts: self.open_conflicts,
+            errors,
+        }
+    }
+
+    fn save_status(&self, last: &mut Status) {
+        let st = self.status();
+        if &st != last {
+            if let Err(e) = st.save(&self.ad) {
+                tracing::warn!("write status: {e}");
+            }
+            *last = st;
+        }
+    }
+
+    /// Records a failure for `sync status` (cleared by the next success).
+    fn failed(&mut self, what: &str, e: &SyncError) {
+        tracing::warn!("{what}: {e}");
+        self.last_error = Some(format!("{what}: {e}"));
+    }
+
+    /// Saves the status with `error` as the reason the worker does not run.
+    pub fn refuse(&mut self, error: String) {
+        self.last_error = Some(error);
+        let _ = self.status().save(&self.ad);
+    }
+
+    /// The steady state, until SIGTERM or SIGINT.
+    pub async fn run(mut self) -> anyhow::Result<()> {
+        let mut last = Status::default();
+        self.busy = true;
+        self.save_status(&mut last);
+        if let Err(e) = self.register().await {
+            self.failed("register the replica", &e);
+        }
+        if let Err(e) = self.catch_up().await {
+            self.failed("catch up with the volume", &e);
+        }
+        let (tx, mut events) = mpsc::channel::<()>(1);
+        let watched = self.root.clone();
+        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                // Opening and reading (our own scans and hashes among them) change nothing.
+                let access = matches!(ev.kind, notify::EventKind::Access(_));
+                if !access && ev.paths.iter().any(|p| relevant(&watched, p)) {
+                    let _ = tx.try_send(());
+                }
+            }
+        })?;
+        watcher.watch(&self.root, RecursiveMode::Recursive)?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut rescan = interval(RESCAN_EVERY);
+        let mut renew = interval(RENEW_EVERY);
+        let mut conflicts = interval(CONFLICT_POLL);
+        for t in [&mut rescan, &mut renew, &mut conflicts] {
+            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        }
+        let mut due: Option<Instant> = Some(Instant::now());
+        let mut burst: Option<Instant> = None;
+        let mut poll = pull(self.remote.clone(), self.index.cursor(), Duration::ZERO, Duration::ZERO);
+        tracing::info!("syncing {} with volume {} as replica {}", self.root.display(), self.att.volume_id, self.att.replica_id);
+        loop {
+            self.busy = due.is_some();
+            self.save_status(&mut last);
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                Some(()) = events.recv() => {
+                    let now = Instant::now();
+                    let first = *burst.get_or_insert(now);
+                    due = Some((now + DEBOUNCE).min(first + DEBOUNCE_MAX));
+                }
+                _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                    due = None;
+                    burst = None;
+                    match self.push(false).await {
+                        Ok(()) => self.last_error = None,
+                        Err(SyncError::Reseed { .. }) => {
+                            if let Err(e) = self.rebootstrap().await { self.failed("bootstrap again", &e) }
+                            due = Some(Instant::now());
+                        }
+                        Err(e) => self.failed("send local changes", &e),
+                    }
+                }
+                (after, res) = &mut poll => {
+                    let mut next = (LONG_POLL, Duration::ZERO);
+                    match res {
+                        Ok(page) if after == self.index.cursor() => match self.on_page(page).await {
+                            Ok(more) => { self.last_error = None; if more { next.0 = Duration::ZERO } }
+                            Err(e) => { self.failed("apply volume changes", &e); next = (Duration::ZERO, RETRY_AFTER) }
+                        },
+                        Ok(_) => next.0 = Duration::ZERO, // the cursor moved meanwhile: ask again
+                        Err(SyncError::Reseed { .. }) => {
+                            if let Err(e) = self.rebootstrap().await { self.failed("bootstrap again", &e); next.1 = RETRY_AFTER }
+                            next.0 = Duration::ZERO;
+                        }
+                        Err(e) => { self.failed("read volume changes", &e); next = (Duration::ZERO, RETRY_AFTER) }
+                    }
+                    poll = pull(self.remote.clone(), self.index.cursor(), next.0, next.1);
+                }
+                _ = rescan.tick() => due = Some(due.unwrap_or_else(Instant::now)),
+                _ = renew.tick() => if let Err(e) = self.register().await { self.failed("renew the replica lease", &e) },
+                _ = conflicts.tick(), if self.paused => {
+                    match self.check_conflicts().await {
+                        Ok(()) if !self.paused => due = Some(Instant::now()),
+                        Ok(()) => {}
+                        Err(e) => self.failed("read conflicts", &e),
+                    }
+                }
+            }
+        }
+        tracing::info!("worker stopping");
+        drop(watcher);
+        self.busy = false;
+        let _ = self.index.commit(None);
+        Ok(())
+    }
+}
+
+/// Events worth a scan: anything but `.git/` and the worker's own temp files.
+fn relevant(root: &Path, p: &Path) -> bool {
+    let Ok(rel) = p.strip_prefix(root) else { return false };
+    let mut comps = rel.components();
+    if comps.next().is_some_and(|c| c.as_os_str() == ".git") {
+        return false;
+    }
+    !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TMP_PREFIX))
+}
