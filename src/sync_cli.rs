@@ -146,7 +146,8 @@ async fn dispatch(args: SyncArgs) -> CliResult<()> {
     let home = Home::locate().map_err(other)?;
     match args.command {
         SyncCommand::Attach { volume, dir, init_from, foreground, no_gitignore } => {
-            let token = args.token.ok_or_else(|| CliError::other("a team token is required: --token or TIDELINE_TOKEN"))?;
+            let token =
+                args.token.ok_or_else(|| CliError::other("a team token is required: --token or TIDELINE_TOKEN"))?;
             attach(&home, &args.server, &token, &volume, &dir, init_from, foreground, !no_gitignore).await
         }
         SyncCommand::Status { dir } => {
@@ -155,15 +156,19 @@ async fn dispatch(args: SyncArgs) -> CliResult<()> {
             Ok(())
         }
         SyncCommand::List => {
-            let all: Vec<Value> =
-                home.list().map_err(other)?.iter().map(|(ad, att)| status::report(ad, att)).collect();
+            let all: Vec<Value> = home.list().map_err(other)?.iter().map(|(ad, att)| status::report(ad, att)).collect();
             if args.json {
                 println!("{}", Value::Array(all));
             } else if all.is_empty() {
                 println!("no attachments");
             } else {
                 for s in &all {
-                    println!("{:<10} {}  {}", s["state"].as_str().unwrap_or(""), s["volume_id"].as_str().unwrap_or(""), s["dir"].as_str().unwrap_or(""));
+                    println!(
+                        "{:<10} {}  {}",
+                        s["state"].as_str().unwrap_or(""),
+                        s["volume_id"].as_str().unwrap_or(""),
+                        s["dir"].as_str().unwrap_or("")
+                    );
                 }
             }
             Ok(())
@@ -267,7 +272,12 @@ async fn attach(
     let att = worker.attachment().clone();
     if foreground {
         let _lock = hold_lock(&ad)?;
-        println!("attached {} at {} (replica {}, worker in the foreground)", att.volume_id, dir.display(), att.replica_id);
+        println!(
+            "attached {} at {} (replica {}, worker in the foreground)",
+            att.volume_id,
+            dir.display(),
+            att.replica_id
+        );
         worker.register().await.map_err(sync_err)?;
         return worker.run().await.map_err(other);
     }
@@ -283,7 +293,9 @@ fn hold_lock(ad: &AttachDir) -> CliResult<fs::File> {
         .try_lock()
         .map_err(|e| CliError::io("lock the attachment", e))?
         .ok_or_else(|| CliError::new(ErrorKind::Conflict, "another worker is running for this directory"))?;
-    lock.set_len(0).and_then(|_| write!(lock, "{}", std::process::id())).map_err(|e| CliError::io("write the pid", e))?;
+    lock.set_len(0)
+        .and_then(|_| write!(lock, "{}", std::process::id()))
+        .map_err(|e| CliError::io("write the pid", e))?;
     Ok(lock)
 }
 

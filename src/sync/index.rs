@@ -114,8 +114,14 @@ impl Index {
     /// `path` and everything below it, parents first.
     pub fn subtree(&self, path: &str) -> Vec<(String, Entry)> {
         let prefix = format!("{}/", path.trim_end_matches('/'));
-        let mut out: Vec<(String, Entry)> = self.entries.get(path).map(|e| (path.to_string(), e.clone())).into_iter().collect();
-        out.extend(self.entries.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, v)| (k.clone(), v.clone())));
+        let mut out: Vec<(String, Entry)> =
+            self.entries.get(path).map(|e| (path.to_string(), e.clone())).into_iter().collect();
+        out.extend(
+            self.entries
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         out
     }
 
@@ -220,7 +226,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut idx = Index::open(dir.path()).unwrap();
         let dir_entry = Entry { kind: Kind::Dir, sha256: None, ..file("") };
-        idx.stage(vec![("/d".into(), Some(dir_entry)), ("/d/x".into(), Some(file("1"))), ("/dd".into(), Some(file("2")))]);
+        idx.stage(vec![
+            ("/d".into(), Some(dir_entry)),
+            ("/d/x".into(), Some(file("1"))),
+            ("/dd".into(), Some(file("2"))),
+        ]);
         idx.commit(Some(2)).unwrap();
         let moves = rekey(&idx, "/d", "/e");
         idx.stage(moves);

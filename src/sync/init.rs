@@ -159,7 +159,10 @@ pub fn materialize(ap: &mut Applier<'_>, archive: &Path, seq: u64, policy: Polic
         if policy == Policy::IndexOnly {
             let sha = if item.kind == Kind::File { Some(hash_reader(content)?) } else { None };
             let size = fs::symlink_metadata(&target).map(|m| m.len()).unwrap_or(0);
-            agreed.insert(item.path, Entry { kind: item.kind, mode: item.mode, size, mtime_ns: 0, inode: 0, sha256: sha });
+            agreed.insert(
+                item.path,
+                Entry { kind: item.kind, mode: item.mode, size, mtime_ns: 0, inode: 0, sha256: sha },
+            );
             return Ok(());
         }
         if item.kind == Kind::Dir {
@@ -235,7 +238,8 @@ pub fn materialize(ap: &mut Applier<'_>, archive: &Path, seq: u64, policy: Polic
         let extras: BTreeSet<&String> = scan.entries.keys().filter(|p| !agreed.contains_key(*p)).collect();
         for p in extras.iter().rev() {
             let remove = policy == Policy::Volume
-                || (ap.index.get(p).is_some() && ap.classify(p, None).map_err(io_err(format!("inspect {p}")))? == Local::Clean);
+                || (ap.index.get(p).is_some()
+                    && ap.classify(p, None).map_err(io_err(format!("inspect {p}")))? == Local::Clean);
             if !remove {
                 continue;
             }
@@ -313,7 +317,11 @@ impl Write for Tee {
 /// The refusal of `auto` when both sides have files and some differ.
 pub fn refuse_merge(differing: &[String]) -> CliError {
     let shown: Vec<&str> = differing.iter().take(20).map(String::as_str).collect();
-    let more = if differing.len() > shown.len() { format!(" and {} more", differing.len() - shown.len()) } else { String::new() };
+    let more = if differing.len() > shown.len() {
+        format!(" and {} more", differing.len() - shown.len())
+    } else {
+        String::new()
+    };
     CliError::new(
         ErrorKind::Conflict,
         format!(

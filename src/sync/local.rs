@@ -249,8 +249,11 @@ mod tests {
 
     #[test]
     fn names_that_fold_together_collide_only_where_the_file_system_folds() {
-        let insensitive =
-            Capabilities { case_sensitive: false, unicode_normalization_insensitive: true, windows_compatible_paths: false };
+        let insensitive = Capabilities {
+            case_sensitive: false,
+            unicode_normalization_insensitive: true,
+            windows_compatible_paths: false,
+        };
         let sensitive = Capabilities { case_sensitive: true, ..insensitive };
         let linux = Capabilities { unicode_normalization_insensitive: false, ..sensitive };
         let sibs = || vec!["/d/README.md".to_string(), "/d/cafe\u{301}".to_string()];

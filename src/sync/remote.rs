@@ -53,7 +53,10 @@ pub struct Bootstrap {
 #[derive(Debug)]
 pub enum SyncError {
     /// The cursor fell below the retention floor: bootstrap again.
-    Reseed { retained_after_seq: u64, head_seq: u64 },
+    Reseed {
+        retained_after_seq: u64,
+        head_seq: u64,
+    },
     /// The replica's lease lapsed: register again, then retry.
     LeaseExpired,
     Other(CliError),
@@ -131,10 +134,11 @@ impl Remote {
     /// One page of entries after `after`, waiting up to `wait` for the first one.
     pub async fn changes(&self, after: u64, wait: Duration) -> SyncResult<Page> {
         let (after, limit, wait_ms) = (after.to_string(), PAGE_ENTRIES.to_string(), wait.as_millis().to_string());
-        let req = self
-            .client
-            .request(Method::GET, &self.path("/sync/changes"), REQUEST_TIMEOUT + wait)
-            .query(&[("after", after.as_str()), ("limit", limit.as_str()), ("wait_ms", wait_ms.as_str())]);
+        let req = self.client.request(Method::GET, &self.path("/sync/changes"), REQUEST_TIMEOUT + wait).query(&[
+            ("after", after.as_str()),
+            ("limit", limit.as_str()),
+            ("wait_ms", wait_ms.as_str()),
+        ]);
         let resp = self.client.send(req).await?;
         let v: Value = resp.json().await.map_err(|e| CliError::other(format!("read changes: {e}")))?;
         serde_json::from_value(v["data"].clone())
@@ -194,8 +198,10 @@ impl Remote {
 
     /// The volume's conflicts with `status` (`open`, …), newest first.
     pub async fn conflicts(&self, status: &str) -> CliResult<Vec<Value>> {
-        let data =
-            self.client.call(Method::GET, &self.path("/sync/conflicts"), &[("status", status), ("limit", "1000")], None).await?;
+        let data = self
+            .client
+            .call(Method::GET, &self.path("/sync/conflicts"), &[("status", status), ("limit", "1000")], None)
+            .await?;
         Ok(data["conflicts"].as_array().cloned().unwrap_or_default())
     }
 

@@ -223,7 +223,11 @@ impl Worker {
         if self.paused || plan.changes.is_empty() {
             return Ok(());
         }
-        let bar = if show && plan.changes.len() > 1 { progress::items(plan.changes.len() as u64, "changes to the volume") } else { None };
+        let bar = if show && plan.changes.len() > 1 {
+            progress::items(plan.changes.len() as u64, "changes to the volume")
+        } else {
+            None
+        };
         let mut rest = plan.changes.as_slice();
         while !rest.is_empty() && !self.paused {
             let (batch, wire) = self.batch(rest)?;
@@ -311,7 +315,9 @@ impl Worker {
         let conflicts = answer["conflicts"].as_array().cloned().unwrap_or_default();
         let conflicted = |p: &str| {
             conflicts.iter().any(|c| {
-                c["incoming_path"].as_str() == Some(p) || c["path"].as_str() == Some(p) || c["incoming_old_path"].as_str() == Some(p)
+                c["incoming_path"].as_str() == Some(p)
+                    || c["path"].as_str() == Some(p)
+                    || c["incoming_old_path"].as_str() == Some(p)
             })
         };
         for (n, v, update) in wire {
@@ -508,7 +514,12 @@ impl Worker {
         let mut due: Option<Instant> = Some(Instant::now());
         let mut burst: Option<Instant> = None;
         let mut poll = pull(self.remote.clone(), self.index.cursor(), Duration::ZERO, Duration::ZERO);
-        tracing::info!("syncing {} with volume {} as replica {}", self.root.display(), self.att.volume_id, self.att.replica_id);
+        tracing::info!(
+            "syncing {} with volume {} as replica {}",
+            self.root.display(),
+            self.att.volume_id,
+            self.att.replica_id
+        );
         loop {
             self.busy = due.is_some();
             self.save_status(&mut last);
