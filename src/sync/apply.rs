@@ -399,6 +399,49 @@ fn free_name(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
+    fn entry(event: &str, path: &str, kind: &str) -> JournalEntry {
+        serde_json::from_value(serde_json::json!({
+            "seq": 9, "event_type": event, "path": path, "entry_kind": kind, "replica_id": "other"
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_name_this_file_system_folds_into_another_is_reported_not_written() {
+        let root = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        fs::create_dir(root.path().join("README.md")).unwrap();
+        let mut index = Index::open(state.path()).unwrap();
+        let md = fs::symlink_metadata(root.path().join("README.md")).unwrap();
+        index.stage(vec![("/README.md".into(), Some(Meta::of(&md).unwrap().entry(None)))]);
+        index.commit(Some(8)).unwrap();
+        let remote = Remote::new("http://127.0.0.1:9", "t", "vol", "me").unwrap();
+        let (rejected, mut problems) = (HashMap::new(), Vec::new());
+        let caps = Capabilities {
+            case_sensitive: false,
+            unicode_normalization_insensitive: true,
+            windows_compatible_paths: false,
+        };
+        let mut ap = Applier {
+            root: root.path(),
+            remote: &remote,
+            index: &mut index,
+            caps,
+            rejected: &rejected,
+            problems: &mut problems,
+        };
+        let cursor = ap
+            .apply_page(&[entry("create", "/readme.md", "directory"), entry("create", "/other", "directory")])
+            .await
+            .unwrap();
+        assert_eq!(cursor, 9);
+        assert!(!root.path().join("readme.md").exists(), "not created beside README.md");
+        assert!(root.path().join("other").is_dir(), "the rest of the page applies");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("/readme.md") && problems[0].contains("/README.md"), "{problems:?}");
+        assert!(index.get("/readme.md").is_none());
+    }
+
     #[test]
     fn conflict_names_keep_the_extension() {
         assert_eq!(conflict_name(Path::new("/w/notes/plan.md"), 7), Path::new("/w/notes/plan.conflict-local-seq-7.md"));
