@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -149,8 +149,13 @@ pub fn materialize(ap: &mut Applier<'_>, archive: &Path, seq: u64, policy: Polic
     let root = ap.root.to_path_buf();
     let mut agreed: BTreeMap<String, Entry> = BTreeMap::new();
     let mut out = Outcome::default();
-    let total = list_len(archive).map_err(io_err(format!("read {}", archive.display())))?;
-    let bar = progress::items(total, "files from the volume");
+    // Counting means reading the archive twice: only worth it when someone watches the bar.
+    let bar = if std::io::stderr().is_terminal() {
+        let total = list_len(archive).map_err(io_err(format!("read {}", archive.display())))?;
+        progress::items(total, "files from the volume")
+    } else {
+        None
+    };
     each_item(archive, |item, content| {
         if let Some(b) = &bar {
             b.inc(1);
