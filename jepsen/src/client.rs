@@ -13,6 +13,8 @@ use crate::history::Outcome;
 pub const OP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connecting to a node may take this long (a refused or timed-out connect sent nothing).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// The message prefix of the 503 a write gets when its content could not be stored.
+const OBJECT_STORE_DOWN: &str = "object store unavailable";
 /// Bodies of error answers are kept in the history up to this many bytes.
 const ERROR_TEXT_MAX: usize = 512;
 
@@ -29,13 +31,21 @@ pub enum Answer {
 }
 
 impl Answer {
-    /// The history outcome of a mutation with this answer. A 4xx is a definite refusal; a 5xx
-    /// may come after the command was proposed (a forward that timed out, a leader change), so
-    /// it is indeterminate; so is a timeout or a reset connection.
+    /// The history outcome of a mutation with this answer. A 4xx is a definite refusal; so is
+    /// the 503 of an unreachable object store (content is stored before anything is proposed,
+    /// DESIGN.md "Faults": "writes fail with 503, nothing half-done"). Any other 5xx may come
+    /// after the command was proposed (a forward that timed out, a leader change), so it is
+    /// indeterminate; so is a timeout or a reset connection.
     pub fn outcome(&self) -> Outcome {
         match self {
             Answer::Ok(_) => Outcome::Ok,
             Answer::Err { status, .. } if status.is_client_error() => Outcome::Fail,
+            Answer::Err { status, body }
+                if *status == StatusCode::SERVICE_UNAVAILABLE
+                    && body["error"]["message"].as_str().is_some_and(|m| m.starts_with(OBJECT_STORE_DOWN)) =>
+            {
+                Outcome::Fail
+            }
             Answer::Err { .. } => Outcome::Info,
             Answer::NoAnswer { sent: false, .. } => Outcome::Fail,
             Answer::NoAnswer { sent: true, .. } => Outcome::Info,
@@ -182,6 +192,11 @@ mod tests {
         assert_eq!(refused.outcome(), Outcome::Fail);
         let unavailable = Answer::Err { status: StatusCode::SERVICE_UNAVAILABLE, body: json!({}) };
         assert_eq!(unavailable.outcome(), Outcome::Info);
+        let store_down = Answer::Err {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: json!({"error":{"code":"unavailable","message":"object store unavailable: HEAD failed"}}),
+        };
+        assert_eq!(store_down.outcome(), Outcome::Fail);
         assert_eq!(Answer::NoAnswer { sent: false, error: "x".into() }.outcome(), Outcome::Fail);
         assert_eq!(Answer::NoAnswer { sent: true, error: "x".into() }.outcome(), Outcome::Info);
     }

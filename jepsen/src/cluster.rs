@@ -380,15 +380,16 @@ impl Cluster {
         self.api.call(Method::GET, &url, &self.args.admin_token, Body::None).await.data().cloned()
     }
 
-    /// The leader as the running, unpaused nodes agree on it (`None` if they disagree or none
-    /// knows one).
+    /// The leader a majority of all nodes names (running, unpaused nodes are asked; a node
+    /// that just re-joined and knows no leader yet does not veto it).
     pub async fn leader(&self) -> Option<NodeId> {
-        let mut seen = Vec::new();
+        let mut votes: std::collections::BTreeMap<NodeId, usize> = Default::default();
         for n in self.nodes.iter().filter(|n| n.is_running() && !n.paused) {
-            seen.push(self.status_of(n.id).await.and_then(|s| s["leader_id"].as_u64()));
+            if let Some(l) = self.status_of(n.id).await.and_then(|s| s["leader_id"].as_u64()) {
+                *votes.entry(l).or_default() += 1;
+            }
         }
-        let first = (*seen.first()?)?;
-        seen.iter().all(|l| *l == Some(first)).then_some(first)
+        votes.into_iter().find(|(_, n)| *n > self.nodes.len() / 2).map(|(l, _)| l)
     }
 
     /// One look at the cluster: healthy when every expected node runs, answers `/readyz` with

@@ -95,41 +95,8 @@ async fn main_inner(cli: Cli) -> anyhow::Result<bool> {
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
     };
     println!("run dir: {}", summary.dir.display());
-    print_verdict(&serde_json::to_value(&summary.verdict)?);
-    println!("{}", if summary.valid { "VALID" } else { "INVALID" });
+    print!("{}", summary.verdict.summary());
     Ok(summary.valid)
-}
-
-/// One line per check of the verdict, whatever its exact shape: every object member with a
-/// `valid` field is a check.
-fn print_verdict(v: &serde_json::Value) {
-    let mut printed = false;
-    if let Some(obj) = v.as_object() {
-        for (name, check) in obj {
-            let checks: Vec<(String, &serde_json::Value)> = match check {
-                serde_json::Value::Object(o) if o.contains_key("valid") => vec![(name.clone(), check)],
-                serde_json::Value::Object(o) => o
-                    .iter()
-                    .filter(|(_, c)| c.get("valid").is_some())
-                    .map(|(k, c)| (format!("{name}.{k}"), c))
-                    .collect(),
-                serde_json::Value::Array(a) => a
-                    .iter()
-                    .filter(|c| c.get("valid").is_some())
-                    .map(|c| (c.get("name").and_then(|n| n.as_str()).unwrap_or(name).to_string(), c))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            for (name, c) in checks {
-                let summary = c.get("summary").or_else(|| c.get("note")).map(|s| s.to_string()).unwrap_or_default();
-                println!("  {name}: {} {summary}", if c["valid"] == true { "ok" } else { "FAILED" });
-                printed = true;
-            }
-        }
-    }
-    if !printed {
-        println!("  verdict: {v}");
-    }
 }
 
 fn main() -> ExitCode {
