@@ -29,6 +29,9 @@ pub enum Local {
     Clean,
     /// Already the incoming content (e.g. written before a crash, not yet indexed).
     Same,
+    /// The content of a later entry of the same page: a worker killed mid-page got this far
+    /// before; the earlier entry is skipped, the later one finds its content in place.
+    Ahead,
     /// An edit not yet sent: must not be overwritten.
     Dirty,
 }
@@ -43,6 +46,8 @@ pub struct Applier<'a> {
     pub rejected: &'a HashMap<String, String>,
     /// Paths that could not be written here, each naming the path and why.
     pub problems: &'a mut Vec<String>,
+    /// The contents the page being applied writes, by path.
+    pub page: HashMap<String, Vec<String>>,
 }
 
 fn io_err(what: String) -> impl FnOnce(io::Error) -> SyncError {
@@ -68,6 +73,8 @@ impl Applier<'_> {
         let sha = local::hash_file(&local_path(self.root, path))?;
         Ok(if Some(sha.as_str()) == incoming {
             Local::Same
+        } else if self.page.get(path).is_some_and(|shas| shas.contains(&sha)) {
+            Local::Ahead
         } else if recorded.and_then(|e| e.sha256.as_deref()) == Some(sha.as_str())
             || self.rejected.get(path) == Some(&sha)
         {
@@ -98,6 +105,13 @@ impl Applier<'_> {
     /// Applies `page` in order and commits the index with the cursor after its last entry.
     pub async fn apply_page(&mut self, page: &[JournalEntry]) -> SyncResult<u64> {
         let mut cursor = self.index.cursor();
+        let mut shas: HashMap<String, Vec<String>> = HashMap::new();
+        for e in page.iter().filter(|e| !self.own(e)) {
+            if let Some(sha) = &e.content_sha256 {
+                shas.entry(e.path.clone()).or_default().push(sha.clone());
+            }
+        }
+        self.page = shas;
         for e in page {
             if !self.own(e) && !e.path.is_empty() && e.path != "/" {
                 self.apply(e).await?;
@@ -168,6 +182,9 @@ impl Applier<'_> {
         }
         let target = local_path(self.root, &e.path);
         let state = self.classify(&e.path, Some(sha)).map_err(io_err(format!("inspect {}", e.path)))?;
+        if state == Local::Ahead {
+            return Ok(());
+        }
         if state == Local::Same {
             if let Some(mode) = e.mode {
                 fs::set_permissions(&target, fs::Permissions::from_mode(mode & 0o7777))
@@ -429,6 +446,7 @@ mod tests {
             caps,
             rejected: &rejected,
             problems: &mut problems,
+            page: HashMap::new(),
         };
         let cursor = ap
             .apply_page(&[entry("create", "/readme.md", "directory"), entry("create", "/other", "directory")])
@@ -440,6 +458,45 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("/readme.md") && problems[0].contains("/README.md"), "{problems:?}");
         assert!(index.get("/readme.md").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_page_replayed_after_a_crash_finds_its_files_in_place() {
+        // The worker wrote v2 (the page's last write of /p) and was killed before recording
+        // the page: replaying it fetches nothing, sets nothing aside and records v2.
+        let root = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("p"), "v2").unwrap();
+        let mut index = Index::open(state.path()).unwrap();
+        let remote = Remote::new("http://127.0.0.1:9", "t", "vol", "me").unwrap();
+        let (rejected, mut problems) = (HashMap::new(), Vec::new());
+        let caps = Capabilities {
+            case_sensitive: true,
+            unicode_normalization_insensitive: false,
+            windows_compatible_paths: false,
+        };
+        let write = |seq: u64, body: &str| -> JournalEntry {
+            let sha = local::sha256_hex(body.as_bytes());
+            serde_json::from_value(serde_json::json!({
+                "seq": seq, "event_type": "write", "path": "/p", "entry_kind": "file", "replica_id": "other",
+                "content_ref": format!("sha256:{sha}"), "content_sha256": sha
+            }))
+            .unwrap()
+        };
+        let mut ap = Applier {
+            root: root.path(),
+            remote: &remote,
+            index: &mut index,
+            caps,
+            rejected: &rejected,
+            problems: &mut problems,
+            page: HashMap::new(),
+        };
+        assert_eq!(ap.apply_page(&[write(1, "v1"), write(2, "v2")]).await.unwrap(), 2);
+        assert_eq!(fs::read_to_string(root.path().join("p")).unwrap(), "v2");
+        assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1, "nothing set aside");
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(index.get("/p").unwrap().sha256.as_deref(), Some(local::sha256_hex(b"v2").as_str()));
     }
 
     #[test]

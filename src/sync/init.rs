@@ -204,7 +204,7 @@ pub fn materialize(ap: &mut Applier<'_>, archive: &Path, seq: u64, policy: Polic
         let state = ap.classify(&item.path, Some(&sha))?;
         let keep = match state {
             Local::Same => true,
-            Local::Absent | Local::Clean => false,
+            Local::Absent | Local::Clean | Local::Ahead => false,
             Local::Dirty => match policy {
                 Policy::Volume => false,
                 _ => {

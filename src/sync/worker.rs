@@ -134,6 +134,7 @@ impl Worker {
             caps: self.caps,
             rejected: &self.rejected,
             problems: &mut self.problems,
+            page: HashMap::new(),
         }
     }
 
