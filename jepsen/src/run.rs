@@ -235,6 +235,9 @@ pub async fn run(opts: Options) -> anyhow::Result<RunSummary> {
         stop: stop_rx.clone(),
     });
     let workers = workload::spawn(&opts.workload, ctx, opts.concurrency, opts.seed);
+    // If this future is dropped (Ctrl-C, a test's timeout), the tasks go too, and with them the
+    // last reference to the cluster, whose drop kills every node.
+    let mut guard = AbortOnDrop(workers.iter().map(|w| w.abort_handle()).collect());
     let nemesis_task = tokio::spawn(nemesis::run(
         cluster.clone(),
         rec.clone(),
@@ -246,6 +249,7 @@ pub async fn run(opts: Options) -> anyhow::Result<RunSummary> {
         },
         stop_rx,
     ));
+    guard.0.push(nemesis_task.abort_handle());
 
     tokio::time::sleep(opts.time_limit).await;
     tracing::info!("time limit reached; stopping workers and healing");
@@ -274,6 +278,17 @@ pub async fn run(opts: Options) -> anyhow::Result<RunSummary> {
     drop(c);
     drop(s3);
     Ok(RunSummary { dir, valid: verdict.valid, verdict })
+}
+
+/// Aborts the run's tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
 }
 
 /// Heals links, resumes and restarts every node, restores the membership, and waits (bounded)

@@ -114,6 +114,9 @@ pub async fn run(
             _ = tokio::time::sleep(cfg.interval) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+        if *stop.borrow() {
+            return;
+        }
         let Some((name, kind)) = schedule.next_fault() else { return };
         let mut c = cluster.lock().await;
         for (id, status) in c.reap_exited() {
@@ -296,6 +299,8 @@ mod tests {
         let faults: Vec<(String, &str)> = (0..8).map(|_| s.next_fault().unwrap()).collect();
         let partitions: Vec<&str> = faults.iter().filter(|f| f.0 == "partition").map(|f| f.1).collect();
         assert_eq!(partitions, vec!["isolate-leader", "halves", "bridge", "slow"]);
+        let more = [s.next_fault().unwrap(), s.next_fault().unwrap()];
+        assert!(more.contains(&("partition".to_string(), "flaky")) && more.contains(&("kill".to_string(), "leader")));
         let kills: Vec<&str> = faults.iter().filter(|f| f.0 == "kill").map(|f| f.1).collect();
         assert_eq!(kills, vec!["leader", "random", "leader", "random"]);
         assert!(Schedule::new(&[], 1).next_fault().is_none());

@@ -1,6 +1,7 @@
 //! Network partitions as sets of blocked directed links, planned from the node ids, the current
 //! leader and the run's RNG: isolate the leader, split into a minority and a majority, a bridge
-//! (two halves that only reach each other's through one node), and a slow node (delay, no cut).
+//! (two halves that only reach each other's through one node), a slow node (delay, no cut), and
+//! a flaky node (its connections are cut at random chunks).
 
 use std::time::Duration;
 
@@ -15,7 +16,9 @@ pub const SLOW_DELAY: Duration = Duration::from_millis(300);
 
 /// The partition kinds, in the order the scheduler rotates through them (leader isolation
 /// first, so even a short run exercises it).
-pub const KINDS: [&str; 4] = ["isolate-leader", "halves", "bridge", "slow"];
+pub const KINDS: [&str; 5] = ["isolate-leader", "halves", "bridge", "slow", "flaky"];
+/// Probability, per forwarded chunk, that a connection of the flaky node is cut.
+pub const FLAKY_DROP: f64 = 0.02;
 
 /// A planned partition: links to block (both directions are listed), links to delay, and a
 /// description for the history.
@@ -23,6 +26,8 @@ pub const KINDS: [&str; 4] = ["isolate-leader", "halves", "bridge", "slow"];
 pub struct Plan {
     pub blocked: Vec<(NodeId, NodeId)>,
     pub delayed: Vec<(NodeId, NodeId)>,
+    /// Links whose connections are cut with [`FLAKY_DROP`] per chunk.
+    pub dropping: Vec<(NodeId, NodeId)>,
     pub targets: Vec<NodeId>,
     pub describe: Value,
 }
@@ -53,6 +58,7 @@ pub fn plan(kind: &str, ids: &[NodeId], leader: Option<NodeId>, rng: &mut impl R
             Some(Plan {
                 blocked: cut(&[leader], &rest),
                 delayed: Vec::new(),
+                dropping: Vec::new(),
                 targets: vec![leader],
                 describe: json!({ "groups": [[leader], rest] }),
             })
@@ -65,6 +71,7 @@ pub fn plan(kind: &str, ids: &[NodeId], leader: Option<NodeId>, rng: &mut impl R
             Some(Plan {
                 blocked: cut(minority, majority),
                 delayed: Vec::new(),
+                dropping: Vec::new(),
                 targets: minority.to_vec(),
                 describe: json!({ "groups": [minority, majority] }),
             })
@@ -79,6 +86,7 @@ pub fn plan(kind: &str, ids: &[NodeId], leader: Option<NodeId>, rng: &mut impl R
             Some(Plan {
                 blocked: cut(a, b),
                 delayed: Vec::new(),
+                dropping: Vec::new(),
                 targets: vec![bridge],
                 describe: json!({ "bridge": bridge, "groups": [a, b] }),
             })
@@ -89,8 +97,20 @@ pub fn plan(kind: &str, ids: &[NodeId], leader: Option<NodeId>, rng: &mut impl R
             Some(Plan {
                 blocked: Vec::new(),
                 delayed: cut(&[slow], &rest),
+                dropping: Vec::new(),
                 targets: vec![slow],
                 describe: json!({ "slow": slow, "delay_ms": SLOW_DELAY.as_millis() as u64 }),
+            })
+        }
+        "flaky" => {
+            let flaky = *shuffled.first()?;
+            let rest: Vec<NodeId> = ids.iter().copied().filter(|i| *i != flaky).collect();
+            Some(Plan {
+                blocked: Vec::new(),
+                delayed: Vec::new(),
+                dropping: cut(&[flaky], &rest),
+                targets: vec![flaky],
+                describe: json!({ "flaky": flaky, "drop_per_chunk": FLAKY_DROP }),
             })
         }
         _ => None,
@@ -104,6 +124,9 @@ pub fn apply(links: &LinkTable, plan: &Plan) {
     }
     for (s, d) in &plan.delayed {
         links.set_delay(*s, *d, SLOW_DELAY);
+    }
+    for (s, d) in &plan.dropping {
+        links.set_drop(*s, *d, FLAKY_DROP);
     }
 }
 
