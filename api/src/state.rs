@@ -31,8 +31,9 @@ pub struct AppState {
 #[cfg(feature = "planted-bugs")]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PlantedBugs {
-    /// `ack-before-commit`: a files-API write answers 200 before its Raft entry is committed
-    /// (the proposal runs in a spawned task whose outcome nobody waits for).
+    /// `ack-before-commit`: a files-API write answers 200 at once, before its Raft entry is
+    /// committed: no read barrier, and the proposal runs in a spawned task whose outcome
+    /// nobody waits for (a write to a node cut off from the quorum is acknowledged and lost).
     pub ack_before_commit: bool,
 }
 

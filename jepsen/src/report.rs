@@ -210,13 +210,14 @@ fn latency_plot(path: &Path, ops: &[Op], text: bool) -> anyhow::Result<()> {
         .map(|o| (secs(o.invoke_ns), (o.complete_ns.saturating_sub(o.invoke_ns) as f64 / 1e6).max(0.01), o.outcome))
         .collect();
     let max_ms = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.5;
+    let min_ms = (points.iter().map(|p| p.1).fold(f64::MAX, f64::min) / 2.0).clamp(0.01, max_ms / 10.0);
     let mut builder = ChartBuilder::on(&root);
     builder.margin(15).x_label_area_size(if text { 40 } else { 5 }).y_label_area_size(if text { 70 } else { 5 });
     if text {
         builder.caption("op latency by invoke time (log scale; shaded: faults)", ("sans-serif", 24));
     }
     let x = 0.0..end_s(ops);
-    let y = (0.01f64..max_ms).log_scale();
+    let y = (min_ms..max_ms).log_scale();
     let mut chart = builder.build_cartesian_2d(x, y).map_err(|e| anyhow::anyhow!("{e}"))?;
     // A log axis draws its labels whatever the label count: without a font, no mesh at all.
     if text {
@@ -227,7 +228,7 @@ fn latency_plot(path: &Path, ops: &[Op], text: bool) -> anyhow::Result<()> {
             .draw()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    shade(&mut chart, ops, (0.01, max_ms), text)?;
+    shade(&mut chart, ops, (min_ms, max_ms), text)?;
     for (outcome, color) in [
         (Outcome::Ok, RGBColor(40, 160, 60)),
         (Outcome::Info, RGBColor(240, 150, 20)),

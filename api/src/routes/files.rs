@@ -86,7 +86,16 @@ pub async fn write(
     let p = path::clean_non_root(q.path.as_deref().unwrap_or(""))?;
     let mkdir = flag("mkdir", q.mkdir.as_deref())?;
     let recursive = flag("recursive", q.recursive.as_deref())?;
-    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    #[cfg(feature = "planted-bugs")]
+    let planted = st.planted.ack_before_commit && !mkdir;
+    #[cfg(not(feature = "planted-bugs"))]
+    let planted = false;
+    let vol = if planted {
+        // PLANTED BUG (jepsen calibration): no read barrier, this node's view of the volume.
+        super::owned_volume(&st, caller, &id)?
+    } else {
+        team_volume(&st, caller, &id, q.consistency.as_deref()).await?
+    };
     if mkdir {
         apply(&st, CommandKind::MakeDir(MakeDir { origin: origin(&vol), path: p, recursive, mode: 0 })).await?;
         return Ok(created(json!({ "created": true })).into_response());
@@ -102,8 +111,7 @@ pub async fn write(
     let size = body.len() as u64;
     let (r, inline) = stage(&st, body, true).await?;
     let cmd = WriteFile { origin: origin(&vol), path: p, content_ref: r.to_string(), size, inline, mode: 0 };
-    #[cfg(feature = "planted-bugs")]
-    if st.planted.ack_before_commit {
+    if planted {
         // PLANTED BUG (jepsen calibration): acknowledge before the entry is committed.
         let st = st.clone();
         tokio::spawn(async move {

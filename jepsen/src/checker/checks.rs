@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::model::{diff, fold, Bootstrap, Entry, Journal, Namespace};
+use super::model::{diff, fold, Bootstrap, Journal, Namespace};
 use crate::history::{Op, Outcome};
 
 /// Counterexamples kept per check (the total is counted separately).
@@ -581,7 +581,7 @@ pub fn cursors(ops: &[Op]) -> Check {
 #[cfg(test)]
 mod tests {
     use super::super::model::tests::write as entry;
-    use super::super::model::{Kind, Node};
+    use super::super::model::{Entry, Kind, Node};
     use super::*;
 
     fn op(id: u64, process: i64, f: &str, t: (u64, u64), outcome: Outcome, value: Value, result: Value) -> Op {

@@ -25,6 +25,8 @@ const PAGE_ENTRIES: u64 = 2048;
 const READS_IN_FLIGHT: usize = 16;
 /// Times the journals are re-read while the nodes disagree on a head (a follower still applying).
 const CONVERGE_ATTEMPTS: u32 = 15;
+/// Times a bootstrap archive answering 409 (its seal not yet applied on this node) is re-read.
+const ARCHIVE_NOT_READY_RETRIES: u32 = 40;
 
 /// One node's final state; a part that could not be fetched is absent (and named in `errors`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -213,11 +215,20 @@ async fn bootstrap(http: &Http, node: &NodeEndpoint, vol: &str) -> anyhow::Resul
     let seq = d["replay_after_seq"].as_u64().context("no replay_after_seq")?;
     let path = d["archive_download_path"].as_str().context("no archive_download_path")?;
     let url = format!("{}{path}&consistency=local", node.url.trim_end_matches('/'));
-    let (status, gz) = http.send(Method::GET, &url, None).await?;
-    if !status.is_success() {
-        bail!("GET {url}: {status} {}", String::from_utf8_lossy(&gz));
+    // The seal is committed when the POST answers, but this node may apply it a moment later
+    // (a local read does not wait): "snapshot is not ready" is retried, bounded.
+    for _ in 0..ARCHIVE_NOT_READY_RETRIES {
+        let (status, gz) = http.send(Method::GET, &url, None).await?;
+        if status == StatusCode::CONFLICT {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        }
+        if !status.is_success() {
+            bail!("GET {url}: {status} {}", String::from_utf8_lossy(&gz));
+        }
+        return Ok(Bootstrap { replay_after_seq: seq, tree: unpack(&gz)? });
     }
-    Ok(Bootstrap { replay_after_seq: seq, tree: unpack(&gz)? })
+    bail!("GET {url}: still 409 after {ARCHIVE_NOT_READY_RETRIES} tries")
 }
 
 /// Fetches every node's bootstraps, then journals (re-read until the nodes agree on each head,
