@@ -732,7 +732,14 @@ async fn two_workers_propagate_both_ways() {
     assert!(t.contains_key("/api/nested/from-api.txt"));
     assert_eq!(std::fs::read(a.p("api/nested/from-api.txt")).unwrap(), b"written through the files API\n");
 
-    phase("the what-survived trees are equal and nothing echoed back");
+    phase("status without --dir finds the attachment from the current directory; logs print");
+    let out = a.cli_in(&a.p("api/nested"), &["status", "--json"], CLI_TIMEOUT);
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(parse_json(&out)["replica_id"], rid_a.as_str());
+    let out = b.cli(&["logs", "--dir", b.d()]);
+    assert!(out.status.success() && !out.stdout.is_empty(), "{}", show(&out));
+
+    phase("nothing echoed back, no conflicts");
     let j = remote.journal().await;
     let api_path = "/api/nested/from-api.txt";
     assert!(
@@ -794,6 +801,9 @@ async fn concurrent_edit_gives_one_conflict() {
     assert_eq!(c["replica_id"], rid_b.as_str(), "{c}");
     let artifact = c["artifact_path"].as_str().unwrap().to_string();
     assert!(artifact.starts_with(&format!("/notes/plan.conflict-{rid_b}-seq-")) && artifact.ends_with(".md"), "{c}");
+    let shown = b.cli(&["conflicts", "show", "/notes/plan.md"]);
+    assert!(shown.status.success(), "{}", show(&shown));
+    assert!(String::from_utf8_lossy(&shown.stdout).contains(&artifact), "{}", show(&shown));
     let listed = b.cli(&["conflicts", "list", "--dir", b.d(), "--json"]);
     assert!(listed.status.success(), "{}", show(&listed));
     let listed = parse_json(&listed);
@@ -1066,22 +1076,30 @@ async fn emptied_dir_is_not_mass_deleted() {
     assert_eq!(synced.values().filter(|n| matches!(n, Node::File { .. })).count(), 20);
     a.wait_idle().await;
 
-    for round in ["volume", "local"] {
-        phase(&format!("[{round}] the worker is killed and the directory emptied"));
+    // (how the directory is lost, how it is then initialized)
+    for (how, round) in [("emptied", "volume"), ("replaced", "volume"), ("emptied", "local")] {
+        phase(&format!("[{round}] the worker is killed and the directory {how}"));
         let pid = a.worker_pid();
         signal(pid, libc::SIGKILL);
         wait_dead(pid).await;
         a.wait_status("stopped", |s| if s["state"] == "stopped" { Ok(()) } else { Err("not stopped".into()) }).await;
-        for e in std::fs::read_dir(&a.dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                std::fs::remove_dir_all(p).unwrap();
-            } else {
-                std::fs::remove_file(p).unwrap();
+        if how == "emptied" {
+            for e in std::fs::read_dir(&a.dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    std::fs::remove_dir_all(p).unwrap();
+                } else {
+                    std::fs::remove_file(p).unwrap();
+                }
             }
+        } else {
+            // A different directory at the same path, with an unrelated file in it.
+            std::fs::rename(&a.dir, a.dir.with_extension("old")).unwrap();
+            std::fs::create_dir(&a.dir).unwrap();
+            write(&a.p("unrelated.txt"), b"not from the volume\n");
         }
 
-        phase(&format!("[{round}] attach without --init-from refuses to propagate the deletion"));
+        phase(&format!("[{how}] attach without --init-from refuses to propagate the deletion"));
         let out = a.attach(&remote.vol, &[]);
         assert!(!out.status.success(), "attach of an emptied dir succeeded: {}", show(&out));
         let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

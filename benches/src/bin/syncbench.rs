@@ -469,8 +469,8 @@ async fn run(args: Args) -> Result<()> {
         println!("{:<52} {:>11.2}s", format!("{name} rsync -a"), a.rsync_s);
         println!("{:<52} {:>11.2}x", format!("{name} ratio attach/rsync"), a.download_s / a.rsync_s.max(1e-9));
         println!(
-            "{:<52} {:>8.1}MiB/s",
-            format!("{name} attach --init-from volume throughput"),
+            "{:<52} {:>7.1}MiB/s",
+            format!("{name} attach --init-from volume rate"),
             a.bytes as f64 / (1024.0 * 1024.0) / a.download_s.max(1e-9)
         );
     }
