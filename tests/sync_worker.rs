@@ -651,6 +651,9 @@ async fn edits_propagate(remote: &Remote, from: &Machine, rid: &str, dirs: &[&Pa
     write(&from.p(&format!("{top}/src/lib/y.rs")), b"fn y() {}\n");
     write(&from.p(&format!("{top}/docs/guide/intro.md")), b"# intro\n");
     write(&from.p(&format!("{top}/docs/readme.md")), &vec![b'r'; 100 * 1024]);
+    // Larger than any inline limit, incompressible-ish.
+    let big: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    write(&from.p(&format!("{top}/docs/big.bin")), &big);
     remote.wait_converged("nested dirs and files everywhere", dirs).await;
 
     phase(&format!("{}: overwrite a file", from.name));
@@ -938,34 +941,43 @@ async fn sigkill_mid_apply_converges() {
     phase("continue B's worker and SIGKILL it as soon as a few files have appeared");
     signal(pid, libc::SIGCONT);
     let count = |dir: &Path| local_tree(dir).map(|t| t.values().filter(|n| matches!(n, Node::File { .. })).count());
-    let deadline = Instant::now() + SYNC_TIMEOUT;
-    let seen = loop {
-        let n = count(&b.dir).unwrap_or(0);
-        if n >= 3 {
-            break n;
+    let mut pid = pid;
+    // Two crash points: right after the first files, and halfway through the resumed apply.
+    for (round, threshold) in [(1, 3), (2, expected_files / 2)] {
+        if round == 2 {
+            phase("restart, and SIGKILL the resumed worker halfway");
+            let (rid_again, new_pid) = b.attach_ok(&remote.vol, &[]);
+            assert_eq!(rid_again, rid_b, "restarting keeps the replica");
+            pid = new_pid;
         }
-        assert!(Instant::now() < deadline, "no files appeared in B within {SYNC_TIMEOUT:?}");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
-    signal(pid, libc::SIGKILL);
-    wait_dead(pid).await;
-    let at_kill = count(&b.dir).unwrap_or(0);
-    let interrupted = at_kill < expected_files;
-    eprintln!("killed after {seen} files seen, {at_kill} on disk of {expected_files} (mid-apply: {interrupted})");
-    if !interrupted {
-        eprintln!("WARNING: the worker had applied everything before the kill; the restart is not mid-apply");
-    }
-    b.wait_status(
-        "stopped after the kill",
-        |s| {
+        let deadline = Instant::now() + SYNC_TIMEOUT;
+        let seen = loop {
+            let n = count(&b.dir).unwrap_or(0);
+            if n >= threshold {
+                break n;
+            }
+            assert!(Instant::now() < deadline, "B did not reach {threshold} files within {SYNC_TIMEOUT:?}: {n}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        signal(pid, libc::SIGKILL);
+        wait_dead(pid).await;
+        let at_kill = count(&b.dir).unwrap_or(0);
+        let interrupted = at_kill < expected_files;
+        eprintln!(
+            "kill {round}: after {seen} files seen, {at_kill} on disk of {expected_files} (mid-apply: {interrupted})"
+        );
+        if !interrupted {
+            eprintln!("WARNING: the worker had applied everything before kill {round}; that restart is not mid-apply");
+        }
+        b.wait_status("stopped after the kill", |s| {
             if s["state"] == "stopped" {
                 Ok(())
             } else {
                 Err("not stopped".into())
             }
-        },
-    )
-    .await;
+        })
+        .await;
+    }
 
     phase("restart the attachment: it resumes and converges");
     let (rid_again, _) = b.attach_ok(&remote.vol, &[]);
@@ -1218,6 +1230,50 @@ async fn gitignore_and_git_dir_are_skipped() {
     assert_eq!(std::fs::read(a.p(".git/HEAD")).unwrap(), b"ref: refs/heads/main\n");
     a.wait_idle().await;
     b.wait_idle().await;
+    a.detach();
+    b.detach();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_init_merges_or_names_differing_paths() {
+    let remote = &Remote::start("team-sync-8").await;
+    let a = &Machine::new("A", remote);
+    let b = &Machine::new("B", remote);
+    remote.write("/shared.txt", b"same\n").await;
+    remote.write("/vol-only/v.txt", b"only in the volume\n").await;
+
+    phase("both non-empty, the common path identical: auto merges both ways");
+    write(&a.p("shared.txt"), b"same\n");
+    write(&a.p("local-only/l.txt"), b"only in A\n");
+    a.attach_ok(&remote.vol, &[]);
+    let t = remote.wait_converged("the union on both sides", &[a.dir.as_path()]).await;
+    for p in ["/shared.txt", "/vol-only/v.txt", "/local-only/l.txt"] {
+        assert!(t.contains_key(p), "{p} missing after the merge: {t:?}");
+    }
+    a.wait_idle().await;
+
+    phase("a common path differs: auto refuses with exit 4 naming it, nothing changes");
+    write(&b.p("shared.txt"), b"different on B\n");
+    write(&b.p("b-only.txt"), b"only in B\n");
+    let before_vol = remote.tree().await.unwrap();
+    let before_b = local_tree(&b.dir).unwrap();
+    let out = b.attach(&remote.vol, &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("shared.txt"),
+        "the differing path is not named: {}",
+        show(&out)
+    );
+    assert_eq!(remote.tree().await.unwrap(), before_vol, "the volume changed");
+    assert_eq!(local_tree(&b.dir).unwrap(), before_b, "B's directory changed");
+
+    phase("--init-from volume then makes B identical to the volume");
+    b.attach_ok(&remote.vol, &["--init-from", "volume"]);
+    let vol = remote.tree().await.unwrap();
+    let bt = local_tree(&b.dir).unwrap();
+    assert_eq!(bt, vol, "{}", tree_diff("B", &bt, "volume", &vol));
+    assert_eq!(std::fs::read(b.p("shared.txt")).unwrap(), b"same\n");
+    remote.wait_converged("all three agree", &[a.dir.as_path(), b.dir.as_path()]).await;
     a.detach();
     b.detach();
 }
