@@ -248,7 +248,9 @@ impl Cluster {
             writeln!(log, "=== harness: starting node {}: {} {}", node.id, self.args.binary.display(), argv.join(" "))?;
         }
         let stderr = log.try_clone()?;
-        let mut child = Command::new(&self.args.binary)
+        let mut cmd = Command::new(&self.args.binary);
+        die_with_parent(&mut cmd);
+        let mut child = cmd
             .args(&argv)
             .envs(self.args.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("RUST_LOG", &self.args.log_filter)
@@ -473,6 +475,20 @@ impl Cluster {
             .map(|n| json!({"id": n.id, "url": n.url(), "peer_addr": n.peer_addr(), "pid": n.pid(),
                 "paused": n.paused, "data_dir": n.data_dir()}))
             .collect::<Vec<_>>())
+    }
+}
+
+/// Makes the child get SIGKILL when the harness dies, even by a signal that skips destructors
+/// (SIGTERM from `timeout`, SIGKILL), so no server outlives its run.
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe; the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 

@@ -93,10 +93,21 @@ async fn main_inner(cli: Cli) -> anyhow::Result<bool> {
     let summary = tokio::select! {
         r = run(opts) => r?,
         _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted"),
+        _ = sigterm() => anyhow::bail!("terminated"),
     };
     println!("run dir: {}", summary.dir.display());
     print!("{}", summary.verdict.summary());
     Ok(summary.valid)
+}
+
+/// Resolves on SIGTERM (so the run's destructors stop every node), never if it cannot listen.
+async fn sigterm() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
 }
 
 fn main() -> ExitCode {

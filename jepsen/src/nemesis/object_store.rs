@@ -53,7 +53,9 @@ impl S3Store {
             l.local_addr()?.port()
         };
         let log = std::fs::File::create(dir.join("s3s-fs.log"))?;
-        let child = Command::new(s3s_fs_binary()?)
+        let mut cmd = Command::new(s3s_fs_binary()?);
+        crate::cluster::die_with_parent(&mut cmd);
+        let child = cmd
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .arg(&root)
