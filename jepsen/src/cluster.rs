@@ -328,14 +328,19 @@ impl Cluster {
         Ok(())
     }
 
-    /// Kills node `id` and starts it again with a fresh, empty data dir and `--join`, so it can
-    /// be added back as a new member.
+    /// Kills node `id`, deletes its data dir, and starts it again with a fresh, empty one and
+    /// `--join`, so it can be added back as a new member.
     pub async fn rejoin_fresh(&mut self, id: NodeId) -> anyhow::Result<()> {
         let i = self.index(id)?;
         if self.nodes[i].is_running() {
             self.kill(id).await?;
         }
         let node = &mut self.nodes[i];
+        // The removed member's state is of no further interest and runs are disk-bound.
+        let old = node.data_dir();
+        if let Err(e) = std::fs::remove_dir_all(&old) {
+            tracing::warn!(node = id, dir = %old.display(), error = %e, "remove the old data dir");
+        }
         node.generation += 1;
         node.joins = true;
         self.spawn(i).await

@@ -7,6 +7,8 @@
 //!   options.json  target.json  history.jsonl  final-health.json
 //!   n<i>/server.log  n<i>/data-<generation>/     s3/ + s3s-fs.log (object-store nemesis)
 //! ```
+//!
+//! The servers log at `info,openraft=warn` unless `JEPSEN_SERVER_LOG` gives another filter.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -201,7 +203,7 @@ pub async fn run(opts: Options) -> anyhow::Result<RunSummary> {
         object_store_args,
         env,
         extra: server_args,
-        log_filter: std::env::var("JEPSEN_SERVER_LOG").unwrap_or_else(|_| "info".into()),
+        log_filter: std::env::var("JEPSEN_SERVER_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
     };
     let admin_token = args.admin_token.clone();
 
