@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::sync::home::{AttachDir, Attachment, Home};
 use crate::sync::init::InitFrom;
 use crate::sync::remote::{Remote, SyncError};
-use crate::sync::status;
+use crate::sync::status::{self, Status};
 use crate::sync::worker::Worker;
 use crate::volume_cli::http::{CliError, CliResult, ErrorKind};
 
@@ -240,7 +240,15 @@ async fn attach(
                     let _ = fs::remove_file(ad.path.join(f));
                 }
             }
-            Remote::new(server, token, volume, "probe")?.volume().await?;
+            let vol = Remote::new(server, token, volume, "probe")?.volume().await?;
+            match vol["access_mode"].as_str() {
+                Some("RWO") => eprintln!(
+                    "warning: volume {volume} is RWO: one replica at a time may write (another one's uploads wait \
+                     until its write lease lapses); use an RWX volume for several writers"
+                ),
+                Some("ROX") => eprintln!("warning: volume {volume} is read-only (ROX): local changes will not upload"),
+                _ => {}
+            }
             let att = Attachment {
                 volume_id: volume.to_string(),
                 dir: dir.clone(),
@@ -301,6 +309,9 @@ fn hold_lock(ad: &AttachDir) -> CliResult<fs::File> {
 
 async fn run_worker(ad: AttachDir, att: Attachment) -> CliResult<()> {
     let _lock = hold_lock(&ad)?;
+    // Whatever an earlier (perhaps killed) worker reported is stale from here on.
+    let starting = Status { state: "starting".into(), ..Status::load(&ad).unwrap_or_default() };
+    starting.save(&ad).map_err(|e| CliError::io("write the status", e))?;
     let mut worker = Worker::open(ad, att).map_err(other)?;
     if let Err(why) = worker.guard() {
         worker.refuse(why.clone());
@@ -412,6 +423,37 @@ async fn logs(ad: &AttachDir, follow: bool) -> CliResult<()> {
     }
 }
 
+/// The volume path a `conflicts` argument names: `/a/b` as is; a relative path, or an absolute
+/// one inside the attached directory, through the local directory.
+fn volume_path_arg(att: &Attachment, arg: &str) -> CliResult<String> {
+    let local = Path::new(arg);
+    let absolute = if local.is_absolute() {
+        if !local.starts_with(&att.dir) {
+            return Ok(format!("/{}", arg.trim_start_matches('/')));
+        }
+        local.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(|e| CliError::io("current directory", e))?.join(local)
+    };
+    let rel = absolute.strip_prefix(&att.dir).map_err(|_| {
+        CliError::other(format!("{arg} is outside {}: give the volume path (starting with /)", att.dir.display()))
+    })?;
+    let mut out = String::new();
+    for c in rel.components() {
+        match c {
+            std::path::Component::Normal(n) => {
+                out.push('/');
+                out.push_str(&n.to_string_lossy());
+            }
+            std::path::Component::ParentDir => {
+                out.truncate(out.rfind('/').unwrap_or(0));
+            }
+            _ => {}
+        }
+    }
+    Ok(if out.is_empty() { "/".into() } else { out })
+}
+
 async fn conflicts(att: &Attachment, command: ConflictsCommand, json: bool) -> CliResult<()> {
     let remote = Remote::new(&att.server, &att.token, &att.volume_id, &att.replica_id)?;
     let on = |c: &Value, path: &str| {
@@ -437,6 +479,7 @@ async fn conflicts(att: &Attachment, command: ConflictsCommand, json: bool) -> C
             }
         }
         ConflictsCommand::Show { path } => {
+            let path = volume_path_arg(att, &path)?;
             let mut all = Vec::new();
             for status in ["open", "resolved", "ignored"] {
                 all.extend(remote.conflicts(status).await?.into_iter().filter(|c| on(c, &path)));
@@ -453,6 +496,7 @@ async fn conflicts(att: &Attachment, command: ConflictsCommand, json: bool) -> C
             }
         }
         ConflictsCommand::Mark { path, ignore } => {
+            let path = volume_path_arg(att, &path)?;
             let status = if ignore { "ignored" } else { "resolved" };
             let open: Vec<Value> = remote.conflicts("open").await?.into_iter().filter(|c| on(c, &path)).collect();
             if open.is_empty() {
@@ -470,4 +514,30 @@ async fn conflicts(att: &Attachment, command: ConflictsCommand, json: bool) -> C
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_paths_may_be_volume_paths_or_local_ones() {
+        let att = Attachment {
+            volume_id: "v".into(),
+            dir: PathBuf::from("/home/me/work"),
+            server: String::new(),
+            token: String::new(),
+            replica_id: String::new(),
+            root_inode: 0,
+            gitignore: true,
+            attached_at: String::new(),
+        };
+        assert_eq!(volume_path_arg(&att, "/notes/plan.md").unwrap(), "/notes/plan.md");
+        assert_eq!(volume_path_arg(&att, "/home/me/work/notes/plan.md").unwrap(), "/notes/plan.md");
+        let cwd = std::env::current_dir().unwrap();
+        if cwd.starts_with(&att.dir) {
+            return; // (never on a test machine) relative arguments resolve against the cwd
+        }
+        assert!(volume_path_arg(&att, "notes/plan.md").unwrap_err().message.contains("outside"));
+    }
 }

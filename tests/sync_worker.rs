@@ -241,8 +241,15 @@ struct Remote {
 
 impl Remote {
     async fn start(team: &str) -> Remote {
+        Remote::start_with(team, &[]).await
+    }
+
+    /// A server started with extra flags (besides `--listen 127.0.0.1:0`).
+    async fn start_with(team: &str, flags: &[&str]) -> Remote {
         let data = tempfile::tempdir().unwrap();
-        let server = Server::start(data.path());
+        let mut args = vec!["--listen".to_string(), "127.0.0.1:0".to_string()];
+        args.extend(flags.iter().map(|f| f.to_string()));
+        let server = Server::start_with(data.path(), &args);
         let c = Client::for_team(&server.url, team).await;
         // Two laptops write to it: RWX (an RWO volume gives the write lease to one replica).
         let r: Value = c
@@ -863,9 +870,8 @@ async fn concurrent_edit_gives_one_conflict() {
     assert_eq!(b.status()["state"], "paused");
 
     phase("conflicts mark resolves it; B resumes and the held edit uploads");
-    // The volume path, the way the worker's own message spells it. (A path relative to the
-    // attachment, `notes/plan.md` from inside it, is refused today: "no open conflict".)
-    let marked = b.cli(&["conflicts", "mark", "/notes/plan.md"]);
+    // A path relative to the current directory inside the attachment names the volume path.
+    let marked = b.cli_in(&b.p("notes"), &["conflicts", "mark", "plan.md"], CLI_TIMEOUT);
     assert!(marked.status.success(), "{}", show(&marked));
     assert!(remote.conflicts("open").await.is_empty(), "{:#?}", remote.conflicts("open").await);
     let resolved = remote.conflicts("resolved").await;
@@ -1276,4 +1282,46 @@ async fn auto_init_merges_or_names_differing_paths() {
     remote.wait_converged("all three agree", &[a.dir.as_path(), b.dir.as_path()]).await;
     a.detach();
     b.detach();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_retention_floor_the_worker_bootstraps_again_and_keeps_unsent_edits() {
+    let remote =
+        &Remote::start_with("team-sync-reseed", &["--journal-retain-entries", "5", "--compaction-interval", "200ms"])
+            .await;
+    let a = &Machine::new("A", remote);
+    write(&a.p("keep.txt"), b"synced\n");
+    write(&a.p("old/gone.txt"), b"old\n");
+    a.attach_ok(&remote.vol, &[]);
+    let s = a.wait_idle().await;
+    let cursor = s["cursor"].as_u64().unwrap();
+
+    phase("A's worker stopped; an unsent local edit; 40 writes and a removal push the floor past its cursor");
+    let pid = a.worker_pid();
+    signal(pid, libc::SIGSTOP);
+    write(&a.p("keep.txt"), b"edited while the worker was stopped\n");
+    for i in 0..40 {
+        remote.write(&format!("/new/{i:02}.txt"), format!("new {i}\n").as_bytes()).await;
+    }
+    let del = remote.c.http.delete(remote.url("/files")).query(&[("path", "/old")]).bearer_auth(&remote.c.token);
+    assert!(del.send().await.unwrap().status().is_success());
+    let after = format!("/api/v1/sandboxvolumes/{}/sync/changes?after={cursor}", remote.vol);
+    wait_until("the floor to pass A's cursor", SYNC_TIMEOUT, || async {
+        match remote.c.get_json(&after).await {
+            Err(e) if e.contains("reseed") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+
+    phase("A resumes: reseed, bootstrap again, the unsent edit uploads, the removal applies");
+    signal(pid, libc::SIGCONT);
+    let t = remote.wait_converged("A and the volume converge", &[&a.dir]).await;
+    assert!(!t.contains_key("/old/gone.txt") && !t.contains_key("/old"), "{t:?}");
+    assert_eq!(t.keys().filter(|k| k.starts_with("/new/")).count(), 40, "the 40 new files: {t:?}");
+    assert_eq!(remote.read("/keep.txt").await.as_deref(), Some(&b"edited while the worker was stopped\n"[..]));
+    a.wait_idle().await;
+    let logs = a.cli(&["logs"]);
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("bootstrapping again"), "{}", show(&logs));
+    a.detach();
 }

@@ -75,6 +75,8 @@ pub struct Worker {
     head: u64,
     pending: usize,
     busy: bool,
+    /// False until the first catch-up with the volume was tried: the head is not known yet.
+    started: bool,
 }
 
 /// One change as sent: its place in the batch, its wire form, and the index update it makes
@@ -119,6 +121,7 @@ impl Worker {
             head: 0,
             pending: 0,
             busy: true,
+            started: false,
         })
     }
 
@@ -439,6 +442,8 @@ impl Worker {
     fn status(&self) -> Status {
         let state = if self.last_error.is_some() {
             "error"
+        } else if !self.started {
+            "starting"
         } else if self.paused {
             "paused"
         } else if self.busy || self.pending > 0 || self.index.cursor() < self.head {
@@ -492,6 +497,7 @@ impl Worker {
         if let Err(e) = self.catch_up().await {
             self.failed("catch up with the volume", &e);
         }
+        self.started = true;
         let (tx, mut events) = mpsc::channel::<()>(1);
         let watched = self.root.clone();
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
