@@ -423,6 +423,34 @@ mod tests {
         .unwrap()
     }
 
+    /// Applies `page` into `root` with no server reachable (any fetch fails the page);
+    /// returns the cursor and the problems noted.
+    async fn apply_offline(
+        root: &Path,
+        index: &mut Index,
+        case_sensitive: bool,
+        page: &[JournalEntry],
+    ) -> (u64, Vec<String>) {
+        let remote = Remote::new("http://127.0.0.1:9", "t", "vol", "me").unwrap();
+        let (rejected, mut problems) = (HashMap::new(), Vec::new());
+        let caps = Capabilities {
+            case_sensitive,
+            unicode_normalization_insensitive: !case_sensitive,
+            windows_compatible_paths: false,
+        };
+        let mut ap = Applier {
+            root,
+            remote: &remote,
+            index,
+            caps,
+            rejected: &rejected,
+            problems: &mut problems,
+            page: HashMap::new(),
+        };
+        let cursor = ap.apply_page(page).await.unwrap();
+        (cursor, problems)
+    }
+
     #[tokio::test]
     async fn a_name_this_file_system_folds_into_another_is_reported_not_written() {
         let root = tempfile::tempdir().unwrap();
@@ -432,26 +460,8 @@ mod tests {
         let md = fs::symlink_metadata(root.path().join("README.md")).unwrap();
         index.stage(vec![("/README.md".into(), Some(Meta::of(&md).unwrap().entry(None)))]);
         index.commit(Some(8)).unwrap();
-        let remote = Remote::new("http://127.0.0.1:9", "t", "vol", "me").unwrap();
-        let (rejected, mut problems) = (HashMap::new(), Vec::new());
-        let caps = Capabilities {
-            case_sensitive: false,
-            unicode_normalization_insensitive: true,
-            windows_compatible_paths: false,
-        };
-        let mut ap = Applier {
-            root: root.path(),
-            remote: &remote,
-            index: &mut index,
-            caps,
-            rejected: &rejected,
-            problems: &mut problems,
-            page: HashMap::new(),
-        };
-        let cursor = ap
-            .apply_page(&[entry("create", "/readme.md", "directory"), entry("create", "/other", "directory")])
-            .await
-            .unwrap();
+        let page = [entry("create", "/readme.md", "directory"), entry("create", "/other", "directory")];
+        let (cursor, problems) = apply_offline(root.path(), &mut index, false, &page).await;
         assert_eq!(cursor, 9);
         assert!(!root.path().join("readme.md").exists(), "not created beside README.md");
         assert!(root.path().join("other").is_dir(), "the rest of the page applies");
@@ -468,13 +478,6 @@ mod tests {
         let state = tempfile::tempdir().unwrap();
         fs::write(root.path().join("p"), "v2").unwrap();
         let mut index = Index::open(state.path()).unwrap();
-        let remote = Remote::new("http://127.0.0.1:9", "t", "vol", "me").unwrap();
-        let (rejected, mut problems) = (HashMap::new(), Vec::new());
-        let caps = Capabilities {
-            case_sensitive: true,
-            unicode_normalization_insensitive: false,
-            windows_compatible_paths: false,
-        };
         let write = |seq: u64, body: &str| -> JournalEntry {
             let sha = local::sha256_hex(body.as_bytes());
             serde_json::from_value(serde_json::json!({
@@ -483,16 +486,8 @@ mod tests {
             }))
             .unwrap()
         };
-        let mut ap = Applier {
-            root: root.path(),
-            remote: &remote,
-            index: &mut index,
-            caps,
-            rejected: &rejected,
-            problems: &mut problems,
-            page: HashMap::new(),
-        };
-        assert_eq!(ap.apply_page(&[write(1, "v1"), write(2, "v2")]).await.unwrap(), 2);
+        let (cursor, problems) = apply_offline(root.path(), &mut index, true, &[write(1, "v1"), write(2, "v2")]).await;
+        assert_eq!(cursor, 2);
         assert_eq!(fs::read_to_string(root.path().join("p")).unwrap(), "v2");
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1, "nothing set aside");
         assert!(problems.is_empty(), "{problems:?}");
