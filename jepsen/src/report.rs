@@ -78,11 +78,14 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 pub fn summarize(ops: &[Op]) -> Value {
     let mut per_f: BTreeMap<String, BTreeMap<&str, u64>> = BTreeMap::new();
     let mut faults: BTreeMap<String, BTreeMap<&str, u64>> = BTreeMap::new();
+    let mut fault_kinds: BTreeMap<String, BTreeMap<&str, u64>> = BTreeMap::new();
     let mut latencies: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for op in ops {
         let name = outcome_name(op.outcome);
         if op.is_fault() {
             *faults.entry(op.f.clone()).or_default().entry(name).or_insert(0) += 1;
+            let kind = op.value.get("kind").and_then(Value::as_str).unwrap_or("-");
+            *fault_kinds.entry(format!("{}/{kind}", op.f)).or_default().entry(name).or_insert(0) += 1;
         } else {
             *per_f.entry(op.f.clone()).or_default().entry(name).or_insert(0) += 1;
             if op.outcome == Outcome::Ok {
@@ -112,6 +115,7 @@ pub fn summarize(ops: &[Op]) -> Value {
         "client_ops": clients,
         "ops": per_f,
         "faults": faults,
+        "fault_kinds": fault_kinds,
         "latency_ms_ok": latency,
     })
 }
@@ -351,6 +355,7 @@ mod tests {
         assert_eq!(r["valid"], false);
         assert_eq!(r["faults"]["kill"]["installed"], 1);
         assert_eq!(r["faults"]["pause"]["skipped"], 1);
+        assert_eq!(r["fault_kinds"]["kill/-"]["installed"], 1);
         assert_eq!(
             r["ops"]["write"]["ok"].as_u64().unwrap() + r["ops"]["sync_append"]["ok"].as_u64().unwrap(),
             400 - 24 - 24
