@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! loop {
-//!   notify event ─▶ debounce (150 ms, at most 1 s) ─▶ push: scan → plan → append batches
+//!   notify event ─▶ debounce (50 ms, at most 1 s) ─▶ push: scan → plan → append batches
 //!   long poll ─────▶ page ─▶ unsent edits on its paths? push first (the volume records the
 //!                            conflict) ─▶ apply page ─▶ commit index + cursor ─▶ PUT cursor
 //!   every 30 s rescan; every 60 s renew the lease; every 2 s while paused, look at conflicts
@@ -36,7 +36,7 @@ use crate::volume_cli::http::{CliError, ErrorKind};
 use crate::volume_cli::progress;
 
 /// Quiet time after the last file-system event before changes are sent.
-const DEBOUNCE: Duration = Duration::from_millis(150);
+const DEBOUNCE: Duration = Duration::from_millis(50);
 /// Longest a burst of events delays sending.
 const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
 /// A full rescan catches what events missed.
