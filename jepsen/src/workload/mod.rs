@@ -30,6 +30,8 @@ use crate::proxy::NodeId;
 pub const NAMES: [&str; 3] = ["append", "sync", "replay"];
 /// The team every workload writes as.
 pub const TEAM: &str = "jepsen";
+/// Attempts of one replica append (the first and its same-request-id retries).
+pub const SYNC_APPEND_ATTEMPTS: usize = 2;
 /// How long the setup may retry before the run is abandoned.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -231,8 +233,9 @@ pub async fn register_replica(ctx: &Ctx, node_url: &str, volume: &str, rid: &str
     ctx.api.call(Method::PUT, &url, &ctx.token, Body::Json(body)).await.data()?["head_seq"].as_u64()
 }
 
-/// Appends `changes` as replica `rid` with `base_seq`, recording a `sync_append` op; retries
-/// once with the same `request_id` and payload if the answer is unknown. The last answer.
+/// Appends `changes` as replica `rid` with `base_seq`, recording one `sync_append` op; an
+/// attempt without an answer is retried with the same `request_id` and payload (up to
+/// [`SYNC_APPEND_ATTEMPTS`] in all). The last answer.
 #[allow(clippy::too_many_arguments)]
 pub async fn sync_append(
     ctx: &Ctx,
@@ -262,45 +265,53 @@ pub async fn sync_append(
         "base_seq": base_seq,
         "changes": changes.iter().map(|c| json!({"path": c.path, "sha256": sha256_hex(&c.content)})).collect::<Vec<_>>(),
     });
+    // One logical op: invoked with the first attempt, completed with the last. A retry with the
+    // same request id continues the same operation (the server answers a retry of an applied
+    // request with the stored response, whose seqs predate the retry), so recording it as a
+    // new op would break the real-time order the checker relies on.
     let mut node = node;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
+    let invoke = ctx.rec.now_ns();
+    let mut attempt_errors: Vec<String> = Vec::new();
+    let mut maybe_applied = false;
+    let answer = loop {
         let url = ctx.volume_url(&node.1, volume, &format!("/sync/replicas/{rid}/changes"));
-        let invoke = ctx.rec.now_ns();
         let answer = ctx.api.call(Method::POST, &url, &ctx.token, Body::Json(body.clone())).await;
-        let result = match &answer {
-            Answer::Ok(d) => json!({
-                "accepted": d["accepted"].as_array().map(|a| a.iter().map(|e| json!({
-                    "seq": e["seq"], "path": e["path"],
-                    "sha256": e["content_sha256"],
-                })).collect::<Vec<_>>()).unwrap_or_default(),
-                "conflicts": d["conflicts"].as_array().map(|a| a.iter().map(|c| json!({
-                    "path": c["path"], "reason": c["reason"], "artifact_path": c["artifact_path"],
-                })).collect::<Vec<_>>()).unwrap_or_default(),
-            }),
-            _ => Value::Null,
-        };
-        ctx.record(
-            process,
-            "sync_append",
-            node.0,
-            invoke,
-            answer.outcome(),
-            value.clone(),
-            result,
-            answer.error_text(),
-        );
-        if answer.outcome() != Outcome::Info || attempt >= 2 || ctx.stopped() {
-            return answer;
+        if answer.outcome() != Outcome::Info || attempt_errors.len() + 1 >= SYNC_APPEND_ATTEMPTS || ctx.stopped() {
+            break answer;
         }
-        // Same request id, same payload: the server must apply it at most once.
-        let mut rng = StdRng::seed_from_u64(invoke);
+        maybe_applied = true;
+        attempt_errors.push(answer.error_text().unwrap_or_default());
+        // Same request id, same payload, maybe another node: applied at most once.
+        let mut rng = StdRng::seed_from_u64(invoke ^ attempt_errors.len() as u64);
         match ctx.pick_node(&mut rng).await {
             Some(n) => node = n,
-            None => return answer,
+            None => break answer,
         }
+    };
+    let result = match &answer {
+        Answer::Ok(d) => json!({
+            "accepted": d["accepted"].as_array().map(|a| a.iter().map(|e| json!({
+                "seq": e["seq"], "path": e["path"],
+                "sha256": e["content_sha256"],
+            })).collect::<Vec<_>>()).unwrap_or_default(),
+            "conflicts": d["conflicts"].as_array().map(|a| a.iter().map(|c| json!({
+                "path": c["path"], "reason": c["reason"], "artifact_path": c["artifact_path"],
+            })).collect::<Vec<_>>()).unwrap_or_default(),
+        }),
+        _ => Value::Null,
+    };
+    // A refusal after an attempt without an answer does not undo that attempt.
+    let outcome = match answer.outcome() {
+        Outcome::Fail if maybe_applied => Outcome::Info,
+        o => o,
+    };
+    let mut value = value;
+    value["attempts"] = json!(attempt_errors.len() + 1);
+    if !attempt_errors.is_empty() {
+        value["attempt_errors"] = json!(attempt_errors);
     }
+    ctx.record(process, "sync_append", node.0, invoke, outcome, value, result, answer.error_text());
+    answer
 }
 
 /// Writes `content` at `path` through the files API, recording a `write` op.
