@@ -308,3 +308,44 @@ pub async fn fetch_all(target: &Target) -> FinalState {
     }
     st
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archives_unpack_into_namespaces() {
+        let mut b = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default()));
+        let mut dir = tar::Header::new_gnu();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_mode(0o755);
+        dir.set_size(0);
+        b.append_data(&mut dir, "d/", std::io::empty()).unwrap();
+        let mut file = tar::Header::new_gnu();
+        file.set_entry_type(tar::EntryType::Regular);
+        file.set_mode(0o600);
+        file.set_size(2);
+        b.append_data(&mut file, "d/f.txt", &b"hi"[..]).unwrap();
+        let gz = b.into_inner().unwrap().finish().unwrap();
+        let ns = unpack(&gz).unwrap();
+        assert_eq!(ns["/d"], Node { kind: Kind::Dir, sha256: None, mode: 0o755 });
+        assert_eq!(ns["/d/f.txt"].sha256.as_deref(), Some(hex::encode(Sha256::digest(b"hi")).as_str()));
+        assert_eq!(ns["/d/f.txt"].mode, 0o600);
+        assert!(unpack(b"not a gzip").is_err());
+    }
+
+    #[test]
+    fn journal_entries_parse_and_compare_in_full() {
+        let wire = json!({ "seq": 3, "volume_id": "v", "team_id": "t", "source": "replica", "replica_id": "r",
+            "event_type": "write", "path": "/a.conflict-r-seq-2", "normalized_path": "/a.conflict-r-seq-2",
+            "tombstone": false, "entry_kind": "file", "mode": 420, "content_ref": "sha256:ab", "content_sha256": "ab",
+            "size_bytes": 2, "metadata": { "conflict_artifact": true }, "created_at": "2026-11-22T00:00:00Z" });
+        let e: Entry = serde_json::from_value(wire.clone()).unwrap();
+        assert!(e.is_file_write() && e.is_conflict_artifact());
+        assert_eq!(e.sha256(), Some("ab"));
+        assert_eq!(serde_json::to_value(&e).unwrap(), wire, "nothing is dropped");
+        let mut other = wire.clone();
+        other["created_at"] = json!("2026-11-22T00:00:01Z");
+        assert_ne!(e, serde_json::from_value::<Entry>(other).unwrap(), "every field takes part in the comparison");
+    }
+}
