@@ -378,36 +378,47 @@ pub fn real_time_order(ops: &[Op], journals: &BTreeMap<String, Journal>) -> Chec
     let mut c = Check::new(REAL_TIME_ORDER);
     let (claims, _) = claims(ops);
     let idx = index(journals);
-    // op id → (volume, min seq, max seq) over its located content.
-    let mut located: BTreeMap<u64, (&Op, String, u64, u64)> = BTreeMap::new();
+    // The same content sent again (a retry with the same request id) may have been committed by
+    // an earlier attempt: an op is taken as invoked when the first op carrying its content was.
+    let mut first_invoke: HashMap<(String, String), u64> = HashMap::new();
     for cl in &claims {
-        for p in idx.get(&(cl.volume.clone(), cl.sha.clone())).into_iter().flatten() {
-            let e = located.entry(cl.op.id).or_insert((cl.op, cl.volume.clone(), p.seq, p.seq));
+        let t = first_invoke.entry((cl.volume.clone(), cl.sha.clone())).or_insert(u64::MAX);
+        *t = (*t).min(cl.op.invoke_ns);
+    }
+    // op id → (volume, min seq, max seq, effective invoke) over its located content.
+    let mut located: BTreeMap<u64, (&Op, String, u64, u64, u64)> = BTreeMap::new();
+    for cl in &claims {
+        let key = (cl.volume.clone(), cl.sha.clone());
+        let invoke = first_invoke[&key];
+        for p in idx.get(&key).into_iter().flatten() {
+            let e = located.entry(cl.op.id).or_insert((cl.op, cl.volume.clone(), p.seq, p.seq, invoke));
             e.2 = e.2.min(p.seq);
             e.3 = e.3.max(p.seq);
+            e.4 = e.4.min(invoke);
         }
     }
-    let mut per_volume: BTreeMap<&str, Vec<(&Op, u64, u64)>> = BTreeMap::new();
-    for (op, vol, lo, hi) in located.values() {
-        per_volume.entry(vol.as_str()).or_default().push((op, *lo, *hi));
+    let mut per_volume: BTreeMap<&str, Vec<(&Op, u64, u64, u64)>> = BTreeMap::new();
+    for (op, vol, lo, hi, invoke) in located.values() {
+        per_volume.entry(vol.as_str()).or_default().push((op, *lo, *hi, *invoke));
     }
     if per_volume.is_empty() {
         return c.skip("no write located in any journal");
     }
     for (vol, list) in per_volume {
         // Acknowledged ops by completion time, with the running maximum of their seqs.
-        let mut acked: Vec<&(&Op, u64, u64)> = list.iter().filter(|(op, _, _)| op.outcome == Outcome::Ok).collect();
-        acked.sort_by_key(|(op, _, _)| op.complete_ns);
+        let mut acked: Vec<&(&Op, u64, u64, u64)> =
+            list.iter().filter(|(op, _, _, _)| op.outcome == Outcome::Ok).collect();
+        acked.sort_by_key(|(op, _, _, _)| op.complete_ns);
         let mut prefix_max: Vec<(u64, &Op)> = Vec::with_capacity(acked.len());
-        for (op, _, hi) in &acked {
+        for (op, _, hi, _) in &acked {
             match prefix_max.last() {
                 Some(&(m, mop)) if m >= *hi => prefix_max.push((m, mop)),
                 _ => prefix_max.push((*hi, op)),
             }
         }
-        for (b, lo, _) in &list {
+        for (b, lo, _, invoke) in &list {
             c.add("ops_located", 1);
-            let n = acked.partition_point(|(op, _, _)| op.complete_ns < b.invoke_ns);
+            let n = acked.partition_point(|(op, _, _, _)| op.complete_ns < *invoke);
             if n == 0 {
                 continue;
             }
@@ -418,7 +429,7 @@ pub fn real_time_order(ops: &[Op], journals: &BTreeMap<String, Journal>) -> Chec
                     json!({ "volume": vol,
                         "earlier": { "op": a.id, "f": a.f, "complete_ns": a.complete_ns, "seq": max_seq,
                             "path": a.value.get("path"), "node": a.node },
-                        "later": { "op": b.id, "f": b.f, "invoke_ns": b.invoke_ns, "seq": lo,
+                        "later": { "op": b.id, "f": b.f, "invoke_ns": invoke, "seq": lo,
                             "path": b.value.get("path"), "node": b.node, "outcome": b.outcome },
                         "why": "acknowledged before the later op was invoked, yet journaled at a larger seq" }),
                 );
@@ -708,6 +719,15 @@ mod tests {
         // Concurrent ops may land in either order.
         let ops = vec![w(0, (0, 25), Outcome::Ok, "/a", "aa"), w(1, (20, 30), Outcome::Ok, "/b", "bb")];
         assert!(real_time_order(&ops, &j).valid);
+        // A retry of the same content (same request id) acknowledged after /a completed, whose
+        // first attempt (invoked before) committed it: not a violation.
+        let ops = vec![
+            w(0, (0, 100), Outcome::Info, "/b", "bb"),
+            w(1, (10, 20), Outcome::Ok, "/a", "aa"),
+            w(2, (30, 40), Outcome::Ok, "/b", "bb"),
+        ];
+        let c = real_time_order(&ops, &j);
+        assert!(c.valid, "{c:?}");
     }
 
     #[test]
