@@ -61,10 +61,24 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let app = tideline_api::router(state);
     println!("tideline listening on http://{addr}");
     tracing::info!(%addr, %advertise, node_id = args.node_id, data_dir = %args.data_dir.display(), "serving");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serve http")?;
+    let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    tokio::select! {
+        served = serve => served.context("serve http")?,
+        () = raft_stopped(&node) => {
+            // A node whose Raft core died (a fatal storage error) must not go on answering as
+            // if it were a member: exit, so its supervisor restarts it and it catches up.
+            anyhow::bail!("raft stopped on a fatal error (logged above); exiting so the node can be restarted");
+        }
+    }
     tracing::info!("shutting down raft");
     node.shutdown().await;
     Ok(())
+}
+
+/// Resolves when the Raft core has exited (its metrics channel closes).
+async fn raft_stopped(node: &RaftNode) {
+    let mut metrics = node.raft().metrics();
+    while metrics.changed().await.is_ok() {}
 }
 
 async fn shutdown_signal() {

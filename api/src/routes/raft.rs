@@ -57,7 +57,15 @@ pub async fn vote(State(st): State<AppState>, req: Request) -> ApiResult<Respons
 
 pub async fn snapshot(State(st): State<AppState>, req: Request) -> ApiResult<Response> {
     let rpc = chunk_from(admit(&st, req).await?).map_err(ApiError::bad_request)?;
-    match st.node.raft().install_snapshot(rpc).await {
+    // Receiving a chunk is not cancel-safe in openraft 0.9: the file position moves before
+    // the stream's offset does, so a chunk cut off by a sender's timeout (dropping this
+    // handler) would make the retried chunk land at the wrong place and corrupt the snapshot.
+    // Run it to completion in its own task; a retry waits for it and finds a consistent offset.
+    let raft = st.node.raft().clone();
+    let received = tokio::spawn(async move { raft.install_snapshot(rpc).await })
+        .await
+        .map_err(|e| ApiError::internal(format!("snapshot chunk task: {e}")))?;
+    match received {
         Ok(resp) => Ok(proto(SnapshotChunkResponse {
             vote: Some(tideline_raft::codec::vote_to(&resp.vote)),
             ..Default::default()
