@@ -178,8 +178,8 @@ async fn dispatch(args: SyncArgs) -> CliResult<()> {
             logs(&ad, follow).await
         }
         SyncCommand::Conflicts { dir, command } => {
-            let (_, att) = home.find(dir.as_deref()).map_err(|e| CliError::new(ErrorKind::NotFound, e.to_string()))?;
-            conflicts(&att, command, args.json).await
+            let (ad, att) = home.find(dir.as_deref()).map_err(|e| CliError::new(ErrorKind::NotFound, e.to_string()))?;
+            conflicts(&ad, &att, command, args.json).await
         }
         SyncCommand::Detach { dir } => {
             let (ad, att) = home.find(dir.as_deref()).map_err(|e| CliError::new(ErrorKind::NotFound, e.to_string()))?;
@@ -454,20 +454,37 @@ fn volume_path_arg(att: &Attachment, arg: &str) -> CliResult<String> {
     Ok(if out.is_empty() { "/".into() } else { out })
 }
 
-async fn conflicts(att: &Attachment, command: ConflictsCommand, json: bool) -> CliResult<()> {
+async fn conflicts(ad: &AttachDir, att: &Attachment, command: ConflictsCommand, json: bool) -> CliResult<()> {
     let remote = Remote::new(&att.server, &att.token, &att.volume_id, &att.replica_id)?;
     let on = |c: &Value, path: &str| {
         [&c["path"], &c["artifact_path"], &c["incoming_path"]].iter().any(|p| p.as_str() == Some(path))
     };
     match command {
         ConflictsCommand::List => {
-            let open = remote.conflicts("open").await?;
+            let mut open = remote.conflicts("open").await?;
+            // Entries this directory cannot hold, as the worker reported them.
+            let local = Status::load(ad).map(|s| s.local_conflicts).unwrap_or_default();
+            open.extend(local.iter().map(|c| {
+                serde_json::json!({
+                    "scope": "local", "status": "open", "path": c.path, "reason": c.reason,
+                    "existing_path": c.existing_path, "seq": c.seq, "artifact_path": "",
+                })
+            }));
             if json {
                 println!("{}", Value::Array(open));
             } else if open.is_empty() {
                 println!("no open conflicts");
             } else {
-                for c in &open {
+                for c in open.iter().filter(|c| c["scope"] == "local") {
+                    println!(
+                        "{}  {}  not written here: collides with {} on this file system (seq {})",
+                        c["path"].as_str().unwrap_or(""),
+                        c["reason"].as_str().unwrap_or(""),
+                        c["existing_path"].as_str().unwrap_or(""),
+                        c["seq"]
+                    );
+                }
+                for c in open.iter().filter(|c| c["scope"] != "local") {
                     println!(
                         "{}  {}  kept as {}  ({})",
                         c["path"].as_str().unwrap_or(""),

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use super::index::{rekey, Entry, Index, Kind};
 use super::local::{self, local_path, parent, Capabilities, Meta, TMP_PREFIX};
 use super::remote::{JournalEntry, Remote, SyncError, SyncResult};
+use super::status::LocalConflict;
 use crate::volume_cli::http::CliError;
 
 const DEFAULT_FILE_MODE: u32 = 0o644;
@@ -46,6 +47,8 @@ pub struct Applier<'a> {
     pub rejected: &'a HashMap<String, String>,
     /// Paths that could not be written here, each naming the path and why.
     pub problems: &'a mut Vec<String>,
+    /// Entries this file system cannot hold (also named in `problems`).
+    pub local_conflicts: &'a mut Vec<LocalConflict>,
     /// The contents the page being applied writes, by path.
     pub page: HashMap<String, Vec<String>>,
 }
@@ -138,7 +141,7 @@ impl Applier<'_> {
     }
 
     /// True (and noted) when `path` cannot exist beside its siblings on this file system.
-    fn unrepresentable(&mut self, path: &str) -> bool {
+    fn unrepresentable(&mut self, path: &str, seq: u64) -> bool {
         let dir = parent(path);
         let prefix = if dir == "/" { "/".to_string() } else { format!("{dir}/") };
         let siblings = self
@@ -150,6 +153,13 @@ impl Applier<'_> {
             .map(|(k, _)| k.clone());
         match local::collides(&self.caps, path, siblings) {
             Some(other) => {
+                self.local_conflicts.retain(|c| c.path != path);
+                self.local_conflicts.push(LocalConflict {
+                    path: path.to_string(),
+                    reason: "casefold_collision".into(),
+                    existing_path: other.clone(),
+                    seq,
+                });
                 self.problems.push(format!(
                     "cannot create {path} here: it collides with {other} on this file system (not written)"
                 ));
@@ -160,7 +170,7 @@ impl Applier<'_> {
     }
 
     fn make_dir(&mut self, e: &JournalEntry) -> io::Result<()> {
-        if self.unrepresentable(&e.path) {
+        if self.unrepresentable(&e.path, e.seq) {
             return Ok(());
         }
         self.make_room(&e.path, Kind::Dir, e.seq)?;
@@ -177,7 +187,7 @@ impl Applier<'_> {
         let (Some(content_ref), Some(sha)) = (e.content_ref.as_deref(), e.content_sha256.as_deref()) else {
             return Ok(()); // a write without content describes nothing to materialize
         };
-        if self.unrepresentable(&e.path) {
+        if self.unrepresentable(&e.path, e.seq) {
             return Ok(());
         }
         let target = local_path(self.root, &e.path);
@@ -234,7 +244,7 @@ impl Applier<'_> {
     }
 
     fn rename(&mut self, from: &str, to: &str, seq: u64) -> io::Result<()> {
-        if self.unrepresentable(to) {
+        if self.unrepresentable(to, seq) {
             return Ok(());
         }
         let (src, dst) = (local_path(self.root, from), local_path(self.root, to));
@@ -424,15 +434,15 @@ mod tests {
     }
 
     /// Applies `page` into `root` with no server reachable (any fetch fails the page);
-    /// returns the cursor and the problems noted.
+    /// returns the cursor, the problems noted and the local conflicts.
     async fn apply_offline(
         root: &Path,
         index: &mut Index,
         case_sensitive: bool,
         page: &[JournalEntry],
-    ) -> (u64, Vec<String>) {
+    ) -> (u64, Vec<String>, Vec<LocalConflict>) {
         let remote = Remote::new("http://127.0.0.1:9", "t", "vol", "me").unwrap();
-        let (rejected, mut problems) = (HashMap::new(), Vec::new());
+        let (rejected, mut problems, mut local_conflicts) = (HashMap::new(), Vec::new(), Vec::new());
         let caps = Capabilities {
             case_sensitive,
             unicode_normalization_insensitive: !case_sensitive,
@@ -445,10 +455,11 @@ mod tests {
             caps,
             rejected: &rejected,
             problems: &mut problems,
+            local_conflicts: &mut local_conflicts,
             page: HashMap::new(),
         };
         let cursor = ap.apply_page(page).await.unwrap();
-        (cursor, problems)
+        (cursor, problems, local_conflicts)
     }
 
     #[tokio::test]
@@ -461,7 +472,14 @@ mod tests {
         index.stage(vec![("/README.md".into(), Some(Meta::of(&md).unwrap().entry(None)))]);
         index.commit(Some(8)).unwrap();
         let page = [entry("create", "/readme.md", "directory"), entry("create", "/other", "directory")];
-        let (cursor, problems) = apply_offline(root.path(), &mut index, false, &page).await;
+        let (cursor, problems, local) = apply_offline(root.path(), &mut index, false, &page).await;
+        let expected = LocalConflict {
+            path: "/readme.md".into(),
+            reason: "casefold_collision".into(),
+            existing_path: "/README.md".into(),
+            seq: 9,
+        };
+        assert_eq!(local, vec![expected], "listed by `sync conflicts list`");
         assert_eq!(cursor, 9);
         assert!(!root.path().join("readme.md").exists(), "not created beside README.md");
         assert!(root.path().join("other").is_dir(), "the rest of the page applies");
@@ -486,7 +504,9 @@ mod tests {
             }))
             .unwrap()
         };
-        let (cursor, problems) = apply_offline(root.path(), &mut index, true, &[write(1, "v1"), write(2, "v2")]).await;
+        let (cursor, problems, local) =
+            apply_offline(root.path(), &mut index, true, &[write(1, "v1"), write(2, "v2")]).await;
+        assert!(local.is_empty());
         assert_eq!(cursor, 2);
         assert_eq!(fs::read_to_string(root.path().join("p")).unwrap(), "v2");
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 1, "nothing set aside");

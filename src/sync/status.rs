@@ -16,6 +16,21 @@ pub struct Status {
     pub open_conflicts: usize,
     /// Paths that cannot be synced and the last failure, each a sentence naming its subject.
     pub errors: Vec<String>,
+    /// Volume paths this file system cannot hold beside an existing name (not written here).
+    #[serde(default)]
+    pub local_conflicts: Vec<LocalConflict>,
+}
+
+/// A volume entry that cannot exist in this directory: listed by `sync conflicts list` beside the
+/// server's conflicts. It stays unwritten until the volume renames or removes one of the names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalConflict {
+    pub path: String,
+    /// `casefold_collision`: the name folds (case, Unicode normalization) onto `existing_path`.
+    pub reason: String,
+    pub existing_path: String,
+    /// The journal entry that was not applied.
+    pub seq: u64,
 }
 
 impl Status {
@@ -52,5 +67,6 @@ pub fn report(ad: &AttachDir, att: &Attachment) -> serde_json::Value {
         "open_conflicts": st.open_conflicts,
         "worker_pid": pid,
         "errors": st.errors,
+        "local_conflicts": st.local_conflicts,
     })
 }

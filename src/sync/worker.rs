@@ -31,7 +31,7 @@ use super::init::{self, InitFrom, Outcome, Policy};
 use super::local::{self, local_path, Capabilities, Meta, TMP_PREFIX};
 use super::plan::{self, Change};
 use super::remote::{Page, Remote, SyncError, SyncResult, PAGE_ENTRIES};
-use super::status::Status;
+use super::status::{LocalConflict, Status};
 use crate::volume_cli::http::{CliError, ErrorKind};
 use crate::volume_cli::progress;
 
@@ -68,6 +68,7 @@ pub struct Worker {
     caps: Capabilities,
     rejected: HashMap<String, String>,
     problems: Vec<String>,
+    local_conflicts: Vec<LocalConflict>,
     scan_problems: Vec<String>,
     last_error: Option<String>,
     paused: bool,
@@ -114,6 +115,7 @@ impl Worker {
             caps,
             rejected: HashMap::new(),
             problems: Vec::new(),
+            local_conflicts: Vec::new(),
             scan_problems: Vec::new(),
             last_error: None,
             paused: false,
@@ -137,6 +139,7 @@ impl Worker {
             caps: self.caps,
             rejected: &self.rejected,
             problems: &mut self.problems,
+            local_conflicts: &mut self.local_conflicts,
             page: HashMap::new(),
         }
     }
@@ -461,6 +464,7 @@ impl Worker {
             pending_local: self.pending,
             open_conflicts: self.open_conflicts,
             errors,
+            local_conflicts: self.local_conflicts.clone(),
         }
     }
 
