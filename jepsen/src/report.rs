@@ -244,6 +244,15 @@ fn latency_plot(path: &Path, ops: &[Op], text: bool) -> anyhow::Result<()> {
             series.label(outcome_name(outcome)).legend(move |(x, y)| Circle::new((x + 7, y), 4, color.filled()));
         }
     }
+    finish(&mut chart, &root, text)
+}
+
+/// Draws the legend (when there is text) and writes the image.
+fn finish<'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>,
+    root: &DrawingArea<BitMapBackend<'a>, Shift>,
+    text: bool,
+) -> anyhow::Result<()> {
     if text {
         chart
             .configure_series_labels()
@@ -295,17 +304,7 @@ fn throughput_plot(path: &Path, ops: &[Op], text: bool) -> anyhow::Result<()> {
             s.label(name).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], style));
         }
     }
-    if text {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(())
+    finish(&mut chart, &root, text)
 }
 
 #[cfg(test)]
