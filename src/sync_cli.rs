@@ -29,6 +29,7 @@ use crate::sync::remote::{Remote, SyncError};
 use crate::sync::status::{self, Status};
 use crate::sync::worker::Worker;
 use crate::volume_cli::http::{CliError, CliResult, ErrorKind};
+use crate::volume_cli::ClientArgs;
 
 /// How long `detach` waits for a worker to stop after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -37,15 +38,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Args, Debug)]
 pub struct SyncArgs {
-    /// Server to talk to (any node of the cluster).
-    #[arg(long, env = "TIDELINE_URL", default_value_t = crate::default_server_url(), global = true)]
-    server: String,
-    /// Team token (required by `attach`; the others use the attachment's).
-    #[arg(long, env = "TIDELINE_TOKEN", hide_env_values = true, global = true)]
-    token: Option<String>,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    json: bool,
+    /// `attach` needs the token; the other commands use the attachment's.
+    #[command(flatten)]
+    client: ClientArgs,
     #[command(subcommand)]
     command: SyncCommand,
 }
@@ -116,7 +111,6 @@ enum ConflictsCommand {
 }
 
 pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
-    let json = args.json;
     let code = match dispatch(args).await {
         Ok(()) => 0,
         Err(e) => {
@@ -124,7 +118,6 @@ pub async fn run(args: SyncArgs) -> anyhow::Result<()> {
             e.kind.exit_code()
         }
     };
-    let _ = json;
     if code != 0 {
         std::process::exit(code);
     }
@@ -146,18 +139,20 @@ async fn dispatch(args: SyncArgs) -> CliResult<()> {
     let home = Home::locate().map_err(other)?;
     match args.command {
         SyncCommand::Attach { volume, dir, init_from, foreground, no_gitignore } => {
-            let token =
-                args.token.ok_or_else(|| CliError::other("a team token is required: --token or TIDELINE_TOKEN"))?;
-            attach(&home, &args.server, &token, &volume, &dir, init_from, foreground, !no_gitignore).await
+            let token = args
+                .client
+                .token
+                .ok_or_else(|| CliError::other("a team token is required: --token or TIDELINE_TOKEN"))?;
+            attach(&home, &args.client.server, &token, &volume, &dir, init_from, foreground, !no_gitignore).await
         }
         SyncCommand::Status { dir } => {
             let (ad, att) = home.find(dir.as_deref()).map_err(|e| CliError::new(ErrorKind::NotFound, e.to_string()))?;
-            print_status(&status::report(&ad, &att), args.json);
+            print_status(&status::report(&ad, &att), args.client.json);
             Ok(())
         }
         SyncCommand::List => {
             let all: Vec<Value> = home.list().map_err(other)?.iter().map(|(ad, att)| status::report(ad, att)).collect();
-            if args.json {
+            if args.client.json {
                 println!("{}", Value::Array(all));
             } else if all.is_empty() {
                 println!("no attachments");
@@ -179,7 +174,7 @@ async fn dispatch(args: SyncArgs) -> CliResult<()> {
         }
         SyncCommand::Conflicts { dir, command } => {
             let (ad, att) = home.find(dir.as_deref()).map_err(|e| CliError::new(ErrorKind::NotFound, e.to_string()))?;
-            conflicts(&ad, &att, command, args.json).await
+            conflicts(&ad, &att, command, args.client.json).await
         }
         SyncCommand::Detach { dir } => {
             let (ad, att) = home.find(dir.as_deref()).map_err(|e| CliError::new(ErrorKind::NotFound, e.to_string()))?;

@@ -31,17 +31,24 @@ const UPLOAD_BYTES_MAX: u64 = 100 * 1024 * 1024;
 /// Exit code for usage errors, as clap uses.
 const EXIT_USAGE: i32 = 2;
 
+/// Where a team-token client connects, and how it prints: shared by `volume` and `sync`.
 #[derive(Args, Debug)]
-pub struct VolumeArgs {
+pub struct ClientArgs {
     /// Server to talk to (any node of the cluster).
     #[arg(long, env = "TIDELINE_URL", default_value_t = crate::default_server_url(), global = true)]
-    server: String,
-    /// Team token (required).
+    pub server: String,
+    /// Team token.
     #[arg(long, env = "TIDELINE_TOKEN", hide_env_values = true, global = true)]
-    token: Option<String>,
-    /// Print the API's `data` as JSON instead of tables.
+    pub token: Option<String>,
+    /// Print JSON (the API's `data`) instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct VolumeArgs {
+    #[command(flatten)]
+    client: ClientArgs,
     #[command(subcommand)]
     command: VolumeCommand,
 }
@@ -162,12 +169,12 @@ enum SnapshotCommand {
 
 /// Runs the command; on failure prints `error: …` and exits with the error's code.
 pub async fn run(args: VolumeArgs) -> anyhow::Result<()> {
-    let Some(token) = args.token.clone().filter(|t| !t.is_empty()) else {
+    let Some(token) = args.client.token.clone().filter(|t| !t.is_empty()) else {
         eprintln!("error: --token (or TIDELINE_TOKEN) is required");
         std::process::exit(EXIT_USAGE);
     };
-    let result = match VolumeClient::new(&args.server, &token) {
-        Ok(client) => Cli { client, json: args.json }.execute(args.command).await,
+    let result = match VolumeClient::new(&args.client.server, &token) {
+        Ok(client) => Cli { client, json: args.client.json }.execute(args.command).await,
         Err(e) => Err(e),
     };
     if let Err(e) = result {

@@ -23,7 +23,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{Client, Server};
+use common::{show, Client, Server};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -39,15 +39,6 @@ const POLL: Duration = Duration::from_millis(100);
 fn phase(what: &str) {
     tracing::info!("--- {what}");
     eprintln!("--- {what}");
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Runs `tideline ARGS` to completion within `timeout`. Output goes to files rather than pipes,

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Client, Server};
+use common::{show, Client, Server};
 use serde_json::Value;
 
 /// Runs `tideline volume ARGS` against `url` with `token`.
@@ -19,15 +19,6 @@ fn tl(url: &str, token: &str, args: &[&str]) -> Output {
         .env("RUST_LOG", "warn")
         .output()
         .expect("run tideline")
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// Asserts success and returns stdout.

@@ -244,3 +244,13 @@ pub fn content(i: usize) -> Vec<u8> {
     let len = if i % 50 == 0 { 70 * 1024 + i } else { 16 + i % 300 };
     (0..len).map(|j| ((i * 31 + j * 7) % 256) as u8).collect()
 }
+
+/// A finished command's exit status and output, for assertion messages.
+pub fn show(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
