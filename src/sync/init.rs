@@ -108,36 +108,33 @@ fn each_item(path: &Path, mut f: impl FnMut(Item, &mut dyn Read) -> io::Result<(
     Ok(())
 }
 
+/// An archive's entries: path → (kind, mode, sha256 of a file).
+pub type Listing = BTreeMap<String, (Kind, u32, Option<String>)>;
+
 /// Files and directories in the archive, with each file's sha256 (content is hashed, not kept).
-pub fn list(archive: &Path) -> io::Result<BTreeMap<String, (Kind, u32, Option<String>, u64)>> {
-    let mut out = BTreeMap::new();
+pub fn list(archive: &Path) -> io::Result<Listing> {
+    let mut out = Listing::new();
     each_item(archive, |item, r| {
-        let (sha, size) = if item.kind == Kind::File {
-            let mut w = HashingWriter::default();
-            let n = io::copy(r, &mut w)?;
-            (Some(hex::encode(sha2::Digest::finalize(w.0))), n)
-        } else {
-            (None, 0)
-        };
-        out.insert(item.path, (item.kind, item.mode, sha, size));
+        let sha = if item.kind == Kind::File { Some(hash_reader(r)?) } else { None };
+        out.insert(item.path, (item.kind, item.mode, sha));
         Ok(())
     })?;
     Ok(out)
 }
 
 /// Paths both sides have with different content or kind (what `auto` refuses to merge).
-pub fn differences(root: &Path, archive: &Path) -> io::Result<Vec<String>> {
+pub fn differences(root: &Path, listing: &Listing) -> io::Result<Vec<String>> {
     let mut out = Vec::new();
-    for (path, (kind, _, sha, _)) in list(archive)? {
-        let Some(md) = local::lstat(root, &path)? else { continue };
+    for (path, (kind, _, sha)) in listing {
+        let Some(md) = local::lstat(root, path)? else { continue };
         let differs = match Meta::of(&md) {
             None => true,
-            Some(m) if m.kind != kind => true,
-            Some(_) if kind == Kind::File => local::hash_file(&local_path(root, &path))? != sha.unwrap_or_default(),
+            Some(m) if m.kind != *kind => true,
+            Some(_) if *kind == Kind::File => Some(local::hash_file(&local_path(root, path))?) != *sha,
             Some(_) => false,
         };
         if differs {
-            out.push(path);
+            out.push(path.clone());
         }
     }
     Ok(out)

@@ -201,7 +201,7 @@ impl Worker {
                     Policy::Volume
                 } else {
                     let differ =
-                        init::differences(&self.root, &staging).map_err(io_err("compare with the volume".into()))?;
+                        init::differences(&self.root, &remote_has).map_err(io_err("compare with the volume".into()))?;
                     if !differ.is_empty() {
                         let _ = std::fs::remove_file(&staging);
                         return Err(SyncError::Other(init::refuse_merge(&differ)));
