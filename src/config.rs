@@ -54,7 +54,8 @@ pub struct ServerArgs {
     /// Admin token; if absent, read from or generated into <data-dir>/admin.token.
     #[arg(long, env = "TIDELINE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Build a Raft snapshot (and purge the log before it) after this many entries.
+    /// Build a Raft snapshot (and purge the log before it) after at least this many entries; a
+    /// store over 64 MiB waits until the log since its last snapshot is half its size.
     #[arg(long, env = "TIDELINE_SNAPSHOT_LOGS")]
     pub snapshot_logs: Option<u64>,
     /// Log entries kept before a snapshot when purging (lagging followers catch up from them).

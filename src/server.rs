@@ -9,6 +9,7 @@
 //! ```
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tideline_api::AppState;
 use tideline_raft::{CompactionConfig, GcConfig, RaftNode, RaftNodeConfig};
 use tideline_storage::{Db, StateMachine};
@@ -33,7 +34,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let advertise = args.advertise.clone().unwrap_or_else(|| addr.to_string());
     // A node without peers still gets a secret: its /raft endpoints must never be open.
     let secret = args.cluster_secret.clone().unwrap_or_else(|| hex::encode(rand::random::<[u8; 32]>()));
-    let cfg = RaftNodeConfig {
+    #[allow(unused_mut)]
+    let mut cfg = RaftNodeConfig {
         initial_members: args.peers.clone(),
         bootstrap: !args.join,
         cluster_secret: secret.clone(),
@@ -41,6 +43,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         logs_kept_after_snapshot: args.snapshot_keep_logs,
         ..RaftNodeConfig::single(args.node_id, advertise.clone(), args.data_dir.join("snapshots"))
     };
+    #[cfg(feature = "planted-bugs")]
+    {
+        cfg.planted_ack_batch_before_commit = args.planted_bugs.ack_batch_before_commit;
+    }
     let node = RaftNode::start(cfg, db).await.context("start raft")?;
     node.spawn_compactor(CompactionConfig {
         retain_entries: args.journal_retain_entries,
@@ -56,11 +62,20 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         if args.planted_bugs.ack_before_commit {
             tracing::warn!("PLANTED BUG ack-before-commit is on: file writes are acknowledged before they commit");
         }
+        if args.planted_bugs.ack_batch_before_commit {
+            tracing::warn!("PLANTED BUG ack-batch-before-commit is on: batched proposals are acknowledged before they commit");
+        }
         state.planted = args.planted_bugs;
     }
     let app = tideline_api::router(state);
     println!("tideline listening on http://{addr}");
     tracing::info!(%addr, %advertise, node_id = args.node_id, data_dir = %args.data_dir.display(), "serving");
+    // Small requests and answers (Raft RPCs, 256-byte writes) must not wait for Nagle.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "set TCP_NODELAY");
+        }
+    });
     let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
     tokio::select! {
         served = serve => served.context("serve http")?,

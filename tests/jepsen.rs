@@ -111,3 +111,37 @@ async fn the_planted_ack_before_commit_bug_is_caught_losing_writes() {
     assert!(lost["ops"][0]["op"].is_u64(), "{lost}");
     println!("lost writes: {} (first: {lost})", writes.counts["lost"]);
 }
+
+/// The batcher's calibration: `--planted-bug ack-batch-before-commit` has the proposer answer
+/// every caller of a batched Raft entry before the entry commits. A leader cut off by a
+/// partition keeps batching and acknowledging writes it never commits: lost writes.
+#[cfg(feature = "planted-bugs")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_planted_ack_batch_before_commit_bug_is_caught_losing_writes() {
+    let _turn = RUNS.lock().await;
+    let store = tempfile::tempdir().unwrap();
+    let seed = seed();
+    let mut o = options(store.path(), seed);
+    o.workload = "append".into();
+    o.nemeses = vec!["partition".into()];
+    o.time_limit = Duration::from_secs(35);
+    o.concurrency = 16;
+    o.nemesis_interval = Duration::from_secs(2);
+    o.fault_duration = Duration::from_secs(20);
+    o.extra_server_args = vec!["--planted-bug".into(), "ack-batch-before-commit".into()];
+    let started = Instant::now();
+    let s = match run(o).await {
+        Ok(s) => s,
+        Err(e) => keep_and_fail(store, "the harness failed", seed, &format!("{e:#}")),
+    };
+    let report = describe(&s, started.elapsed());
+    println!("seed {seed}\n{}", s.verdict.summary());
+    if s.valid {
+        keep_and_fail(store, "the planted batcher bug went unnoticed: the run is valid", seed, &report);
+    }
+    let writes = s.verdict.check(checks::ACKNOWLEDGED_WRITES).expect("the writes check ran");
+    if writes.valid || writes.counts.get("lost").copied().unwrap_or(0) == 0 {
+        keep_and_fail(store, "the writes check did not report lost writes", seed, &report);
+    }
+    println!("lost writes: {}", writes.counts["lost"]);
+}

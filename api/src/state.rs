@@ -35,6 +35,9 @@ pub struct PlantedBugs {
     /// committed: no read barrier, and the proposal runs in a spawned task whose outcome
     /// nobody waits for (a write to a node cut off from the quorum is acknowledged and lost).
     pub ack_before_commit: bool,
+    /// `ack-batch-before-commit`: the proposer answers every caller of a batched Raft entry
+    /// before the entry is committed (a batch a deposed leader never commits is lost).
+    pub ack_batch_before_commit: bool,
 }
 
 #[cfg(feature = "planted-bugs")]
@@ -45,7 +48,12 @@ impl PlantedBugs {
         for n in names {
             match n.as_str() {
                 "ack-before-commit" => bugs.ack_before_commit = true,
-                other => return Err(format!("unknown planted bug {other:?} (known: ack-before-commit)")),
+                "ack-batch-before-commit" => bugs.ack_batch_before_commit = true,
+                other => {
+                    return Err(format!(
+                        "unknown planted bug {other:?} (known: ack-before-commit, ack-batch-before-commit)"
+                    ))
+                }
             }
         }
         Ok(bugs)

@@ -2,7 +2,7 @@
 //! drives `tideline_storage::StateMachine`, and [`RaftNode`], the handle the API proposes through.
 //!
 //! ```text
-//!  api ──propose(Command)──▶ RaftNode ──client_write──▶ openraft
+//!  api ──propose(Command)──▶ RaftNode ──Proposer (group commit)──client_write──▶ openraft
 //!                                                        │ append ─▶ LogStore (raft_log cf) ─▶ flusher: WAL sync ─▶ callback
 //!                                                        │ apply  ─▶ StateMachineStore ─▶ storage::StateMachine::apply
 //!  api ◀────────────── Response ◀───────────────────────┘
@@ -17,7 +17,10 @@ pub mod http_network;
 pub mod log_store;
 pub mod node;
 pub mod peer_client;
+pub mod proposer;
+pub mod read_index;
 pub mod rpc;
+pub mod snapshot_policy;
 pub mod state_machine;
 pub mod typ;
 

@@ -1,12 +1,12 @@
 //! [`RaftNode`]: a running Raft member, the one door every mutation goes through.
 //!
 //! ```text
-//!  propose(cmd) ──▶ leader? ──yes──▶ client_write ──▶ Response
-//!                      │no
-//!                      └──▶ POST /raft/propose to the leader (retried across an election)
-//!  read_barrier ──▶ leader? ──yes──▶ ensure_linearizable
-//!                      │no
-//!                      └──▶ POST /raft/read-index to the leader, then wait until applied
+//!  propose(cmd) ──▶ Proposer (group commit) ──leader here──▶ client_write(one entry) ──▶ Response
+//!                                   │leader elsewhere
+//!                                   └──▶ POST /raft/propose, the whole batch (retried across an election)
+//!  read_barrier ──▶ ReadIndex (one round for every read waiting) ──leader──▶ heartbeat quorum
+//!                                   │follower
+//!                                   └──▶ POST /raft/read-index to the leader; then wait until applied
 //! ```
 //!
 //! Every wait is bounded by [`PROPOSE_TIMEOUT`]: without a quorum the caller gets
@@ -17,20 +17,29 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, InitializeError, RaftError};
+use openraft::error::{CheckIsLeaderError, InitializeError, RaftError};
 use openraft::{Config, RaftMetrics, SnapshotPolicy};
 use tideline_storage::{Command, Db, Response, StateMachine};
 use tokio::time::Instant;
 
 use crate::http_network::HttpNetwork;
 use crate::log_store::LogStore;
-use crate::peer_client::{CallError, FaultFilter, PeerClient};
-use crate::rpc::{ProposeResponse, ReadIndexResponse, RemoteRefusal};
+use crate::peer_client::{FaultFilter, PeerClient};
+use crate::proposer::{refused, Failed, Proposer};
+use crate::read_index::ReadIndex;
+use crate::rpc::ReadIndexResponse;
 use crate::state_machine::StateMachineStore;
 use crate::typ::*;
 
 /// How long a proposal or read barrier may wait for a leader and a commit.
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Entries in one AppendEntries, at most: each may be a batch of up to
+/// [`BATCH_BYTES_MAX`](crate::proposer::BATCH_BYTES_MAX) bytes.
+const MAX_PAYLOAD_ENTRIES: u64 = 48;
+const _: () = assert!(
+    MAX_PAYLOAD_ENTRIES as usize * (crate::proposer::BATCH_BYTES_MAX + 64 * 1024)
+        < crate::peer_client::PEER_BODY_BYTES_MAX
+);
 /// Pause between attempts while a leader is being elected.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
@@ -49,12 +58,17 @@ pub struct RaftNodeConfig {
     pub bootstrap: bool,
     /// Shared secret every node-to-node request carries.
     pub cluster_secret: String,
-    /// Build a snapshot (and purge the log before it) after this many applied entries.
+    /// Build a snapshot (and purge the log before it) after at least this many applied entries;
+    /// a large store waits longer (see `snapshot_policy`).
     pub snapshot_logs_since_last: u64,
     /// Log entries kept before the latest snapshot when purging (for lagging followers).
     pub logs_kept_after_snapshot: u64,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: (u64, u64),
+    /// Planted bug (jepsen calibration, feature `planted-bugs`): the proposer answers the
+    /// callers of a batch before its entry is committed.
+    #[cfg(feature = "planted-bugs")]
+    pub planted_ack_batch_before_commit: bool,
 }
 
 impl RaftNodeConfig {
@@ -71,11 +85,13 @@ impl RaftNodeConfig {
             logs_kept_after_snapshot: 1000,
             heartbeat_ms: 50,
             election_timeout_ms: (250, 500),
+            #[cfg(feature = "planted-bugs")]
+            planted_ack_batch_before_commit: false,
         }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ProposeError {
     /// No leader could take the request in time, or the node is shutting down: retry later.
     #[error("unavailable: {0}")]
@@ -104,6 +120,8 @@ struct Inner {
     sm: StateMachine,
     peers: PeerClient,
     committed: Arc<std::sync::atomic::AtomicU64>,
+    proposer: Proposer,
+    read_index: ReadIndex,
 }
 
 impl RaftNode {
@@ -118,12 +136,17 @@ impl RaftNode {
             heartbeat_interval: cfg.heartbeat_ms,
             election_timeout_min: cfg.election_timeout_ms.0,
             election_timeout_max: cfg.election_timeout_ms.1,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_logs_since_last),
+            // Decided by `snapshot_policy`, which weighs the log against the state's size.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
+            // Entries are batches of up to BATCH_BYTES_MAX: keep one AppendEntries body well
+            // inside the peer body limit.
+            max_payload_entries: MAX_PAYLOAD_ENTRIES,
             ..Default::default()
         }
         .validate()
         .map_err(|e| StartError::Raft(e.to_string()))?;
+        let policy_db = db.clone();
         let log = LogStore::new(db.clone());
         let committed = log.committed_index();
         let sm_store = StateMachineStore::open(db, &cfg.snapshot_dir)?;
@@ -153,7 +176,17 @@ impl RaftNode {
                 Err(e) => return Err(StartError::Raft(e.to_string())),
             }
         }
-        Ok(RaftNode { inner: Arc::new(Inner { id: cfg.node_id, raft, sm, peers, committed }) })
+        #[cfg(feature = "planted-bugs")]
+        let planted = cfg.planted_ack_batch_before_commit;
+        #[cfg(not(feature = "planted-bugs"))]
+        let planted = false;
+        tokio::spawn(crate::snapshot_policy::run(raft.clone(), policy_db, cfg.snapshot_logs_since_last));
+        let proposer = Proposer::start(cfg.node_id, raft.clone(), peers.clone(), planted);
+        let read_index = ReadIndex::new({
+            let (id, raft, peers) = (cfg.node_id, raft.clone(), peers.clone());
+            move || confirm_read_index(id, raft.clone(), peers.clone())
+        });
+        Ok(RaftNode { inner: Arc::new(Inner { id: cfg.node_id, raft, sm, peers, committed, proposer, read_index }) })
     }
 
     pub fn id(&self) -> NodeId {
@@ -183,99 +216,54 @@ impl RaftNode {
     }
 
     /// Proposes a command wherever the leader is and returns what applying it produced.
+    /// Retried across an election while it certainly was not committed; an outcome that may
+    /// have been committed (a timeout) is the caller's `Unavailable`.
     pub async fn propose(&self, cmd: Command) -> Result<Response, ProposeError> {
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
         loop {
-            let err = match self.propose_local_until(cmd.clone(), deadline).await {
-                Ok(r) => return Ok(r),
-                Err(ProposeError::NotLeader { leader_id: Some(id), leader_addr: Some(addr) }) => {
-                    match self.forward::<_, ProposeResponse>(id, &addr, "/raft/propose", &cmd, deadline).await {
-                        Ok(ProposeResponse { response: Some(r), .. }) => return Ok(r),
-                        Ok(ProposeResponse { refusal: Some(r), .. }) => refused(r),
-                        Ok(_) => ProposeError::Unavailable("empty forward response".into()),
-                        // Unreachable or timed out: the command may or may not have been
-                        // committed there; only an unreachable (never sent) one is retried.
-                        Err(CallError::Unreachable(m)) => ProposeError::Unavailable(m),
-                        Err(e) => return Err(ProposeError::Unavailable(format!("forwarding to the leader: {e}"))),
-                    }
-                }
-                Err(e) => e,
-            };
-            retry_pause(err, deadline).await?;
-        }
-    }
-
-    /// Proposes on this node only (it must lead); used for forwarded proposals.
-    pub async fn propose_local(&self, cmd: Command) -> Result<Response, ProposeError> {
-        self.propose_local_until(cmd, Instant::now() + PROPOSE_TIMEOUT).await
-    }
-
-    async fn propose_local_until(&self, cmd: Command, deadline: Instant) -> Result<Response, ProposeError> {
-        loop {
-            let attempt = tokio::time::timeout_at(deadline, self.inner.raft.client_write(cmd.clone())).await;
-            match attempt {
-                Err(_) => return Err(ProposeError::Unavailable("timed out waiting for the commit".into())),
-                Ok(Ok(resp)) => return Ok(resp.data),
-                Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                    self.await_leader(f, deadline).await?
-                }
-                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                    return Err(ProposeError::Unavailable(e.to_string()))
-                }
-                Ok(Err(RaftError::Fatal(e))) => return Err(ProposeError::Unavailable(e.to_string())),
+            match self.inner.proposer.submit(vec![cmd.clone()], false, deadline).await {
+                Ok(mut responses) => return one(responses.pop()),
+                Err(Failed { error, retry_safe: true }) => retry_pause(error, deadline).await?,
+                Err(Failed { error, .. }) => return Err(error),
             }
         }
     }
 
+    /// Proposes on this node only (it must lead): forwarded proposals and the leader's own
+    /// background work. One attempt.
+    pub async fn propose_local(&self, cmd: Command) -> Result<Response, ProposeError> {
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        let responses = self.inner.proposer.submit(vec![cmd], true, deadline).await.map_err(|f| f.error)?;
+        one(responses.into_iter().next())
+    }
+
+    /// Proposes a batch forwarded by another node's proposer on this node only (it must lead);
+    /// it joins this node's own group commit. `Err` says whether the sender may try again.
+    pub async fn propose_forwarded(&self, commands: Vec<Command>) -> Result<Vec<Response>, Failed> {
+        self.inner.proposer.submit(commands, true, Instant::now() + PROPOSE_TIMEOUT).await
+    }
+
     /// Returns once this node's state machine reflects every write committed before the call.
+    /// Concurrent callers share one leadership confirmation ([`ReadIndex`]).
     pub async fn read_barrier(&self) -> Result<(), ProposeError> {
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
         loop {
-            let err = match self.read_index_until(deadline).await {
-                Ok(index) => return self.await_applied(index, deadline).await,
-                Err(ProposeError::NotLeader { leader_id: Some(id), leader_addr: Some(addr) }) => {
-                    match self
-                        .forward::<_, ReadIndexResponse>(
-                            id,
-                            &addr,
-                            "/raft/read-index",
-                            &ReadIndexResponse::default(),
-                            deadline,
-                        )
-                        .await
-                    {
-                        Ok(ReadIndexResponse { refusal: None, read_index }) => {
-                            return self.await_applied(read_index, deadline).await
-                        }
-                        Ok(ReadIndexResponse { refusal: Some(r), .. }) => refused(r),
-                        Err(e) => ProposeError::Unavailable(e.to_string()),
-                    }
-                }
-                Err(e) => e,
-            };
-            retry_pause(err, deadline).await?;
+            match tokio::time::timeout_at(deadline, self.inner.read_index.get()).await {
+                Err(_) => return Err(ProposeError::Unavailable("timed out confirming leadership".into())),
+                Ok(Ok(index)) => return self.await_applied(index, deadline).await,
+                Ok(Err(Failed { error, .. })) => retry_pause(error, deadline).await?,
+            }
         }
     }
 
     /// On the leader: the log index a linearizable read must see (leadership confirmed).
+    /// Concurrent callers (followers' reads) share one confirmation.
     pub async fn read_index_local(&self) -> Result<u64, ProposeError> {
-        self.read_index_until(Instant::now() + PROPOSE_TIMEOUT).await
-    }
-
-    async fn read_index_until(&self, deadline: Instant) -> Result<u64, ProposeError> {
-        loop {
-            let attempt = tokio::time::timeout_at(deadline, self.inner.raft.get_read_log_id()).await;
-            match attempt {
-                Err(_) => return Err(ProposeError::Unavailable("timed out confirming leadership".into())),
-                Ok(Ok((read, _applied))) => return Ok(read.map(|l| l.index).unwrap_or(0)),
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
-                    self.await_leader(f, deadline).await?
-                }
-                Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
-                    return Err(ProposeError::Unavailable(e.to_string()))
-                }
-                Ok(Err(RaftError::Fatal(e))) => return Err(ProposeError::Unavailable(e.to_string())),
-            }
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        match tokio::time::timeout_at(deadline, self.inner.read_index.get()).await {
+            Err(_) => Err(ProposeError::Unavailable("timed out confirming leadership".into())),
+            Ok(Ok(index)) => Ok(index),
+            Ok(Err(f)) => Err(f.error),
         }
     }
 
@@ -289,39 +277,6 @@ impl RaftNode {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(ProposeError::Unavailable("raft is shutting down".into())),
             Err(_) => Err(ProposeError::Unavailable(format!("not caught up to index {index} in time"))),
-        }
-    }
-
-    async fn forward<Req: prost::Message, Resp: prost::Message + Default>(
-        &self,
-        target: NodeId,
-        addr: &str,
-        path: &str,
-        req: &Req,
-        deadline: Instant,
-    ) -> Result<Resp, CallError> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        self.inner.peers.call(target, addr, path, req, left).await
-    }
-
-    /// After a `ForwardToLeader`: if another node leads, say so; if nobody does yet (an
-    /// election is under way), wait until someone does or the deadline passes.
-    async fn await_leader(&self, f: ForwardToLeader<NodeId, Node>, deadline: Instant) -> Result<(), ProposeError> {
-        if let Some(leader) = f.leader_id.filter(|l| *l != self.inner.id) {
-            return Err(ProposeError::NotLeader {
-                leader_id: Some(leader),
-                leader_addr: f.leader_node.map(|n| n.addr),
-            });
-        }
-        // Back off a little: a leader that just stepped down reports itself for a moment.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let mut rx = self.inner.raft.metrics();
-        let waited =
-            tokio::time::timeout_at(deadline, rx.wait_for(|m| m.current_leader.is_some())).await.map(|r| r.map(|_| ()));
-        match waited {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(ProposeError::Unavailable("raft is shutting down".into())),
-            Err(_) => Err(ProposeError::Unavailable("no leader elected in time".into())),
         }
     }
 
@@ -344,9 +299,38 @@ async fn retry_pause(err: ProposeError, deadline: Instant) -> Result<(), Propose
     Ok(())
 }
 
-fn refused(r: RemoteRefusal) -> ProposeError {
-    match (r.leader_id, r.leader_addr) {
-        (Some(id), Some(addr)) => ProposeError::NotLeader { leader_id: Some(id), leader_addr: Some(addr) },
-        _ => ProposeError::Unavailable(r.message),
+fn one(response: Option<Response>) -> Result<Response, ProposeError> {
+    response.ok_or_else(|| ProposeError::Unavailable("a proposal got no response".into()))
+}
+
+/// One read-index round: on the leader a heartbeat to a quorum, on a follower one call to
+/// the leader (which shares its own round among the followers asking).
+async fn confirm_read_index(id: NodeId, raft: Raft, peers: PeerClient) -> Result<u64, Failed> {
+    let definite = |m: String| Failed { error: ProposeError::Unavailable(m), retry_safe: true };
+    let (leader, addr) = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        let addr = m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+        (m.current_leader, addr)
+    };
+    match (leader, addr) {
+        (Some(l), _) if l == id => match raft.get_read_log_id().await {
+            Ok((read, _applied)) => Ok(read.map(|l| l.index).unwrap_or(0)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                Err(definite("leadership is changing".into()))
+            }
+            Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => Err(definite(e.to_string())),
+            Err(RaftError::Fatal(e)) => Err(definite(e.to_string())),
+        },
+        (Some(l), Some(addr)) => {
+            match peers.call::<_, ReadIndexResponse>(l, &addr, "/raft/read-index", &ReadIndexResponse::default(), PROPOSE_TIMEOUT).await {
+                Ok(ReadIndexResponse { refusal: None, read_index }) => Ok(read_index),
+                Ok(ReadIndexResponse { refusal: Some(r), .. }) => {
+                    Err(Failed { error: refused(r), retry_safe: true })
+                }
+                Err(e) => Err(definite(e.to_string())),
+            }
+        }
+        _ => Err(definite("no leader is known yet".into())),
     }
 }

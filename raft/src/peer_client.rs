@@ -58,7 +58,11 @@ impl PeerClient {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(8)
+            // Persistent HTTP/1.1 connections (HTTP/2 would hide the caller's header from the
+            // jepsen fault proxy): enough idle ones for replication, forwarded batches and
+            // read-index calls to the same peer at once.
+            .pool_max_idle_per_host(32)
+            .tcp_nodelay(true)
             .build()
             .expect("build http client");
         PeerClient { http, secret: secret.into(), self_id, faults }

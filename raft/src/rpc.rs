@@ -104,6 +104,9 @@ pub struct RemoteRefusal {
     pub leader_addr: Option<String>,
     #[prost(string, tag = "3")]
     pub message: String,
+    /// The request was certainly not proposed: the sender may try it again.
+    #[prost(bool, tag = "4")]
+    pub retry_safe: bool,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

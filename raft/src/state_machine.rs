@@ -96,33 +96,54 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        // Every entry of this call goes into one WriteBatch (one RocksDB write), committed with
+        // the last entry's position; a snapshot command ends its batch early.
         let mut out = Vec::new();
+        let mut batch = self.sm.begin();
+        let mut pending: Option<LogId> = None;
         for entry in entries {
             if let Some(prev) = self.last_applied {
                 assert!(entry.log_id.index > prev.index, "apply goes backwards: {} after {}", entry.log_id, prev);
             }
             let response = match &entry.payload {
-                EntryPayload::Blank => {
-                    self.sm.apply_marker(&self.position(&entry.log_id)).map_err(|e| sm_err(ErrorVerb::Write, e))?;
-                    Response::default()
-                }
+                EntryPayload::Blank => Response::default(),
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                     self.membership_bytes = stored_membership_to(&self.membership).encode_to_vec();
-                    self.sm.apply_marker(&self.position(&entry.log_id)).map_err(|e| sm_err(ErrorVerb::Write, e))?;
                     Response::default()
                 }
                 EntryPayload::Normal(cmd) => {
-                    let r =
-                        self.sm.apply(&self.position(&entry.log_id), cmd).map_err(|e| sm_err(ErrorVerb::Write, e))?;
-                    if r.seq > 0 {
-                        metrics::counter!("tideline_journal_appends_total").increment(1);
+                    if !cmd.batchable() && !batch.is_empty() {
+                        if let Some(at) = pending.take() {
+                            let pos = self.position(&at);
+                            std::mem::replace(&mut batch, self.sm.begin())
+                                .commit(&pos)
+                                .map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                        }
                     }
+                    let r = batch.apply(cmd).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                    let appended = if r.batch.is_empty() {
+                        u64::from(r.seq > 0)
+                    } else {
+                        r.batch.iter().filter(|b| b.seq > 0).count() as u64
+                    };
+                    metrics::counter!("tideline_journal_appends_total").increment(appended);
+                    metrics::counter!("tideline_commands_applied_total").increment(r.batch.len().max(1) as u64);
                     r
                 }
             };
             self.last_applied = Some(entry.log_id);
+            pending = Some(entry.log_id);
+            if batch.must_commit() {
+                let pos = self.position(&entry.log_id);
+                std::mem::replace(&mut batch, self.sm.begin()).commit(&pos).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+                pending = None;
+            }
             out.push(response);
+        }
+        if let Some(at) = pending {
+            let pos = self.position(&at);
+            batch.commit(&pos).map_err(|e| sm_err(ErrorVerb::Write, e))?;
         }
         Ok(out)
     }

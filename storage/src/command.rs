@@ -14,7 +14,7 @@ pub use crate::volume_snapshot::{CreateSnapshot, DeleteSnapshot, SealSnapshot};
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct Command {
-    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21")]
+    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22")]
     pub kind: Option<CommandKind>,
 }
 
@@ -62,6 +62,18 @@ pub enum CommandKind {
     SweepGarbage(SweepGarbage),
     #[prost(message, tag = "21")]
     SweepDone(SweepDone),
+    /// Several commands in one Raft entry (the proposer's group commit); each is applied as if
+    /// alone, in order, and answered on its own.
+    #[prost(message, tag = "22")]
+    Batch(CommandBatch),
+}
+
+/// Commands a proposer coalesced into one Raft entry: one WAL sync and one apply `WriteBatch`
+/// serve them all. A refusal of one leaves the others as they would be without it.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct CommandBatch {
+    #[prost(message, repeated, tag = "1")]
+    pub commands: Vec<Command>,
 }
 
 impl From<CommandKind> for Command {
@@ -96,7 +108,15 @@ impl Command {
             Some(CommandKind::MarkGarbage(_)) => "mark_garbage",
             Some(CommandKind::SweepGarbage(_)) => "sweep_garbage",
             Some(CommandKind::SweepDone(_)) => "sweep_done",
+            Some(CommandKind::Batch(_)) => "batch",
         }
+    }
+
+    /// Whether this command may share a Raft entry with others. A snapshot freezes the
+    /// namespace right after its own commit, so it must end its `WriteBatch`; a batch is
+    /// never nested.
+    pub fn batchable(&self) -> bool {
+        !matches!(self.kind, Some(CommandKind::CreateSnapshot(_)) | Some(CommandKind::Batch(_)))
     }
 }
 
@@ -391,6 +411,9 @@ pub struct Response {
     /// For `SweepGarbage`: the digests swept (their objects may now be deleted).
     #[prost(bytes = "vec", repeated, tag = "9")]
     pub swept: Vec<Vec<u8>>,
+    /// For a [`CommandBatch`]: each command's own response, in order.
+    #[prost(message, repeated, tag = "10")]
+    pub batch: Vec<Response>,
 }
 
 impl Response {

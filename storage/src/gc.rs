@@ -101,7 +101,11 @@ pub(crate) fn being_deleted(txn: &Txn, sha: &[u8; 32]) -> Result<bool, crate::St
     Ok(txn.get_raw(Cf::GcMarks, &tombstone_key(sha))?.is_some())
 }
 
-/// Called by every write that makes a volume reference `sha`: it is not garbage.
-pub(crate) fn unmark(txn: &mut Txn, sha: &[u8; 32]) {
-    txn.delete(Cf::GcMarks, sha);
+/// Called by every write that makes a volume reference `sha`: it is not garbage. Marks are
+/// rare, so the point read (a bloom-filter miss, usually) saves a delete tombstone per write.
+pub(crate) fn unmark(txn: &mut Txn, sha: &[u8; 32]) -> Result<(), crate::StorageError> {
+    if txn.get_raw(Cf::GcMarks, sha)?.is_some() {
+        txn.delete(Cf::GcMarks, sha);
+    }
+    Ok(())
 }

@@ -38,12 +38,12 @@ mod txn;
 pub mod volume_snapshot;
 
 pub use blob::BlobStore;
-pub use command::{ApplyError, ApplyErrorKind, Command, CommandKind, Response};
+pub use command::{ApplyError, ApplyErrorKind, Command, CommandBatch, CommandKind, Response};
 pub use content_ref::ContentRef;
 pub use db::{Cf, Db};
 pub use error::StorageError;
 pub use records::*;
-pub use state_machine::{StateMachine, VerifyReport};
+pub use state_machine::{ApplyBatch, StateMachine, VerifyReport};
 pub use sync_records::*;
 pub use volume_snapshot::*;
 

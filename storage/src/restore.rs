@@ -136,7 +136,7 @@ fn put_file(txn: &mut Txn, origin: &Origin, p: &str, op: &RestoreOp) -> Result<(
     };
     txn.put_node(&vol.id, p, &node);
     txn.put_raw(Cf::VolumeBlobs, &keys::volume_blob(&vol.id, &content.0), &[crate::codec::FORMAT_V1]);
-    crate::gc::unmark(txn, &content.0);
+    crate::gc::unmark(txn, &content.0)?;
     let entry = JournalEntry {
         event_type: "write".into(),
         path: p.to_string(),

@@ -64,6 +64,120 @@ pub(crate) fn refuse<T>(e: ApplyError) -> Result<T, Halt> {
 
 pub(crate) type Applied = Result<Response, Halt>;
 
+/// Commands applied into one `WriteBatch`, written with the position of the last of them:
+/// all of them reach RocksDB, or none.
+///
+/// ```text
+///  begin ─▶ apply(cmd) ─▶ savepoint ─▶ handler ─▶ refused? roll back to the savepoint
+///        ─▶ apply(cmd) … ─▶ commit(pos): one write ─▶ freeze a snapshot taken in it
+/// ```
+///
+/// A snapshot freezes the namespace right after its own commit, so it ends its batch
+/// ([`ApplyBatch::must_commit`]); a caller holding several entries commits there and begins anew.
+pub struct ApplyBatch<'a> {
+    sm: &'a StateMachine,
+    txn: Txn<'a>,
+    /// Commands applied so far (refused ones included).
+    commands: usize,
+    /// The snapshot whose namespace is frozen once this batch is written.
+    freeze: Option<(String, String, u64)>,
+}
+
+impl ApplyBatch<'_> {
+    /// Commands applied into this batch so far.
+    pub fn len(&self) -> usize {
+        self.commands
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commands == 0
+    }
+
+    /// Whether the batch must be committed before another command is applied.
+    pub fn must_commit(&self) -> bool {
+        self.freeze.is_some()
+    }
+
+    /// Applies one command (a [`CommandBatch`] command by command). A refusal is the command's
+    /// response and leaves the batch as it was before it; only I/O failures are `Err`.
+    pub fn apply(&mut self, cmd: &Command) -> Result<Response, StorageError> {
+        assert!(!self.must_commit(), "a snapshot ends its batch: commit before applying more");
+        match &cmd.kind {
+            Some(CommandKind::Batch(b)) => {
+                let mut batch = Vec::with_capacity(b.commands.len());
+                for c in &b.commands {
+                    let r = if c.batchable() {
+                        self.apply_one(c)?
+                    } else {
+                        self.commands += 1;
+                        Response::err(ApplyError::bad_request(format!("a {} command cannot be batched", c.name())))
+                    };
+                    batch.push(r);
+                }
+                Ok(Response { batch, ..Default::default() })
+            }
+            _ => self.apply_one(cmd),
+        }
+    }
+
+    fn apply_one(&mut self, cmd: &Command) -> Result<Response, StorageError> {
+        self.commands += 1;
+        let before = self.txn.savepoint();
+        match dispatch(&mut self.txn, cmd) {
+            Ok(response) => {
+                if let (Some(CommandKind::CreateSnapshot(_)), Some(s)) = (&cmd.kind, &response.snapshot) {
+                    self.freeze = Some((s.volume_id.clone(), s.id.clone(), s.seq));
+                }
+                Ok(response)
+            }
+            // A refused command changes nothing.
+            Err(Halt::Refuse(refusal)) => {
+                self.txn.rollback(before);
+                Ok(Response::err(refusal))
+            }
+            Err(Halt::Fail(e)) => Err(e),
+        }
+    }
+
+    /// Writes every command applied so far and the applied position `pos`, in one batch.
+    pub fn commit(self, pos: &AppliedMeta) -> Result<(), StorageError> {
+        self.txn.commit(pos)?;
+        if let Some((volume, id, seq)) = &self.freeze {
+            self.sm.freezer.on_applied(&self.sm.db, volume, id, *seq);
+        }
+        Ok(())
+    }
+}
+
+/// The one place that names every command's handler.
+fn dispatch(txn: &mut Txn, cmd: &Command) -> Applied {
+    match &cmd.kind {
+        None => refuse(ApplyError::bad_request("empty command")),
+        Some(CommandKind::CreateVolume(c)) => create_volume(txn, c),
+        Some(CommandKind::DeleteVolume(c)) => delete_volume(txn, c),
+        Some(CommandKind::CreateToken(c)) => create_token(txn, c),
+        Some(CommandKind::WriteFile(c)) => write_file(txn, c),
+        Some(CommandKind::MakeDir(c)) => make_dir(txn, c),
+        Some(CommandKind::Remove(c)) => remove(txn, c),
+        Some(CommandKind::Move(c)) => move_path(txn, c),
+        Some(CommandKind::ForkVolume(c)) => fork_volume(txn, c),
+        Some(CommandKind::Compact(c)) => compact(txn, c),
+        Some(CommandKind::UpsertReplica(c)) => upsert_replica(txn, c),
+        Some(CommandKind::UpdateCursor(c)) => update_cursor(txn, c),
+        Some(CommandKind::AppendChanges(c)) => crate::append::append_changes(txn, c),
+        Some(CommandKind::ResolveConflict(c)) => crate::append::resolve_conflict(txn, c),
+        Some(CommandKind::CreateSnapshot(c)) => crate::volume_snapshot::create_snapshot(txn, c),
+        Some(CommandKind::SealSnapshot(c)) => crate::volume_snapshot::seal_snapshot(txn, c),
+        Some(CommandKind::DeleteSnapshot(c)) => crate::volume_snapshot::delete_snapshot(txn, c),
+        Some(CommandKind::PruneRequests(c)) => crate::append::prune_requests(txn, c),
+        Some(CommandKind::RestoreChunk(c)) => crate::restore::restore_chunk(txn, c),
+        Some(CommandKind::MarkGarbage(c)) => crate::gc::mark(txn, c),
+        Some(CommandKind::SweepGarbage(c)) => crate::gc::sweep(txn, c),
+        Some(CommandKind::SweepDone(c)) => crate::gc::sweep_done(txn, c),
+        Some(CommandKind::Batch(_)) => refuse(ApplyError::bad_request("a batch cannot be nested")),
+    }
+}
+
 impl StateMachine {
     pub fn new(db: Db) -> Self {
         StateMachine { db, freezer: Default::default() }
@@ -88,47 +202,17 @@ impl StateMachine {
         Txn::new(&self.db).commit(pos)
     }
 
-    /// Applies one command at log position `pos`.
+    /// Applies one command at log position `pos`, in its own `WriteBatch`.
     pub fn apply(&self, pos: &AppliedMeta, cmd: &Command) -> Result<Response, StorageError> {
-        let mut txn = Txn::new(&self.db);
-        let result = match &cmd.kind {
-            None => refuse(ApplyError::bad_request("empty command")),
-            Some(CommandKind::CreateVolume(c)) => create_volume(&mut txn, c),
-            Some(CommandKind::DeleteVolume(c)) => delete_volume(&mut txn, c),
-            Some(CommandKind::CreateToken(c)) => create_token(&mut txn, c),
-            Some(CommandKind::WriteFile(c)) => write_file(&mut txn, c),
-            Some(CommandKind::MakeDir(c)) => make_dir(&mut txn, c),
-            Some(CommandKind::Remove(c)) => remove(&mut txn, c),
-            Some(CommandKind::Move(c)) => move_path(&mut txn, c),
-            Some(CommandKind::ForkVolume(c)) => fork_volume(&mut txn, c),
-            Some(CommandKind::Compact(c)) => compact(&mut txn, c),
-            Some(CommandKind::UpsertReplica(c)) => upsert_replica(&mut txn, c),
-            Some(CommandKind::UpdateCursor(c)) => update_cursor(&mut txn, c),
-            Some(CommandKind::AppendChanges(c)) => crate::append::append_changes(&mut txn, c),
-            Some(CommandKind::ResolveConflict(c)) => crate::append::resolve_conflict(&mut txn, c),
-            Some(CommandKind::CreateSnapshot(c)) => crate::volume_snapshot::create_snapshot(&mut txn, c),
-            Some(CommandKind::SealSnapshot(c)) => crate::volume_snapshot::seal_snapshot(&mut txn, c),
-            Some(CommandKind::DeleteSnapshot(c)) => crate::volume_snapshot::delete_snapshot(&mut txn, c),
-            Some(CommandKind::PruneRequests(c)) => crate::append::prune_requests(&mut txn, c),
-            Some(CommandKind::RestoreChunk(c)) => crate::restore::restore_chunk(&mut txn, c),
-            Some(CommandKind::MarkGarbage(c)) => crate::gc::mark(&mut txn, c),
-            Some(CommandKind::SweepGarbage(c)) => crate::gc::sweep(&mut txn, c),
-            Some(CommandKind::SweepDone(c)) => crate::gc::sweep_done(&mut txn, c),
-        };
-        let response = match result {
-            Ok(r) => r,
-            Err(Halt::Refuse(refusal)) => {
-                // A refused command changes nothing but the applied position.
-                txn = Txn::new(&self.db);
-                Response::err(refusal)
-            }
-            Err(Halt::Fail(e)) => return Err(e),
-        };
-        txn.commit(pos)?;
-        if let (Some(CommandKind::CreateSnapshot(_)), Some(s)) = (&cmd.kind, &response.snapshot) {
-            self.freezer.on_applied(&self.db, &s.volume_id, &s.id, s.seq);
-        }
+        let mut batch = self.begin();
+        let response = batch.apply(cmd)?;
+        batch.commit(pos)?;
         Ok(response)
+    }
+
+    /// Starts one `WriteBatch` that the commands of one or more Raft entries apply into.
+    pub fn begin(&self) -> ApplyBatch<'_> {
+        ApplyBatch { sm: self, txn: Txn::new(&self.db), commands: 0, freeze: None }
     }
 
     pub fn volume(&self, id: &str) -> Result<Option<VolumeRecord>, StorageError> {
@@ -547,7 +631,7 @@ pub(crate) fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
         txn.put_raw(Cf::Blobs, &content.0, &value);
     }
     txn.put_raw(Cf::VolumeBlobs, &keys::volume_blob(&vol.id, &content.0), &[crate::codec::FORMAT_V1]);
-    crate::gc::unmark(txn, &content.0);
+    crate::gc::unmark(txn, &content.0)?;
     let entry = JournalEntry {
         event_type: "write".into(),
         path: p,

@@ -336,3 +336,139 @@ fn replica_leases_expire_and_capabilities_merge_into_the_volume_policy() {
     assert!(f.apply(cursor(1, lease_end + REPLICA_LEASE_MS + 3)).error.is_none());
     f.sm.verify().unwrap();
 }
+
+/// `op` as a command on volume `vol`, made at `at_ms`.
+fn op_command(vol: &str, op: &Op, at_ms: i64) -> Command {
+    let origin = Some(Origin {
+        volume_id: vol.into(),
+        team_id: TEAM.into(),
+        source: "sandbox".into(),
+        replica_id: None,
+        at_ms,
+    });
+    let kind = match op {
+        Op::Write(p, d) => CommandKind::WriteFile(WriteFile {
+            origin,
+            path: p.clone(),
+            content_ref: ContentRef::of(d).to_string(),
+            size: d.len() as u64,
+            inline: Some(d.clone()),
+            mode: 0,
+        }),
+        Op::Mkdir(p, r) => CommandKind::MakeDir(MakeDir { origin, path: p.clone(), recursive: *r, mode: 0 }),
+        Op::Remove(p) => CommandKind::Remove(RemovePath { origin, path: p.clone() }),
+        Op::Move(a, b) => CommandKind::Move(MovePath { origin, source: a.clone(), destination: b.clone() }),
+    };
+    kind.into()
+}
+
+fn batch(commands: Vec<Command>) -> CommandKind {
+    CommandKind::Batch(CommandBatch { commands })
+}
+
+#[test]
+fn a_refusal_inside_a_batch_affects_only_its_own_command() {
+    let mut f = Fixture::new();
+    f.create_volume("v", "RWX");
+    assert!(f.mkdir("v", "/d", false).error.is_none());
+    let r = f.apply(batch(vec![
+        op_command("v", &Op::Write("/a".into(), b"one".to_vec()), 10),
+        // a directory is in the way: refused
+        op_command("v", &Op::Write("/d".into(), b"two".to_vec()), 11),
+        // no such volume: refused
+        op_command("missing", &Op::Write("/x".into(), b"three".to_vec()), 12),
+        // renames /a, then a refused write below the renamed file, then a remove of it
+        op_command("v", &Op::Move("/a".into(), "/b".into()), 13),
+        op_command("v", &Op::Write("/b/c".into(), b"four".to_vec()), 14),
+        op_command("v", &Op::Write("/e".into(), b"five".to_vec()), 15),
+    ]));
+    assert!(r.error.is_none(), "the batch itself is not refused: {r:?}");
+    let kinds: Vec<Option<i32>> = r.batch.iter().map(|b| b.error.as_ref().map(|e| e.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            None,
+            Some(ApplyErrorKind::Conflict as i32),
+            Some(ApplyErrorKind::NotFound as i32),
+            None,
+            Some(ApplyErrorKind::Conflict as i32),
+            None
+        ],
+        "{r:?}"
+    );
+    // Refused commands take no seq: the accepted ones are gapless after the mkdir (seq 1).
+    let seqs: Vec<u64> = r.batch.iter().map(|b| b.seq).collect();
+    assert_eq!(seqs, vec![2, 0, 0, 3, 0, 4]);
+    let journal: Vec<(u64, String, String)> =
+        f.journal("v").into_iter().map(|e| (e.seq, e.event_type, e.path)).collect();
+    assert_eq!(
+        journal,
+        vec![
+            (1, "create".into(), "/d".into()),
+            (2, "write".into(), "/a".into()),
+            (3, "rename".into(), "/b".into()),
+            (4, "write".into(), "/e".into()),
+        ]
+    );
+    let ns = f.namespace("v");
+    assert_eq!(ns.keys().cloned().collect::<Vec<_>>(), vec!["/b", "/d", "/e"]);
+    assert_eq!(ns, replay(&f.journal("v")));
+    assert!(f.sm.volume("missing").unwrap().is_none(), "a refused command created nothing");
+}
+
+#[test]
+fn a_batch_refuses_a_nested_batch_and_a_snapshot_but_applies_the_rest() {
+    let mut f = Fixture::new();
+    f.create_volume("v", "RWX");
+    let snapshot = CommandKind::CreateSnapshot(CreateSnapshot {
+        snapshot: Some(SnapshotRecord { id: "s1".into(), volume_id: "v".into(), team_id: TEAM.into(), ..Default::default() }),
+    });
+    let r = f.apply(batch(vec![
+        batch(vec![op_command("v", &Op::Write("/inner".into(), b"x".to_vec()), 1)]).into(),
+        snapshot.into(),
+        op_command("v", &Op::Write("/kept".into(), b"y".to_vec()), 2),
+    ]));
+    assert_eq!(r.batch.len(), 3);
+    assert_eq!(r.batch[0].error.as_ref().map(|e| e.kind), Some(ApplyErrorKind::BadRequest as i32));
+    assert_eq!(r.batch[1].error.as_ref().map(|e| e.kind), Some(ApplyErrorKind::BadRequest as i32));
+    assert!(r.batch[2].error.is_none());
+    assert_eq!(f.journal("v").iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), vec!["/kept"]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Commands applied as batches (of random sizes) give exactly what applying them one by
+    /// one gives: the same responses, journal and namespace.
+    #[test]
+    fn batches_apply_as_their_commands_one_by_one(
+        ops in prop::collection::vec(arb_op(), 1..40),
+        cuts in prop::collection::vec(1usize..8, 1..40),
+    ) {
+        let commands: Vec<Command> =
+            ops.iter().enumerate().map(|(i, op)| op_command("v", op, 1000 + i as i64)).collect();
+        let mut one = Fixture::new();
+        one.create_volume("v", "RWX");
+        let singles: Vec<Response> = commands.iter().map(|c| {
+            one.index += 1;
+            let pos = AppliedMeta { index: one.index, term: 1, leader_id: 1, membership: vec![] };
+            one.sm.apply(&pos, c).unwrap()
+        }).collect();
+
+        let mut batched = Fixture::new();
+        batched.create_volume("v", "RWX");
+        let mut responses = Vec::new();
+        let mut rest = commands.as_slice();
+        for cut in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (now, later) = rest.split_at((*cut).min(rest.len()));
+            rest = later;
+            responses.extend(batched.apply(batch(now.to_vec())).batch);
+        }
+        prop_assert_eq!(responses, singles);
+        prop_assert_eq!(batched.journal("v"), one.journal("v"));
+        prop_assert_eq!(batched.namespace("v"), one.namespace("v"));
+    }
+}

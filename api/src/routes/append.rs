@@ -15,7 +15,7 @@ use tideline_storage::command::{AppendChanges, Origin, ReplicaChange};
 use tideline_storage::{path, CommandKind, KIND_DIR, KIND_FILE};
 
 use super::replicas::replica_id;
-use super::{apply, stage, team_volume};
+use super::{apply, stage, write_volume};
 use crate::auth::{Permission, Principal};
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
@@ -200,7 +200,7 @@ pub async fn append(
     )
     .to_vec();
     let checked = body.changes.into_iter().enumerate().map(|(i, c)| check(i, c)).collect::<ApiResult<Vec<_>>>()?;
-    let vol = team_volume(&st, caller, &id, None).await?;
+    let vol = write_volume(&st, caller, &id).await?;
 
     let mut inline_budget = APPEND_INLINE_BYTES_MAX;
     let mut changes = Vec::with_capacity(checked.len());

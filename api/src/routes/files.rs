@@ -10,7 +10,7 @@ use tideline_storage::command::{MakeDir, MovePath, Origin, RemovePath, WriteFile
 use tideline_storage::state_machine::SOURCE_SANDBOX;
 use tideline_storage::{path, CommandKind, ContentRef, VolumeRecord};
 
-use super::{apply, content, flag, stage, team_volume};
+use super::{apply, content, flag, stage, team_volume, write_volume};
 use crate::auth::{Permission, Principal};
 use crate::envelope::{created, ok};
 use crate::error::{ApiError, ApiResult};
@@ -90,12 +90,7 @@ pub async fn write(
     let planted = st.planted.ack_before_commit && !mkdir;
     #[cfg(not(feature = "planted-bugs"))]
     let planted = false;
-    let vol = if planted {
-        // PLANTED BUG (jepsen calibration): no read barrier, this node's view of the volume.
-        super::owned_volume(&st, caller, &id)?
-    } else {
-        team_volume(&st, caller, &id, q.consistency.as_deref()).await?
-    };
+    let vol = write_volume(&st, caller, &id).await?;
     if mkdir {
         apply(&st, CommandKind::MakeDir(MakeDir { origin: origin(&vol), path: p, recursive, mode: 0 })).await?;
         return Ok(created(json!({ "created": true })).into_response());
@@ -133,7 +128,7 @@ pub async fn remove(
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::FileWrite)?;
     let p = path::clean_non_root(q.path.as_deref().unwrap_or(""))?;
-    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    let vol = write_volume(&st, caller, &id).await?;
     apply(&st, CommandKind::Remove(RemovePath { origin: origin(&vol), path: p })).await?;
     Ok(ok(json!({ "deleted": true })))
 }
@@ -185,7 +180,7 @@ pub async fn move_path(
     State(st): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    Query(q): Query<PathQuery>,
+    Query(_): Query<PathQuery>,
     Json(body): Json<MoveBody>,
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::FileWrite)?;
@@ -196,7 +191,7 @@ pub async fn move_path(
     };
     let src = path::clean_non_root(&src)?;
     let dst = path::clean_non_root(&dst)?;
-    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    let vol = write_volume(&st, caller, &id).await?;
     apply(&st, CommandKind::Move(MovePath { origin: origin(&vol), source: src, destination: dst })).await?;
     Ok(ok(json!({ "moved": true })))
 }

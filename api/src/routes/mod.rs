@@ -103,6 +103,20 @@ pub(crate) async fn team_volume(
     owned_volume(st, caller, id)
 }
 
+/// The caller's volume for a write: this node's view, without a read barrier. A write needs
+/// none: apply checks the volume, its team and its access mode again against the committed
+/// state, in log order. Only a volume this node has not applied yet (just created through
+/// another node) costs a barrier.
+pub(crate) async fn write_volume(st: &AppState, caller: &TeamCaller, id: &str) -> ApiResult<VolumeRecord> {
+    match owned_volume(st, caller, id) {
+        Ok(v) => Ok(v),
+        Err(_) => {
+            st.node.read_barrier().await?;
+            owned_volume(st, caller, id)
+        }
+    }
+}
+
 /// The caller's volume as this node has applied it (no barrier); another team's is 404.
 pub(crate) fn owned_volume(st: &AppState, caller: &TeamCaller, id: &str) -> ApiResult<VolumeRecord> {
     match st.node.state_machine().volume(id)? {

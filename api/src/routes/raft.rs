@@ -10,7 +10,7 @@ use prost::Message;
 use tideline_raft::peer_client::{FROM_HEADER, PEER_BODY_BYTES_MAX};
 use tideline_raft::rpc::*;
 use tideline_raft::ProposeError;
-use tideline_storage::Command;
+use tideline_storage::{Command, CommandKind};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::read_body;
@@ -78,21 +78,29 @@ pub async fn snapshot(State(st): State<AppState>, req: Request) -> ApiResult<Res
     }
 }
 
-fn refusal(e: ProposeError) -> RemoteRefusal {
+fn refusal(e: ProposeError, retry_safe: bool) -> RemoteRefusal {
     match e {
         ProposeError::NotLeader { leader_id, leader_addr } => {
-            RemoteRefusal { leader_id, leader_addr, message: "not the leader".into() }
+            RemoteRefusal { leader_id, leader_addr, message: "not the leader".into(), retry_safe }
         }
-        ProposeError::Unavailable(m) => RemoteRefusal { leader_id: None, leader_addr: None, message: m },
+        ProposeError::Unavailable(m) => RemoteRefusal { leader_id: None, leader_addr: None, message: m, retry_safe },
     }
 }
 
-/// A proposal forwarded by a follower: applied here if this node leads, never forwarded again.
+/// A proposal forwarded by a follower's proposer (one command or a whole batch): it joins this
+/// node's group commit if this node leads, and is never forwarded again.
 pub async fn propose(State(st): State<AppState>, req: Request) -> ApiResult<Response> {
     let cmd: Command = admit(&st, req).await?;
-    Ok(proto(match st.node.propose_local(cmd).await {
-        Ok(r) => ProposeResponse { response: Some(r), refusal: None },
-        Err(e) => ProposeResponse { response: None, refusal: Some(refusal(e)) },
+    let (commands, batched) = match cmd.kind {
+        Some(CommandKind::Batch(b)) => (b.commands, true),
+        _ => (vec![cmd], false),
+    };
+    Ok(proto(match st.node.propose_forwarded(commands).await {
+        Ok(mut responses) if !batched && responses.len() == 1 => {
+            ProposeResponse { response: responses.pop(), refusal: None }
+        }
+        Ok(batch) => ProposeResponse { response: Some(tideline_storage::Response { batch, ..Default::default() }), refusal: None },
+        Err(f) => ProposeResponse { response: None, refusal: Some(refusal(f.error, f.retry_safe)) },
     }))
 }
 
@@ -101,6 +109,6 @@ pub async fn read_index(State(st): State<AppState>, req: Request) -> ApiResult<R
     let _: ReadIndexResponse = admit(&st, req).await?;
     Ok(proto(match st.node.read_index_local().await {
         Ok(index) => ReadIndexResponse { read_index: index, refusal: None },
-        Err(e) => ReadIndexResponse { read_index: 0, refusal: Some(refusal(e)) },
+        Err(e) => ReadIndexResponse { read_index: 0, refusal: Some(refusal(e, true)) },
     }))
 }

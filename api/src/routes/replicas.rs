@@ -8,7 +8,7 @@ use serde_json::json;
 use tideline_storage::command::{UpdateCursor, UpsertReplica};
 use tideline_storage::{Capabilities, CommandKind, ReplicaRecord};
 
-use super::{apply, team_volume};
+use super::{apply, team_volume, write_volume};
 use crate::auth::{Permission, Principal};
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
@@ -98,7 +98,7 @@ pub async fn upsert(
     let caller = principal.require(Permission::VolumeWrite)?;
     let rid = replica_id(&rid)?;
     let caps = capabilities(body.platform.as_deref(), body.case_sensitive, body.capabilities.as_ref());
-    let vol = team_volume(&st, caller, &id, None).await?;
+    let vol = write_volume(&st, caller, &id).await?;
     let now = now_ms();
     let replica = ReplicaRecord {
         id: rid.to_string(),
@@ -148,7 +148,7 @@ pub async fn cursor(
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeWrite)?;
     let seq = body.last_applied_seq.ok_or_else(|| ApiError::bad_request("last_applied_seq is required"))?;
-    let vol = team_volume(&st, caller, &id, None).await?;
+    let vol = write_volume(&st, caller, &id).await?;
     let cmd = UpdateCursor {
         volume_id: vol.id.clone(),
         team_id: vol.team_id.clone(),
