@@ -27,6 +27,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers on
+/// several threads, and glibc's arenas showed as ~10 % of the write path's CPU.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tideline", version, about = "A Raft-replicated journal server for workspace volumes")]
 struct Cli {
