@@ -7,7 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use prost::Message;
-use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, Direction, IteratorMode, Options, ReadOptions, DB,
+};
 
 use crate::codec;
 use crate::error::StorageError;
@@ -73,7 +75,53 @@ impl Cf {
             Cf::GcMarks => "gc_marks",
         }
     }
+
+    /// Whether this family is read by gets of one key (some are also scanned, e.g. volume
+    /// listings), so a whole-key bloom filter lets a lookup of an absent key (a new path,
+    /// request id or blob) skip SST files. The others are only iterated, where a whole-key
+    /// filter is never consulted: the Raft log and the journals (ranges of big-endian
+    /// indexes) and the fold index (scanned by the case-folded prefix of a path, `append.rs`).
+    fn point_lookups(self) -> bool {
+        match self {
+            Cf::RaftMeta
+            | Cf::SmMeta
+            | Cf::Volumes
+            | Cf::Namespace
+            | Cf::Tokens
+            | Cf::Requests
+            | Cf::Blobs
+            | Cf::VolumeBlobs
+            | Cf::Replicas
+            | Cf::PathLatest
+            | Cf::Conflicts
+            | Cf::Snapshots
+            | Cf::GcMarks => true,
+            Cf::RaftLog | Cf::Journal | Cf::FoldIndex => false,
+        }
+    }
+
+    /// This family's options: every family reads blocks through the one shared `cache`;
+    /// point-lookup families add a bloom filter. Filters only go into SST files written from
+    /// now on (a file without one is simply read without it), so the on-disk format and every
+    /// existing database stay as they are.
+    fn options(self, cache: &Cache) -> Options {
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(cache);
+        if self.point_lookups() {
+            table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
+            table.set_whole_key_filtering(true);
+        }
+        let mut opts = Options::default();
+        opts.set_block_based_table_factory(&table);
+        opts
+    }
 }
+
+/// The block cache all column families share (without one, RocksDB gives every family its
+/// own 32 MiB cache).
+pub const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
+/// Bloom filter size of the point-lookup families: about 1% false positives.
+const BLOOM_BITS_PER_KEY: f64 = 10.0;
 
 /// Key in [`Cf::SmMeta`] holding the database format version.
 const FORMAT_KEY: &[u8] = b"format";
@@ -100,7 +148,8 @@ impl Db {
         opts.create_missing_column_families(true);
         opts.set_paranoid_checks(true);
         opts.set_max_background_jobs(2);
-        let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), cf.options(&cache)));
         let inner = DB::open_cf_descriptors(&opts, dir, cfs)?;
         let db = Db { inner: Arc::new(inner) };
         db.check_format()?;
@@ -199,5 +248,44 @@ impl Db {
     /// Syncs the write-ahead log to disk.
     pub fn sync_wal(&self) -> Result<(), StorageError> {
         Ok(self.inner.flush_wal(true)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_written_without_filters_and_with_them_read_back_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        tracing::info!("--- a database written by a build without bloom filters or a shared cache");
+        {
+            let mut opts = Options::default();
+            opts.create_if_missing(true);
+            opts.create_missing_column_families(true);
+            let cfs = Cf::ALL.iter().map(|cf| ColumnFamilyDescriptor::new(cf.name(), Options::default()));
+            let old = DB::open_cf_descriptors(&opts, dir.path(), cfs).unwrap();
+            for cf in Cf::ALL {
+                let h = old.cf_handle(cf.name()).unwrap();
+                old.put_cf(h, b"old", b"1").unwrap();
+                old.flush_cf(h).unwrap();
+            }
+        }
+        tracing::info!("--- opened by this build, which flushes new files with filters");
+        {
+            let db = Db::open(dir.path()).unwrap();
+            for cf in Cf::ALL {
+                db.raw().put_cf(db.cf(cf), b"new", b"2").unwrap();
+                db.raw().flush_cf(db.cf(cf)).unwrap();
+            }
+        }
+        tracing::info!("--- after a reopen, both files answer hits and misses in every family");
+        let db = Db::open(dir.path()).unwrap();
+        for cf in Cf::ALL {
+            assert_eq!(db.get_raw(cf, b"old").unwrap().as_deref(), Some(&b"1"[..]), "{cf:?}");
+            assert_eq!(db.get_raw(cf, b"new").unwrap().as_deref(), Some(&b"2"[..]), "{cf:?}");
+            assert_eq!(db.get_raw(cf, b"absent").unwrap(), None, "{cf:?}");
+            assert_eq!(db.scan_raw(cf, b"").unwrap().iter().filter(|(k, _)| k == b"old" || k == b"new").count(), 2);
+        }
     }
 }
