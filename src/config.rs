@@ -74,6 +74,10 @@ pub struct ServerArgs {
     /// objects older than 30 min, and that must stay well inside the grace period).
     #[arg(long, env = "TIDELINE_GC_GRACE")]
     pub gc_grace: Option<String>,
+    /// Batched Raft entries this node's proposer commits at once (1–16, default 2): while they
+    /// are committed, new writes queue and become the next batch.
+    #[arg(long, env = "TIDELINE_PROPOSALS_IN_FLIGHT")]
+    pub proposals_in_flight: Option<usize>,
     /// Hidden, and compiled in only with the `planted-bugs` feature: switch on a deliberate bug
     /// (`ack-before-commit`) so the jepsen harness can show it catches it.
     #[cfg(feature = "planted-bugs")]
@@ -101,6 +105,7 @@ struct FileConfig {
     compaction_interval: Option<String>,
     gc_interval: Option<String>,
     gc_grace: Option<String>,
+    proposals_in_flight: Option<usize>,
 }
 
 /// Everything the server needs, resolved.
@@ -122,6 +127,7 @@ pub struct ServerConfig {
     pub compaction_interval: std::time::Duration,
     pub gc_interval: std::time::Duration,
     pub gc_grace: std::time::Duration,
+    pub proposals_in_flight: usize,
     #[cfg(feature = "planted-bugs")]
     pub planted_bugs: tideline_api::state::PlantedBugs,
 }
@@ -184,6 +190,14 @@ impl ServerArgs {
                     bail!("--gc-grace must be at least 1h");
                 }
                 g
+            },
+            proposals_in_flight: match self.proposals_in_flight.or(file.proposals_in_flight) {
+                None => tideline_raft::proposer::IN_FLIGHT_DEFAULT,
+                Some(n @ 1..=tideline_raft::proposer::IN_FLIGHT_MAX) => n,
+                Some(n) => bail!(
+                    "--proposals-in-flight {n}: must be 1 to {}",
+                    tideline_raft::proposer::IN_FLIGHT_MAX
+                ),
             },
             #[cfg(feature = "planted-bugs")]
             planted_bugs: tideline_api::state::PlantedBugs::parse(&self.planted_bug)

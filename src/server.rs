@@ -41,6 +41,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         cluster_secret: secret.clone(),
         snapshot_logs_since_last: args.snapshot_logs,
         logs_kept_after_snapshot: args.snapshot_keep_logs,
+        proposals_in_flight: args.proposals_in_flight,
         ..RaftNodeConfig::single(args.node_id, advertise.clone(), args.data_dir.join("snapshots"))
     };
     #[cfg(feature = "planted-bugs")]

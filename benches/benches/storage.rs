@@ -124,6 +124,24 @@ fn bench_apply(c: &mut Criterion) {
         });
     }
 
+    // The proposer's group commit: one entry holding BATCH writes, applied as one WriteBatch.
+    const BATCH: u64 = 32;
+    g.throughput(Throughput::Elements(BATCH));
+    let f = Fixture::new();
+    let data = payload(256);
+    let content_ref = ContentRef::of(&data).to_string();
+    g.bench_function(BenchmarkId::new("write_file_batch", format!("size=256/commands={BATCH}")), |b| {
+        b.iter_batched(
+            || {
+                let commands = (0..BATCH).map(|_| write_file(f.next(), &data, &content_ref)).collect();
+                (f.pos(), Command::from(CommandKind::Batch(CommandBatch { commands })))
+            },
+            |(pos, cmd)| f.sm.apply(&pos, &cmd).expect("apply"),
+            BatchSize::SmallInput,
+        )
+    });
+    g.throughput(Throughput::Elements(1));
+
     let f = Fixture::new();
     // Parents that every measured mkdir lands in, so each one is a plain one-level create.
     for d in 0..DIRS {

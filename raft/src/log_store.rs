@@ -6,12 +6,19 @@
 //!
 //! ```text
 //!  append ─▶ WriteBatch (no sync) ─▶ bounded queue ─▶ flusher: flush_wal(sync) ─▶ callbacks
+//!        └─▶ recent: the newest entries in memory ─▶ replication and apply read them from there
 //! ```
+//!
+//! The newest entries are also kept decoded in memory ([`Recent`]): replication to each
+//! follower and apply read what was just appended, and would otherwise iterate and decode it
+//! from RocksDB once per reader. The cache always ends at the log's last entry; truncate and
+//! purge trim it, and any read it cannot serve whole goes to RocksDB.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend};
@@ -32,12 +39,72 @@ const FLUSH_QUEUE_MAX: usize = 4096;
 const FLUSH_GROUP_MAX: usize = 1024;
 /// Entries returned by one `limited_get_log_entries`, at most.
 const READ_ENTRIES_MAX: u64 = 512;
+/// The newest entries kept in memory, at most this many …
+const RECENT_ENTRIES_MAX: usize = 1024;
+/// … and at most this many encoded bytes.
+const RECENT_BYTES_MAX: usize = 32 * 1024 * 1024;
+
+/// The newest log entries, contiguous by index and ending at the log's last entry.
+#[derive(Default)]
+struct Recent {
+    entries: VecDeque<(Entry, usize)>,
+    bytes: usize,
+}
+
+impl Recent {
+    fn push(&mut self, entry: Entry, bytes: usize) {
+        if self.entries.back().is_some_and(|(last, _)| last.log_id.index + 1 != entry.log_id.index) {
+            self.clear();
+        }
+        self.entries.push_back((entry, bytes));
+        self.bytes += bytes;
+        while self.entries.len() > RECENT_ENTRIES_MAX || self.bytes > RECENT_BYTES_MAX {
+            let Some((_, b)) = self.entries.pop_front() else { break };
+            self.bytes -= b;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+    }
+
+    /// Drops entries with index ≥ `from` (truncate).
+    fn truncate(&mut self, from: u64) {
+        while self.entries.back().is_some_and(|(e, _)| e.log_id.index >= from) {
+            let Some((_, b)) = self.entries.pop_back() else { break };
+            self.bytes -= b;
+        }
+    }
+
+    /// Drops entries with index ≤ `upto` (purge).
+    fn purge(&mut self, upto: u64) {
+        while self.entries.front().is_some_and(|(e, _)| e.log_id.index <= upto) {
+            let Some((_, b)) = self.entries.pop_front() else { break };
+            self.bytes -= b;
+        }
+    }
+
+    /// Entries `[start, end)`, at most `limit`, if every one of them is here.
+    fn read(&self, start: u64, end: u64, limit: u64) -> Option<Vec<Entry>> {
+        let first = self.entries.front()?.0.log_id.index;
+        let last = self.entries.back()?.0.log_id.index;
+        let end = end.min(start.saturating_add(limit));
+        if start < first || end > last + 1 || start >= end {
+            return None;
+        }
+        let from = (start - first) as usize;
+        let to = (end - first) as usize;
+        Some(self.entries.range(from..to).map(|(e, _)| e.clone()).collect())
+    }
+}
 
 /// The log store; clones share the database and the flusher.
 #[derive(Clone)]
 pub struct LogStore {
     db: Db,
     flush_tx: mpsc::Sender<LogFlushed>,
+    recent: Arc<Mutex<Recent>>,
     /// The committed index as last reported by openraft (for status and metrics).
     committed: Arc<AtomicU64>,
 }
@@ -47,7 +114,7 @@ impl LogStore {
     pub fn new(db: Db) -> Self {
         let (flush_tx, flush_rx) = mpsc::channel(FLUSH_QUEUE_MAX);
         tokio::spawn(flusher(db.clone(), flush_rx));
-        LogStore { db, flush_tx, committed: Arc::new(AtomicU64::new(0)) }
+        LogStore { db, flush_tx, recent: Default::default(), committed: Arc::new(AtomicU64::new(0)) }
     }
 
     /// A live view of the committed index.
@@ -74,6 +141,11 @@ impl LogStore {
     }
 
     fn read_range(&self, start: u64, end_exclusive: Option<u64>, limit: u64) -> Result<Vec<Entry>, StorageError> {
+        if let Some(end) = end_exclusive {
+            if let Some(hit) = self.recent.lock().expect("recent entries lock").read(start, end, limit) {
+                return Ok(hit);
+            }
+        }
         let err = |e: &dyn std::fmt::Display| {
             sto_err(ErrorSubject::Logs, ErrorVerb::Read, std::io::Error::other(e.to_string()))
         };
@@ -208,10 +280,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let cf = self.db.cf(Cf::RaftLog);
         let mut batch = WriteBatch::default();
+        let mut appended = Vec::new();
         for e in entries {
-            batch.put_cf(cf, e.log_id.index.to_be_bytes(), codec::encode(&entry_to(&e)));
+            let bytes = codec::encode(&entry_to(&e));
+            batch.put_cf(cf, e.log_id.index.to_be_bytes(), &bytes);
+            appended.push((e, bytes.len()));
         }
-        self.db.raw().write(batch).map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
+        let written = self.db.raw().write(batch);
+        {
+            let mut recent = self.recent.lock().expect("recent entries lock");
+            match &written {
+                Ok(()) => appended.into_iter().for_each(|(e, b)| recent.push(e, b)),
+                // What reached RocksDB is unknown: read it back from there.
+                Err(_) => recent.clear(),
+            }
+        }
+        written.map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Write, e))?;
         self.flush_tx
             .send(callback)
             .await
@@ -224,7 +308,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         batch.delete_cf(self.db.cf(Cf::RaftLog), u64::MAX.to_be_bytes());
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.raw().write_opt(batch, &wo).map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
+        let mut recent = self.recent.lock().expect("recent entries lock");
+        recent.truncate(log_id.index);
+        let written = self.db.raw().write_opt(batch, &wo);
+        if written.is_err() {
+            recent.clear();
+        }
+        written.map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -240,6 +330,55 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         );
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
+        self.recent.lock().expect("recent entries lock").purge(log_id.index);
         self.db.raw().write_opt(batch, &wo).map_err(|e| sto_err(ErrorSubject::Logs, ErrorVerb::Delete, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(index: u64) -> Entry {
+        Entry { log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Blank }
+    }
+
+    fn indexes(v: Option<Vec<Entry>>) -> Option<Vec<u64>> {
+        v.map(|v| v.iter().map(|e| e.log_id.index).collect())
+    }
+
+    #[test]
+    fn recent_serves_only_ranges_it_holds_whole() {
+        let mut r = Recent::default();
+        assert_eq!(indexes(r.read(1, 2, 10)), None, "empty");
+        for i in 5..=9 {
+            r.push(entry(i), 10);
+        }
+        assert_eq!(indexes(r.read(5, 10, 100)), Some(vec![5, 6, 7, 8, 9]));
+        assert_eq!(indexes(r.read(6, 8, 100)), Some(vec![6, 7]));
+        assert_eq!(indexes(r.read(6, 10, 2)), Some(vec![6, 7]), "limit");
+        assert_eq!(indexes(r.read(4, 7, 100)), None, "starts before the cache");
+        assert_eq!(indexes(r.read(8, 11, 100)), None, "ends after the cache");
+        r.truncate(8);
+        assert_eq!(indexes(r.read(5, 8, 100)), Some(vec![5, 6, 7]));
+        assert_eq!(indexes(r.read(5, 9, 100)), None, "truncated away");
+        r.purge(5);
+        assert_eq!(indexes(r.read(5, 8, 100)), None, "purged away");
+        assert_eq!(indexes(r.read(6, 8, 100)), Some(vec![6, 7]));
+        r.push(entry(20), 10);
+        assert_eq!(indexes(r.read(6, 8, 100)), None, "a gap starts the cache anew");
+        assert_eq!(indexes(r.read(20, 21, 100)), Some(vec![20]));
+        assert_eq!(r.bytes, 10);
+    }
+
+    #[test]
+    fn recent_is_bounded() {
+        let mut r = Recent::default();
+        for i in 1..=(RECENT_ENTRIES_MAX as u64 + 10) {
+            r.push(entry(i), 1);
+        }
+        assert_eq!(r.entries.len(), RECENT_ENTRIES_MAX);
+        r.push(entry(RECENT_ENTRIES_MAX as u64 + 11), RECENT_BYTES_MAX);
+        assert_eq!(r.entries.len(), 1, "one entry at the byte bound pushes out the rest");
     }
 }

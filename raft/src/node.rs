@@ -65,6 +65,8 @@ pub struct RaftNodeConfig {
     pub logs_kept_after_snapshot: u64,
     pub heartbeat_ms: u64,
     pub election_timeout_ms: (u64, u64),
+    /// Batched entries the proposer commits at once.
+    pub proposals_in_flight: usize,
     /// Planted bug (jepsen calibration, feature `planted-bugs`): the proposer answers the
     /// callers of a batch before its entry is committed.
     #[cfg(feature = "planted-bugs")]
@@ -85,6 +87,7 @@ impl RaftNodeConfig {
             logs_kept_after_snapshot: 1000,
             heartbeat_ms: 50,
             election_timeout_ms: (250, 500),
+            proposals_in_flight: crate::proposer::IN_FLIGHT_DEFAULT,
             #[cfg(feature = "planted-bugs")]
             planted_ack_batch_before_commit: false,
         }
@@ -181,7 +184,7 @@ impl RaftNode {
         #[cfg(not(feature = "planted-bugs"))]
         let planted = false;
         tokio::spawn(crate::snapshot_policy::run(raft.clone(), policy_db, cfg.snapshot_logs_since_last));
-        let proposer = Proposer::start(cfg.node_id, raft.clone(), peers.clone(), planted);
+        let proposer = Proposer::start(cfg.node_id, raft.clone(), peers.clone(), cfg.proposals_in_flight, planted);
         let read_index = ReadIndex::new({
             let (id, raft, peers) = (cfg.node_id, raft.clone(), peers.clone());
             move || confirm_read_index(id, raft.clone(), peers.clone())

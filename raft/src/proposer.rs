@@ -13,7 +13,7 @@
 //! ```
 //!
 //! A lone command is proposed at once, as itself: nothing waits on a timer. While
-//! `IN_FLIGHT_MAX` batches are being committed, new commands queue and become the next batch;
+//! `in_flight` batches are being committed, new commands queue and become the next batch;
 //! that is where batches come from under load. The leader's proposer also takes the batches
 //! followers forward, so they merge with its own commands.
 
@@ -36,9 +36,11 @@ pub const BATCH_COMMANDS_MAX: usize = 512;
 /// Encoded bytes of the commands in one Raft entry, at most (a single larger command is
 /// proposed alone: a replica's append may carry up to 8 MiB).
 pub const BATCH_BYTES_MAX: usize = 1024 * 1024;
-/// Batches being committed at once by one node. Two let the next batch's leader fsync overlap
-/// the previous one's replication.
-pub const IN_FLIGHT_MAX: usize = 2;
+/// Batches being committed at once by one node, by default. Two let the next batch's leader
+/// fsync overlap the previous one's replication.
+pub const IN_FLIGHT_DEFAULT: usize = 2;
+/// The most batches one node may have in flight (`--proposals-in-flight`).
+pub const IN_FLIGHT_MAX: usize = 16;
 /// Callers waiting for the proposer, at most; more wait to enqueue.
 const QUEUE_MAX: usize = 4096;
 /// How long one batch may take to commit, whatever its callers' deadlines.
@@ -94,10 +96,11 @@ pub struct Proposer {
 
 impl Proposer {
     /// Starts the proposer task for this node (on the current runtime).
-    pub fn start(id: NodeId, raft: Raft, peers: PeerClient, ack_batch_before_commit: bool) -> Self {
+    pub fn start(id: NodeId, raft: Raft, peers: PeerClient, in_flight: usize, ack_batch_before_commit: bool) -> Self {
+        assert!((1..=IN_FLIGHT_MAX).contains(&in_flight), "proposals in flight: {in_flight}");
         let (tx, rx) = mpsc::channel(QUEUE_MAX);
         let ctx = Arc::new(Ctx { id, raft, peers, ack_batch_before_commit });
-        tokio::spawn(run(ctx, rx));
+        tokio::spawn(run(ctx, rx, in_flight));
         Proposer { tx }
     }
 
@@ -125,8 +128,8 @@ impl Proposer {
     }
 }
 
-async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Item>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
+async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Item>, in_flight: usize) {
+    let slots = Arc::new(Semaphore::new(in_flight));
     let mut carried: Option<Item> = None;
     loop {
         let first = match carried.take() {

@@ -107,11 +107,15 @@ impl Cf {
     fn options(self, cache: &Cache) -> Options {
         let mut table = BlockBasedOptions::default();
         table.set_block_cache(cache);
+        let mut opts = Options::default();
         if self.point_lookups() {
             table.set_bloom_filter(BLOOM_BITS_PER_KEY, false);
             table.set_whole_key_filtering(true);
+            // The memtable gets one too: apply looks up keys that are mostly absent (parents
+            // already there, GC marks, fold entries) and most lookups hit the memtable first.
+            opts.set_memtable_prefix_bloom_ratio(MEMTABLE_BLOOM_RATIO);
+            opts.set_memtable_whole_key_filtering(true);
         }
-        let mut opts = Options::default();
         opts.set_block_based_table_factory(&table);
         opts
     }
@@ -120,6 +124,8 @@ impl Cf {
 /// The block cache all column families share (without one, RocksDB gives every family its
 /// own 32 MiB cache).
 pub const BLOCK_CACHE_BYTES: usize = 128 * 1024 * 1024;
+/// Share of a point-lookup family's memtable given to its bloom filter.
+const MEMTABLE_BLOOM_RATIO: f64 = 0.02;
 /// Bloom filter size of the point-lookup families: about 1% false positives.
 const BLOOM_BITS_PER_KEY: f64 = 10.0;
 
