@@ -27,8 +27,11 @@
 # Reading the output: one row per connection count; req/s is the mean over the rounds of the
 # measured runs, p50/p99 (ms) the mean of each run's wrk percentile; ratio = tideline req/s /
 # etcd req/s (> 1: Tideline is faster). The per-run lines below it show the spread between
-# rounds and the 1-minute load average when each run started: a load average well above the
-# work the benchmark itself does means someone else was using the CPU, and the numbers are noise.
+# rounds, the 1-minute load average when each run started (it includes the benchmark's own
+# servers and wrk) and `others`: the share of all cores that processes other than the six
+# servers and wrk used during the run. Runs where others > OTHERS_CPU_PCT_MAX (10) are marked
+# `~` and counted in the table's `noisy` column: someone else was using the CPU, so do not
+# trust those numbers (rerun on a quiet machine).
 # `errors` counts non-2xx responses plus socket errors (connect/read/write/timeout); a run with
 # errors is marked `!` and the script exits 3 after writing its results. The table also goes
 # to OUT_DIR/compare-etcd-<UTC time>.txt, and everything (every run) to the .json beside it.
@@ -43,6 +46,7 @@ WARMUP_S="${WARMUP_S:-3}"
 ROUNDS="${ROUNDS:-2}"
 CONNECTIONS="${CONNECTIONS:-1 16 64 256}"
 OUT_DIR="${OUT_DIR:-$BENCH_DIR/results}"
+OTHERS_CPU_PCT_MAX="${OTHERS_CPU_PCT_MAX:-10}"
 
 bench_init
 mkdir -p "$OUT_DIR"
@@ -99,7 +103,8 @@ meta="$(python3 -c 'import json, sys; print(json.dumps(dict(zip(sys.argv[1::2], 
   tideline_bin_mtime "$(date -u -r "$TIDELINE_BIN" +%Y-%m-%dT%H:%M:%SZ)" \
   etcd_version "$(etcd --version | head -1)" \
   wrk_version "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)" \
-  duration_s "$DURATION_S" warmup_s "$WARMUP_S" rounds "$ROUNDS" value_bytes 256)"
+  duration_s "$DURATION_S" warmup_s "$WARMUP_S" rounds "$ROUNDS" value_bytes 256 \
+  others_cpu_pct_max "$OTHERS_CPU_PCT_MAX")"
 
 rc=0
 python3 - "$runs" "$OUT_DIR/compare-etcd-$stamp" "$meta" <<'EOF' || rc=$?
@@ -114,6 +119,7 @@ for line in open(runs_path):
          "round": int(rnd), "load1": float(load)}
     r.update({k: float(v) for k, v in fields.items()})
     r["errors"] = int(r["non2xx"] + r["socket_errors"])
+    r["noisy"] = r["others_cpu_pct"] > float(meta["others_cpu_pct_max"])
     runs.append(r)
 
 def mean(xs):
@@ -127,7 +133,7 @@ for conns in sorted({r["connections"] for r in runs}):
         p["wrk_connections"] = rs[0]["wrk_connections"]
         p[system] = {"rps": mean([r["rps"] for r in rs]), "p50_ms": mean([r["p50_ms"] for r in rs]),
                      "p99_ms": mean([r["p99_ms"] for r in rs]), "errors": sum(r["errors"] for r in rs),
-                     "rounds": len(rs)}
+                     "rounds": len(rs), "noisy_runs": sum(r["noisy"] for r in rs)}
     p["ratio_tideline_over_etcd"] = p["tideline"]["rps"] / p["etcd"]["rps"] if p["etcd"]["rps"] else None
     points.append(p)
 
@@ -138,20 +144,21 @@ lines = [
     f"{meta['duration_s']} s measured (+{meta['warmup_s']} s warm-up); mean over rounds",
     "",
     f"{'conns':>5} {'wrk':>4} | {'etcd req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "
-    f"{'tideline req/s':>14} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>6} | errors",
+    f"{'tideline req/s':>14} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>6} | noisy | errors",
 ]
 for p in points:
     e, t = p["etcd"], p["tideline"]
     errs = f"etcd {e['errors']}, tideline {t['errors']}" + (" !" if e["errors"] or t["errors"] else "")
     lines.append(
         f"{p['connections']:>5} {p['wrk_connections']:>4} | {e['rps']:>10.0f} {e['p50_ms']:>7.2f} {e['p99_ms']:>7.2f} | "
-        f"{t['rps']:>14.0f} {t['p50_ms']:>7.2f} {t['p99_ms']:>7.2f} | {p['ratio_tideline_over_etcd']:>6.3f} | {errs}")
+        f"{t['rps']:>14.0f} {t['p50_ms']:>7.2f} {t['p99_ms']:>7.2f} | {p['ratio_tideline_over_etcd']:>6.3f} | "
+        f"{e['noisy_runs'] + t['noisy_runs']:>2}/{e['rounds'] + t['rounds']:<2} | {errs}")
 lines += ["", "runs (in the order they ran):"]
 for r in runs:
-    flag = "  ! errors" if r["errors"] else ""
+    flag = ("  ! errors" if r["errors"] else "") + ("  ~ noisy" if r["noisy"] else "")
     lines.append(
         f"  {r['system']:<8} conns={r['connections']:<3} round={r['round']} load1={r['load1']:<5} "
-        f"req/s={r['rps']:<8.0f} p50_ms={r['p50_ms']:<7.2f} p99_ms={r['p99_ms']:<7.2f} "
+        f"others={r['others_cpu_pct']:>4.1f}% req/s={r['rps']:<6.0f} p50_ms={r['p50_ms']:<7.2f} p99_ms={r['p99_ms']:<7.2f} "
         f"non2xx={int(r['non2xx'])} socket_errors={int(r['socket_errors'])}{flag}")
 text = "\n".join(lines) + "\n"
 sys.stdout.write(text)

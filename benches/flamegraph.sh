@@ -14,7 +14,8 @@
 # syscall itself burns; a run's latency is not the sum of the bars.
 #
 # Output: OUT.svg (open in a browser: width = share of CPU samples of all three nodes, click
-# to zoom, Ctrl-F to search), OUT.folded (one `stack count` line per distinct stack, greppable),
+# to zoom, Ctrl-F to search; frames under 0.2 px are left out to keep it ~1 MB),
+# OUT.folded.gz (one `stack count` line per distinct stack: `zcat OUT.folded.gz | grep …`),
 # and wrk's RESULT line for the recorded run, on stdout.
 #
 # Call graphs: Rust's std and RocksDB's C++ are built without frame pointers, so `-g` (frame
@@ -24,8 +25,9 @@
 # unwinds it afterwards: with 16 KiB copies about half of the samples still lost their root
 # (deep async stacks of hyper/axum/openraft futures); with the maximum, 65528 bytes, ~87% unwind
 # to the thread's start. That costs ~64 KiB per sample, so it samples at 199 Hz rather than
-# 999 (a 10 s run makes ~100 MB of perf.data). `perf script --no-inline` keeps the fold under a
-# minute; inlined frames are then shown as their caller.
+# 999 (a 10 s run makes ~100 MB of perf.data). `perf script` resolves inlined frames (about a
+# minute here): with `--no-inline` every request handler, being an async fn inlined into
+# hyper's dispatcher, vanished into `hyper::proto::h1::dispatch` frames.
 set -euo pipefail
 
 # shellcheck source=benches/lib/cluster.sh
@@ -71,10 +73,12 @@ result="$(wrk_run "$WRK_DIR/tideline-write.lua" "$DURATION_S" "$CONNS" "flame" "
 wait "$perf_pid" || die "perf record failed; see $BENCH_WORK/perf-record.log"
 
 log "folding stacks"
-timeout "$PERF_SCRIPT_S_MAX" perf script -i "$BENCH_WORK/perf.data" --no-inline 2>"$BENCH_WORK/perf-script.log" |
-  inferno-collapse-perf >"$OUT.folded"
-[ -s "$OUT.folded" ] || die "no stacks folded; see $BENCH_WORK/perf-script.log"
-inferno-flamegraph --title "tideline write path: $CONNS conns, 256-byte writes, 3 nodes ($(basename "$TIDELINE_BIN"))" \
-  --subtitle "$result; load $load; perf -F $PERF_FREQ ${perf_cg[*]}" <"$OUT.folded" >"$OUT.svg"
+folded="$BENCH_WORK/stacks.folded"
+timeout "$PERF_SCRIPT_S_MAX" perf script -i "$BENCH_WORK/perf.data" 2>"$BENCH_WORK/perf-script.log" |
+  inferno-collapse-perf >"$folded"
+[ -s "$folded" ] || die "no stacks folded; see $BENCH_WORK/perf-script.log"
+gzip -9 -c "$folded" >"$OUT.folded.gz"
+inferno-flamegraph --minwidth 0.2 --title "tideline write path: $CONNS conns, 256-byte writes, 3 nodes ($(basename "$TIDELINE_BIN"))" \
+  --subtitle "$result; load $load; perf -F $PERF_FREQ ${perf_cg[*]}" <"$folded" >"$OUT.svg"
 echo "$result"
-log "wrote $OUT.svg ($(du -h "$OUT.svg" | cut -f1)) and $OUT.folded ($(du -h "$OUT.folded" | cut -f1))"
+log "wrote $OUT.svg ($(du -h "$OUT.svg" | cut -f1)) and $OUT.folded.gz ($(du -h "$OUT.folded.gz" | cut -f1))"

@@ -306,10 +306,29 @@ tideline_start_once() {
 
 # --- wrk --------------------------------------------------------------------------------------
 
+# Busy CPU time of the whole machine so far, in clock ticks: user, nice and system (not irq and
+# softirq time, which the kernel does not charge to any process: loopback traffic lands there).
+cpu_busy_ticks() {
+  awk '/^cpu / { print $2 + $3 + $4 }' /proc/stat
+}
+
+# CPU time our servers (CHILD_PIDS) used so far, in clock ticks.
+children_ticks() {
+  local pid sum=0 t
+  for pid in "${CHILD_PIDS[@]}"; do
+    # Fields after "pid (comm) ": utime and stime are the 12th and 13th.
+    t="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{ print $12 + $13 }')" || continue
+    sum=$((sum + ${t:-0}))
+  done
+  echo "$sum"
+}
+
 # `wrk_run LUA SECONDS CONNS TAG URL...`: one wrk process; with one connection, one thread to
 # the first URL; otherwise $WRK_THREADS threads, thread k connected to URL k (wrk gives each
 # thread CONNS/threads connections, so CONNS should be a multiple of the thread count).
-# Prints the script's `RESULT …` line; wrk's own report goes to the run's log.
+# Prints the script's `RESULT …` line plus `others_cpu_pct=`: the share of the machine's CPU
+# (all cores) that processes other than our servers and wrk used during the run. A few percent
+# is the kernel and daemons; much more means someone else was busy and the run is noise.
 wrk_run() {
   local lua=$1 secs=$2 conns=$3 tag=$4
   shift 4
@@ -317,10 +336,31 @@ wrk_run() {
   [ "$conns" -gt 1 ] || threads=1
   members="$(printf '%s,' "$@" | sed -e 's#http://##g' -e 's/,$//')"
   local out="$BENCH_WORK/wrk-$tag.out"
-  WRK_MEMBERS="$members" WRK_TAG="$tag" WRK_LIB="$WRK_DIR/common.lua" \
-    TIDELINE_TOKEN="${TL_TOKEN:-}" TIDELINE_VOLUME="${TL_VOL:-}" \
-    timeout --kill-after=5 $((secs + 30)) \
-    wrk -t "$threads" -c "$conns" -d "${secs}s" --timeout "${WRK_TIMEOUT_S}s" -s "$lua" "$1" \
-    >"$out" 2>&1 || die "wrk failed ($tag); see $out"
-  grep '^RESULT ' "$out" || die "wrk printed no RESULT line ($tag); see $out"
+  local busy0 ours0 t0 busy1 ours1 t1 wrk_cpu TIMEFORMAT='%3U %3S'
+  busy0=$(cpu_busy_ticks)
+  ours0=$(children_ticks)
+  t0=$EPOCHREALTIME
+  {
+    time WRK_MEMBERS="$members" WRK_TAG="$tag" WRK_LIB="$WRK_DIR/common.lua" \
+      TIDELINE_TOKEN="${TL_TOKEN:-}" TIDELINE_VOLUME="${TL_VOL:-}" \
+      timeout --kill-after=5 $((secs + 30)) \
+      wrk -t "$threads" -c "$conns" -d "${secs}s" --timeout "${WRK_TIMEOUT_S}s" -s "$lua" "$1" \
+      >"$out" 2>&1
+  } 2>"$out.cpu" || die "wrk failed ($tag); see $out"
+  t1=$EPOCHREALTIME
+  busy1=$(cpu_busy_ticks)
+  ours1=$(children_ticks)
+  wrk_cpu="$(cat "$out.cpu")"
+  local others
+  others="$(python3 -c '
+import os, sys
+busy, ours, wrk_s, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+hz = os.sysconf("SC_CLK_TCK")
+others = busy / hz - ours / hz - wrk_s
+print("%.1f" % max(0.0, 100 * others / (secs * os.cpu_count())))' \
+    $((busy1 - busy0)) $((ours1 - ours0)) "$(echo "$wrk_cpu" | awk '{ print $1 + $2 }')" \
+    "$(echo "$t1 - $t0" | awk '{ print $1 - $3 }')")"
+  local result
+  result="$(grep '^RESULT ' "$out")" || die "wrk printed no RESULT line ($tag); see $out"
+  echo "$result others_cpu_pct=$others"
 }
