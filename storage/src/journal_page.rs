@@ -199,6 +199,10 @@ where
     let prefix = keys::volume_prefix(volume);
     let mut ro = ReadOptions::default();
     ro.set_iterate_upper_bound(keys::prefix_end(&prefix));
+    // A replay walks each block of old journal once: blocks already cached (the tail readers
+    // share) are used, but a block read from disk is not inserted, so a long replay neither
+    // pays for cache inserts and evictions nor pushes out what other reads need.
+    ro.fill_cache(false);
     let mut it = db.raw().raw_iterator_cf_opt(db.cf(Cf::Journal), ro);
     it.seek(keys::journal(volume, start_seq));
     let mut more = true;
