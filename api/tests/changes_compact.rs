@@ -121,3 +121,49 @@ async fn a_compact_reader_below_the_floor_gets_the_json_reseed() {
     assert_eq!((header.head_seq, header.retained_after_seq), (12, 7));
     assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), (8..=12).collect::<Vec<_>>());
 }
+
+/// A page is bounded in bytes as well as entries: past 8 MiB it ends after the entry that
+/// crossed it, in either format, and the next page goes on from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_cut_after_eight_mib() {
+    const PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
+    let app = App::new().await;
+    let v = Vol::new(&app).await;
+    v.replica("r1", json!({})).await;
+    tracing::info!("--- 660 entries of about 15 KB each: about 10 MB of JSON");
+    let pad = "p".repeat(15_000);
+    let mut head = 0u64;
+    for batch in 0..11 {
+        let changes: Vec<Value> = (0..60)
+            .map(|i| {
+                json!({ "event_type": "write", "path": format!("/b{batch}/f{i}"), "content_base64": "",
+                             "metadata": { "pad": pad } })
+            })
+            .collect();
+        let r = v.append("r1", &format!("req-{batch}"), head as i64, json!(changes)).await;
+        head = r.data()["head_seq"].as_u64().unwrap();
+    }
+    assert_eq!(head, 660);
+
+    for accept in [None, Some(MEDIA_TYPE)] {
+        let (mut after, mut pages) = (0u64, 0);
+        while after < head {
+            let r = get(&app, &v.url(&format!("/sync/changes?after={after}&limit=2048")), &v.t, accept).await;
+            assert_eq!(r.status, StatusCode::OK);
+            let seqs: Vec<u64> = match accept {
+                None => r.data()["changes"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect(),
+                Some(_) => decode_page(&r.body).unwrap().1.iter().map(|e| e.seq).collect(),
+            };
+            assert_eq!(seqs.first(), Some(&(after + 1)), "{accept:?}");
+            assert!(r.body.len() < PAGE_BYTES_MAX + 20_000, "{accept:?}: a page of {} bytes", r.body.len());
+            if accept.is_none() {
+                assert!(seqs.len() < 660, "the JSON journal does not fit one page");
+            }
+            after = *seqs.last().unwrap();
+            pages += 1;
+        }
+        assert_eq!(after, head);
+        // JSON (~10 MB) needs two pages; compact (~10 MB of the same metadata text) too.
+        assert_eq!(pages, 2, "{accept:?}");
+    }
+}
