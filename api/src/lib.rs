@@ -12,6 +12,8 @@ pub mod auth;
 pub mod envelope;
 pub mod error;
 pub mod extract;
+pub mod journal_json;
+pub mod journal_proto;
 pub mod observe;
 mod routes;
 pub mod state;

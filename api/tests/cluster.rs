@@ -326,3 +326,50 @@ async fn sync_plane_works_through_followers() {
         assert_eq!(v["data"]["conflicts"].as_array().unwrap().len(), 1, "node {id}");
     }
 }
+
+/// A `changes` page this node has already applied in full is served without a read barrier (a
+/// committed entry never changes): a follower cut off from the leader still serves it at once.
+/// A page reaching past what it applied still needs the barrier, and gets 503 there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_pages_need_no_read_barrier() {
+    let c = TestCluster::start(3, 10_000, 1000).await;
+    let all = [1, 2, 3];
+    let leader = c.leader(&all).await;
+    let (token, vol) = setup(&c, leader).await;
+    for i in 0..10 {
+        assert_eq!(write(&c, leader, &token, &vol, &format!("/f/{i}")).await.0, StatusCode::OK);
+    }
+    let follower = all.iter().copied().find(|id| *id != leader).unwrap();
+    wait_for("the follower to apply all 10 entries", Duration::from_secs(10), || async {
+        (local_journal(&c, follower, &token, &vol).await.len() == 10).then_some(())
+    })
+    .await;
+
+    tracing::info!("--- cut the follower off: applied pages still answer, with no barrier");
+    c.isolate(follower);
+    let r = &c.node(follower).router;
+    let changes = |q: &str| format!("/api/v1/sandboxvolumes/{vol}/sync/changes{q}");
+    let started = std::time::Instant::now();
+    for (q, want) in [("?after=0&limit=10", 1..=10u64), ("?after=4&limit=6", 5..=10), ("?after=9&limit=1", 10..=10)] {
+        let (s, v) = call(r, "GET", &changes(q), &token, Body::empty()).await;
+        assert_eq!(s, StatusCode::OK, "{q}: {v}");
+        let seqs: Vec<u64> =
+            v["data"]["changes"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, want.collect::<Vec<_>>(), "{q}");
+        assert_eq!(v["data"]["head_seq"], 10);
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "no barrier waited: {:?}", started.elapsed());
+
+    tracing::info!("--- a page past the applied head keeps the barrier: 503 while cut off");
+    let (s, v) = call(r, "GET", &changes("?after=0&limit=11"), &token, Body::empty()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "unavailable");
+    let (s, v) = call(r, "GET", &changes("?after=5&consistency=local"), &token, Body::empty()).await;
+    assert_eq!(s, StatusCode::OK, "local skips the barrier as before: {v}");
+
+    tracing::info!("--- healed, the same page past the head answers through the barrier");
+    c.heal();
+    let (s, v) = call(r, "GET", &changes("?after=0&limit=11"), &token, Body::empty()).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["data"]["changes"].as_array().unwrap().len(), 10);
+}

@@ -24,6 +24,7 @@ pub mod db;
 pub mod error;
 pub mod freezer;
 pub mod gc;
+pub mod journal_page;
 pub mod keys;
 pub mod manifest;
 pub mod path;
@@ -42,6 +43,7 @@ pub use command::{ApplyError, ApplyErrorKind, Command, CommandBatch, CommandKind
 pub use content_ref::ContentRef;
 pub use db::{Cf, Db};
 pub use error::StorageError;
+pub use journal_page::{JournalEntryRef, PageStats};
 pub use records::*;
 pub use state_machine::{ApplyBatch, StateMachine, VerifyReport};
 pub use sync_records::*;

@@ -81,13 +81,30 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Parses `consistency=linearizable|local` (default linearizable) and, unless local, waits
-/// until this node reflects every write committed before the request.
-pub(crate) async fn read_barrier(st: &AppState, consistency: Option<&str>) -> ApiResult<()> {
+/// How current a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Consistency {
+    /// Reflects every write committed before the request (a read barrier).
+    Linearizable,
+    /// Whatever this node has applied.
+    Local,
+}
+
+/// Parses `consistency=linearizable|local` (default linearizable).
+pub(crate) fn parse_consistency(consistency: Option<&str>) -> ApiResult<Consistency> {
     match consistency.unwrap_or("linearizable") {
-        "linearizable" | "" => Ok(st.node.read_barrier().await?),
-        "local" => Ok(()),
+        "linearizable" | "" => Ok(Consistency::Linearizable),
+        "local" => Ok(Consistency::Local),
         other => Err(ApiError::bad_request(format!("invalid consistency {other:?}: use linearizable or local"))),
+    }
+}
+
+/// Parses `consistency` and, unless local, waits until this node reflects every write committed
+/// before the request.
+pub(crate) async fn read_barrier(st: &AppState, consistency: Option<&str>) -> ApiResult<()> {
+    match parse_consistency(consistency)? {
+        Consistency::Linearizable => Ok(st.node.read_barrier().await?),
+        Consistency::Local => Ok(()),
     }
 }
 

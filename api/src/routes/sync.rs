@@ -1,19 +1,26 @@
 //! `/sandboxvolumes/{id}/sync/…`: reading the journal (changes) and its payloads.
+//!
+//! ```text
+//!   changes: volume (barrier unless the page is applied here) ─▶ spawn_blocking:
+//!            RocksDB iterator ─▶ borrowed entries ─▶ JSON (journal_json) or compact (journal_proto)
+//!            into one buffer ─▶ response body
+//! ```
 
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::json;
-use tideline_storage::ContentRef;
+use tideline_storage::journal_page::read_page;
+use tideline_storage::{ContentRef, PageStats, StateMachine, StorageError};
 
-use super::{content, owned_volume, team_volume};
+use super::{content, owned_volume, parse_consistency, team_volume, Consistency};
 use crate::auth::{Permission, Principal};
-use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
+use crate::journal_json::JsonPage;
+use crate::journal_proto::{self, ProtoPage};
 use crate::state::AppState;
-use crate::wire::SyncJournalEntry;
 
 pub const CHANGES_PAGE_ENTRIES_DEFAULT: usize = 256;
 pub const CHANGES_PAGE_ENTRIES_MAX: usize = 2048;
@@ -43,8 +50,10 @@ pub async fn changes(
     principal: Principal,
     Path(id): Path<String>,
     Query(q): Query<ChangesQuery>,
-) -> ApiResult<impl IntoResponse> {
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     let caller = principal.require(Permission::VolumeRead)?;
+    let compact = journal_proto::wants_compact(&headers);
     let after = parse_u64("after", q.after.as_deref())?.unwrap_or(0);
     let limit = match parse_u64("limit", q.limit.as_deref())? {
         None | Some(0) => CHANGES_PAGE_ENTRIES_DEFAULT,
@@ -56,30 +65,94 @@ pub async fn changes(
     let deadline = tokio::time::Instant::now() + wait;
     // Subscribe before the first read, so an entry applied in between still wakes us.
     let mut applied = st.node.raft().metrics();
-    let mut vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    let sm = st.node.state_machine();
+    // A full page this node has already applied needs no barrier: a committed entry never
+    // changes, so any linearizable read of it returns these same bytes.
+    let applied_here = match parse_consistency(q.consistency.as_deref())? {
+        Consistency::Linearizable => owned_volume(&st, caller, &id).ok(),
+        Consistency::Local => None,
+    };
+    let mut vol = match applied_here {
+        Some(v) if after.checked_add(limit as u64).is_some_and(|end| v.head_seq >= end) => v,
+        _ => team_volume(&st, caller, &id, q.consistency.as_deref()).await?,
+    };
+    let sm = st.node.state_machine().clone();
     loop {
         if after < vol.floor_seq {
             return Err(ApiError::reseed_required(vol.floor_seq, vol.head_seq));
         }
-        let entries = sm.changes(&vol.id, after, limit)?;
-        if entries.first().is_some_and(|e| e.seq != after + 1) {
+        let page = {
+            let (sm, volume, head, floor) = (sm.clone(), vol.id.clone(), vol.head_seq, vol.floor_seq);
+            tokio::task::spawn_blocking(move || Page::read(&sm, &volume, after, limit, compact, head, floor))
+                .await
+                .map_err(|e| ApiError::internal(format!("building a changes page: {e}")))??
+        };
+        if page.stats.first_seq.is_some_and(|seq| seq != after + 1) {
             // Compacted between reading the floor and the page: never skip silently.
             let now = sm.volume(&vol.id)?.ok_or_else(|| ApiError::not_found("not found"))?;
             return Err(ApiError::reseed_required(now.floor_seq, now.head_seq));
         }
         let waited_out = tokio::time::Instant::now() >= deadline;
-        if !entries.is_empty() || waited_out {
-            let changes: Vec<SyncJournalEntry> = entries.iter().map(SyncJournalEntry::from).collect();
-            // Entries may have been applied after `vol` was read: the head is at least the last.
-            let head = entries.last().map_or(vol.head_seq, |e| e.seq.max(vol.head_seq));
-            return Ok(ok(json!({ "head_seq": head, "retained_after_seq": vol.floor_seq, "changes": changes })));
+        if page.stats.entries > 0 || waited_out {
+            return Ok(page.into_response());
         }
         // Long poll: wake on the next apply on this node (or at the deadline), then re-read.
         if tokio::time::timeout_at(deadline, applied.changed()).await.is_ok_and(|r| r.is_err()) {
             return Err(ApiError::unavailable("raft is shutting down"));
         }
         vol = owned_volume(&st, caller, &vol.id)?;
+    }
+}
+
+/// A page is cut after the entry that brings its body to this many bytes: with `limit` it bounds
+/// a page in bytes as well as in entries (a page of 2048 ordinary entries is about 1 MiB).
+pub const CHANGES_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// A page's buffer starts with room for this many bytes per entry (it grows if need be).
+const ENTRY_BYTES_GUESS: usize = 512;
+
+/// One `changes` page, serialized.
+struct Page {
+    body: Bytes,
+    compact: bool,
+    stats: PageStats,
+}
+
+impl Page {
+    /// Reads and serializes a page (blocking: RocksDB reads). `head_seq` and `retained_after_seq`
+    /// are the volume's as read before the page; the head is at least the page's last entry.
+    fn read(
+        sm: &StateMachine,
+        volume: &str,
+        after: u64,
+        limit: usize,
+        compact: bool,
+        head_seq: u64,
+        retained_after_seq: u64,
+    ) -> Result<Page, StorageError> {
+        let capacity = limit.saturating_mul(ENTRY_BYTES_GUESS).min(CHANGES_PAGE_BYTES_MAX);
+        let head = |stats: &PageStats| stats.last_seq.map_or(head_seq, |last| last.max(head_seq));
+        let (body, stats) = if compact {
+            let mut page = ProtoPage::with_capacity(capacity);
+            let stats = read_page(sm.db(), volume, after, limit, |_, raw| {
+                page.push(raw);
+                page.len() < CHANGES_PAGE_BYTES_MAX
+            })?;
+            (page.finish(head(&stats), retained_after_seq), stats)
+        } else {
+            let mut page = JsonPage::with_capacity(capacity);
+            let stats = read_page(sm.db(), volume, after, limit, |e, _| {
+                page.push(e);
+                page.len() < CHANGES_PAGE_BYTES_MAX
+            })?;
+            (Bytes::from(page.finish(head(&stats), retained_after_seq)), stats)
+        };
+        Ok(Page { body, compact, stats })
+    }
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let content_type = if self.compact { journal_proto::MEDIA_TYPE } else { "application/json" };
+        ([(header::CONTENT_TYPE, content_type), (header::VARY, "accept")], self.body).into_response()
     }
 }
 
