@@ -74,12 +74,10 @@ async fn append_under_kill_pause_and_partition_is_valid() {
     assert!(s.dir.join("results.json").is_file(), "{report}");
 }
 
-/// The calibration: `--planted-bug ack-before-commit` answers a files-API write before its entry
-/// commits (and without a read barrier). Partitions longer than the servers' 10 s proposal
-/// deadline make a cut-off node's acknowledged writes fail to commit: lost writes.
+/// A partition run with a planted bug switched on: it must be INVALID with lost writes.
+/// Returns the writes check's lost count and the verdict's summary.
 #[cfg(feature = "planted-bugs")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_planted_ack_before_commit_bug_is_caught_losing_writes() {
+async fn planted_run_loses_writes(bug: &str, concurrency: usize) -> (u64, jepsen::checker::Check, String) {
     let _turn = RUNS.lock().await;
     let store = tempfile::tempdir().unwrap();
     let seed = seed();
@@ -87,29 +85,40 @@ async fn the_planted_ack_before_commit_bug_is_caught_losing_writes() {
     o.workload = "append".into();
     o.nemeses = vec!["partition".into()];
     o.time_limit = Duration::from_secs(35);
-    o.concurrency = 10;
+    o.concurrency = concurrency;
     o.nemesis_interval = Duration::from_secs(2);
     o.fault_duration = Duration::from_secs(20);
-    o.extra_server_args = vec!["--planted-bug".into(), "ack-before-commit".into()];
+    o.extra_server_args = vec!["--planted-bug".into(), bug.into()];
     let started = Instant::now();
     let s = match run(o).await {
         Ok(s) => s,
         Err(e) => keep_and_fail(store, "the harness failed", seed, &format!("{e:#}")),
     };
     let report = describe(&s, started.elapsed());
-    println!("seed {seed}\n{}", s.verdict.summary());
+    println!("{bug}: seed {seed}\n{}", s.verdict.summary());
     if s.valid {
-        keep_and_fail(store, "the planted bug went unnoticed: the run is valid", seed, &report);
+        keep_and_fail(store, &format!("the planted bug {bug} went unnoticed: the run is valid"), seed, &report);
     }
-    let writes = s.verdict.check(checks::ACKNOWLEDGED_WRITES).expect("the writes check ran");
-    if writes.valid || writes.counts.get("lost").copied().unwrap_or(0) == 0 {
+    let writes = s.verdict.check(checks::ACKNOWLEDGED_WRITES).expect("the writes check ran").clone();
+    let lost = writes.counts.get("lost").copied().unwrap_or(0);
+    if writes.valid || lost == 0 {
         keep_and_fail(store, "the writes check did not report lost writes", seed, &report);
     }
+    println!("{bug}: lost writes: {lost}");
+    (lost, writes, report)
+}
+
+/// The calibration: `--planted-bug ack-before-commit` answers a files-API write before its entry
+/// commits. Partitions longer than the servers' 10 s proposal deadline make a cut-off node's
+/// acknowledged writes fail to commit: lost writes.
+#[cfg(feature = "planted-bugs")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_planted_ack_before_commit_bug_is_caught_losing_writes() {
+    let (_, writes, report) = planted_run_loses_writes("ack-before-commit", 10).await;
     let lost = writes.counterexamples.iter().find(|c| c["kind"] == "lost").expect("a lost-write counterexample");
-    assert!(lost["path"].as_str().is_some_and(|p| p.starts_with('/')), "{lost}");
+    assert!(lost["path"].as_str().is_some_and(|p| p.starts_with('/')), "{lost}\n{report}");
     assert_eq!(lost["sha256"].as_str().map(str::len), Some(64), "{lost}");
     assert!(lost["ops"][0]["op"].is_u64(), "{lost}");
-    println!("lost writes: {} (first: {lost})", writes.counts["lost"]);
 }
 
 /// The batcher's calibration: `--planted-bug ack-batch-before-commit` has the proposer answer
@@ -118,30 +127,5 @@ async fn the_planted_ack_before_commit_bug_is_caught_losing_writes() {
 #[cfg(feature = "planted-bugs")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_planted_ack_batch_before_commit_bug_is_caught_losing_writes() {
-    let _turn = RUNS.lock().await;
-    let store = tempfile::tempdir().unwrap();
-    let seed = seed();
-    let mut o = options(store.path(), seed);
-    o.workload = "append".into();
-    o.nemeses = vec!["partition".into()];
-    o.time_limit = Duration::from_secs(35);
-    o.concurrency = 16;
-    o.nemesis_interval = Duration::from_secs(2);
-    o.fault_duration = Duration::from_secs(20);
-    o.extra_server_args = vec!["--planted-bug".into(), "ack-batch-before-commit".into()];
-    let started = Instant::now();
-    let s = match run(o).await {
-        Ok(s) => s,
-        Err(e) => keep_and_fail(store, "the harness failed", seed, &format!("{e:#}")),
-    };
-    let report = describe(&s, started.elapsed());
-    println!("seed {seed}\n{}", s.verdict.summary());
-    if s.valid {
-        keep_and_fail(store, "the planted batcher bug went unnoticed: the run is valid", seed, &report);
-    }
-    let writes = s.verdict.check(checks::ACKNOWLEDGED_WRITES).expect("the writes check ran");
-    if writes.valid || writes.counts.get("lost").copied().unwrap_or(0) == 0 {
-        keep_and_fail(store, "the writes check did not report lost writes", seed, &report);
-    }
-    println!("lost writes: {}", writes.counts["lost"]);
+    planted_run_loses_writes("ack-batch-before-commit", 16).await;
 }

@@ -60,9 +60,7 @@ impl JsonPage {
 pub fn write_entry(out: &mut Vec<u8>, e: &JournalEntryRef<'_>) {
     out.push(b'{');
     if let Some(r) = e.content_ref {
-        out.extend_from_slice(b"\"content_ref\":");
-        write_str(out, r);
-        out.push(b',');
+        str_field(out, "content_ref", r);
         if let Some(hex) = content_sha256(r) {
             out.extend_from_slice(b"\"content_sha256\":\"");
             out.extend_from_slice(hex.as_bytes());
@@ -73,13 +71,9 @@ pub fn write_entry(out: &mut Vec<u8>, e: &JournalEntryRef<'_>) {
     write_rfc3339(out, e.created_at_ms);
     out.extend_from_slice(b"\",");
     if let Some(k) = e.entry_kind {
-        out.extend_from_slice(b"\"entry_kind\":");
-        write_str(out, k);
-        out.push(b',');
+        str_field(out, "entry_kind", k);
     }
-    out.extend_from_slice(b"\"event_type\":");
-    write_str(out, e.event_type);
-    out.push(b',');
+    str_field(out, "event_type", e.event_type);
     if let Some(m) = e.metadata_json {
         // As `SyncJournalEntry` does: text that is not JSON is left out.
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(m) {
@@ -89,47 +83,49 @@ pub fn write_entry(out: &mut Vec<u8>, e: &JournalEntryRef<'_>) {
         }
     }
     if let Some(mode) = e.mode {
-        out.extend_from_slice(b"\"mode\":");
-        write_u64(out, u64::from(mode));
-        out.push(b',');
+        u64_field(out, "mode", u64::from(mode));
     }
     if let Some(p) = e.normalized_old_path {
-        out.extend_from_slice(b"\"normalized_old_path\":");
-        write_str(out, p);
-        out.push(b',');
+        str_field(out, "normalized_old_path", p);
     }
-    out.extend_from_slice(b"\"normalized_path\":");
-    write_str(out, e.normalized_path);
-    out.push(b',');
+    str_field(out, "normalized_path", e.normalized_path);
     if let Some(p) = e.old_path {
-        out.extend_from_slice(b"\"old_path\":");
-        write_str(out, p);
-        out.push(b',');
+        str_field(out, "old_path", p);
     }
-    out.extend_from_slice(b"\"path\":");
-    write_str(out, e.path);
-    out.push(b',');
+    str_field(out, "path", e.path);
     if let Some(r) = e.replica_id {
-        out.extend_from_slice(b"\"replica_id\":");
-        write_str(out, r);
-        out.push(b',');
+        str_field(out, "replica_id", r);
     }
-    out.extend_from_slice(b"\"seq\":");
-    write_u64(out, e.seq);
-    out.push(b',');
+    u64_field(out, "seq", e.seq);
     if let Some(n) = e.size_bytes {
-        out.extend_from_slice(b"\"size_bytes\":");
-        write_u64(out, n);
-        out.push(b',');
+        u64_field(out, "size_bytes", n);
     }
-    out.extend_from_slice(b"\"source\":");
-    write_str(out, e.source);
-    out.extend_from_slice(b",\"team_id\":");
-    write_str(out, e.team_id);
-    out.extend_from_slice(if e.tombstone { b",\"tombstone\":true" } else { b",\"tombstone\":false" });
-    out.extend_from_slice(b",\"volume_id\":");
+    str_field(out, "source", e.source);
+    str_field(out, "team_id", e.team_id);
+    out.extend_from_slice(if e.tombstone { b"\"tombstone\":true," } else { b"\"tombstone\":false," });
+    out.extend_from_slice(b"\"volume_id\":");
     write_str(out, e.volume_id);
     out.push(b'}');
+}
+
+/// `"key":"value",` (the key needs no escaping: every key is a plain ASCII name).
+fn str_field(out: &mut Vec<u8>, key: &str, value: &str) {
+    key_of(out, key);
+    write_str(out, value);
+    out.push(b',');
+}
+
+/// `"key":n,`
+fn u64_field(out: &mut Vec<u8>, key: &str, value: u64) {
+    key_of(out, key);
+    write_u64(out, value);
+    out.push(b',');
+}
+
+fn key_of(out: &mut Vec<u8>, key: &str) {
+    out.push(b'"');
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
 }
 
 /// The hex of a canonical `sha256:<64 lowercase hex>` ref (what `ContentRef::parse(..).hex()`

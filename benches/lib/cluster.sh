@@ -267,8 +267,10 @@ tideline_start() {
 tideline_start_once() {
   local bin=$1 i peers="" url attempt_dir secret
   local -a ports
-  read -r -a ports <<<"$(free_ports 3)"
-  for i in 0 1 2; do
+  local nodes=${TL_NODES:-3} last
+  last=$((nodes - 1))
+  read -r -a ports <<<"$(free_ports "$nodes")"
+  for i in $(seq 0 "$last"); do
     peers+="${peers:+,}$((i + 1))=127.0.0.1:${ports[i]}"
   done
   secret="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
@@ -276,7 +278,7 @@ tideline_start_once() {
   mkdir -p "$attempt_dir/objects"
   TL_URLS=()
   TL_PIDS=()
-  for i in 0 1 2; do
+  for i in $(seq 0 "$last"); do
     # Default durability (the Raft log is fsynced before an entry counts). The admin token and
     # secret go through the environment, not argv, so `ps` does not show them.
     # RUST_LOG=warn: like etcd's --log-level warn, no per-request logging on the write path.
@@ -294,7 +296,7 @@ tideline_start_once() {
   for url in "${TL_URLS[@]}"; do
     [ "$ok" = 0 ] || wait_until "$CLUSTER_START_S_MAX" "tideline $url healthy" curl -fsS --max-time 2 "$url/healthz" || ok=0
   done
-  [ "$ok" = 0 ] || wait_until "$CLUSTER_START_S_MAX" "tideline leader with 3 voters" tideline_leader_url || ok=0
+  [ "$ok" = 0 ] || wait_until "$CLUSTER_START_S_MAX" "tideline leader with $nodes voters" tideline_leader_url || ok=0
   for url in "${TL_URLS[@]}"; do
     [ "$ok" = 0 ] || wait_until "$CLUSTER_START_S_MAX" "tideline $url ready" curl -fsS --max-time 2 "$url/readyz" || ok=0
   done

@@ -1,30 +1,11 @@
 //! A lone write is proposed at once: the batcher adds no wait when nothing else is queued.
 //! Its own test binary, so no other test competes for the CPU while it measures.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
-use tideline_raft::{RaftNode, RaftNodeConfig};
-use tideline_storage::command::{CreateVolume, Origin, WriteFile};
-use tideline_storage::{Command, CommandKind, ContentRef, Db, VolumeRecord};
-
-fn write(i: usize) -> Command {
-    let data = vec![b'x'; 256];
-    CommandKind::WriteFile(WriteFile {
-        origin: Some(Origin {
-            volume_id: "v".into(),
-            team_id: "t".into(),
-            source: "sandbox".into(),
-            replica_id: None,
-            at_ms: 1,
-        }),
-        path: format!("/f{i}"),
-        content_ref: ContentRef::of(&data).to_string(),
-        size: data.len() as u64,
-        inline: Some(data),
-        mode: 0,
-    })
-    .into()
-}
+use support::{node_with_volume, write};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -34,22 +15,17 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_write_is_not_delayed_by_the_batcher() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(&dir.path().join("db")).unwrap();
-    let node = RaftNode::start(RaftNodeConfig::single(1, "127.0.0.1:1".into(), dir.path().join("snap")), db)
-        .await
-        .unwrap();
-    let vol = VolumeRecord { id: "v".into(), team_id: "t".into(), ..Default::default() };
-    node.propose(CommandKind::CreateVolume(CreateVolume { volume: Some(vol) }).into()).await.unwrap();
+    let node = node_with_volume(dir.path()).await;
 
     tracing::info!("--- alternate: through the proposer, then straight to openraft, one at a time");
     let (mut batched, mut direct) = (Vec::new(), Vec::new());
     for i in 0..61 {
         let t = Instant::now();
-        let r = node.propose(write(2 * i)).await.unwrap();
+        let r = node.propose(write("v", &format!("/f{}", 2 * i), vec![b'x'; 256])).await.unwrap();
         batched.push(t.elapsed());
         assert!(r.error.is_none());
         let t = Instant::now();
-        let r = node.raft().client_write(write(2 * i + 1)).await.unwrap();
+        let r = node.raft().client_write(write("v", &format!("/f{}", 2 * i + 1), vec![b'x'; 256])).await.unwrap();
         direct.push(t.elapsed());
         assert!(r.data.error.is_none());
     }

@@ -1,41 +1,17 @@
 //! The proposer's group commit on one node: concurrent proposals share Raft entries, each
 //! caller gets its own response, and a refusal stays with its own command.
 
+mod support;
+
 use std::collections::BTreeSet;
 
-use tideline_raft::{RaftNode, RaftNodeConfig};
-use tideline_storage::command::{CreateVolume, Origin, WriteFile};
-use tideline_storage::{ApplyErrorKind, Command, CommandKind, ContentRef, Db, VolumeRecord};
-
-fn write(volume: &str, path: &str) -> Command {
-    let data = path.as_bytes().to_vec();
-    CommandKind::WriteFile(WriteFile {
-        origin: Some(Origin {
-            volume_id: volume.into(),
-            team_id: "t".into(),
-            source: "sandbox".into(),
-            replica_id: None,
-            at_ms: 1,
-        }),
-        path: path.into(),
-        content_ref: ContentRef::of(&data).to_string(),
-        size: data.len() as u64,
-        inline: Some(data),
-        mode: 0,
-    })
-    .into()
-}
+use support::{node_with_volume, write};
+use tideline_storage::ApplyErrorKind;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_proposals_share_entries_and_keep_their_own_responses() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(&dir.path().join("db")).unwrap();
-    let node = RaftNode::start(RaftNodeConfig::single(1, "127.0.0.1:1".into(), dir.path().join("snap")), db)
-        .await
-        .unwrap();
-    let vol = VolumeRecord { id: "v".into(), team_id: "t".into(), ..Default::default() };
-    let r = node.propose(CommandKind::CreateVolume(CreateVolume { volume: Some(vol) }).into()).await.unwrap();
-    assert!(r.error.is_none(), "{r:?}");
+    let node = node_with_volume(dir.path()).await;
     let before = node.metrics().last_log_index.unwrap_or(0);
 
     tracing::info!("--- 300 writes at once; every third names a volume that does not exist");
@@ -43,7 +19,7 @@ async fn concurrent_proposals_share_entries_and_keep_their_own_responses() {
         .map(|i| {
             let node = node.clone();
             let volume = if i % 3 == 2 { "missing" } else { "v" };
-            tokio::spawn(async move { (i, node.propose(write(volume, &format!("/f{i}"))).await.unwrap()) })
+            tokio::spawn(async move { (i, node.propose(write(volume, &format!("/f{i}"), vec![b'x'; 16])).await.unwrap()) })
         })
         .collect();
     let mut seqs = BTreeSet::new();
