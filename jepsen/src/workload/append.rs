@@ -18,6 +18,8 @@ const LARGE_SHARE: f64 = 0.05;
 const LARGE_BYTES: usize = 70 * 1024;
 /// Files per process and volume that writes cycle through (overwrites are journaled too).
 const PATHS_PER_PROCESS: u64 = 16;
+/// Replica-created files per directory, at most about this many times three (changes per request).
+const REPLICA_FILES_PER_DIR: u64 = 1000;
 
 pub async fn worker(ctx: Arc<Ctx>, process: i64, mut rng: StdRng) {
     let mut counter = 0u64;
@@ -35,7 +37,9 @@ pub async fn worker(ctx: Arc<Ctx>, process: i64, mut rng: StdRng) {
             let n = rng.random_range(1..=3u64);
             let changes: Vec<Change> = (0..n)
                 .map(|k| Change {
-                    path: format!("/r/p{process}/c{counter}-{k}"),
+                    // Sharded by thousands of the counter: a directory stays far below the
+                    // API's 10 000-entry listing limit the checker reads namespaces with.
+                    path: format!("/r/p{process}/d{}/c{counter}-{k}", counter / REPLICA_FILES_PER_DIR),
                     content: unique_content(process, counter, &format!("sync {k}"), 64),
                 })
                 .collect();
