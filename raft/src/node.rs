@@ -124,7 +124,11 @@ struct Inner {
     peers: PeerClient,
     committed: Arc<std::sync::atomic::AtomicU64>,
     proposer: Proposer,
+    /// Reads on this node: confirmed here if it leads, else asked of the leader.
     read_index: ReadIndex,
+    /// Followers' read-index calls: confirmed here, never forwarded again (two nodes with stale
+    /// views of the leader must not wait on each other).
+    leader_read_index: ReadIndex,
 }
 
 impl RaftNode {
@@ -187,9 +191,14 @@ impl RaftNode {
         let proposer = Proposer::start(cfg.node_id, raft.clone(), peers.clone(), cfg.proposals_in_flight, planted);
         let read_index = ReadIndex::new({
             let (id, raft, peers) = (cfg.node_id, raft.clone(), peers.clone());
-            move || confirm_read_index(id, raft.clone(), peers.clone())
+            move || confirm_read_index(id, raft.clone(), Some(peers.clone()))
         });
-        Ok(RaftNode { inner: Arc::new(Inner { id: cfg.node_id, raft, sm, peers, committed, proposer, read_index }) })
+        let leader_read_index = ReadIndex::new({
+            let (id, raft) = (cfg.node_id, raft.clone());
+            move || confirm_read_index(id, raft.clone(), None)
+        });
+        let inner = Inner { id: cfg.node_id, raft, sm, peers, committed, proposer, read_index, leader_read_index };
+        Ok(RaftNode { inner: Arc::new(inner) })
     }
 
     pub fn id(&self) -> NodeId {
@@ -260,10 +269,11 @@ impl RaftNode {
     }
 
     /// On the leader: the log index a linearizable read must see (leadership confirmed).
-    /// Concurrent callers (followers' reads) share one confirmation.
+    /// Concurrent callers (followers' reads) share one confirmation; a node that does not
+    /// lead says so instead of asking further.
     pub async fn read_index_local(&self) -> Result<u64, ProposeError> {
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
-        match tokio::time::timeout_at(deadline, self.inner.read_index.get()).await {
+        match tokio::time::timeout_at(deadline, self.inner.leader_read_index.get()).await {
             Err(_) => Err(ProposeError::Unavailable("timed out confirming leadership".into())),
             Ok(Ok(index)) => Ok(index),
             Ok(Err(f)) => Err(f.error),
@@ -306,9 +316,10 @@ fn one(response: Option<Response>) -> Result<Response, ProposeError> {
     response.ok_or_else(|| ProposeError::Unavailable("a proposal got no response".into()))
 }
 
-/// One read-index round: on the leader a heartbeat to a quorum, on a follower one call to
-/// the leader (which shares its own round among the followers asking).
-async fn confirm_read_index(id: NodeId, raft: Raft, peers: PeerClient) -> Result<u64, Failed> {
+/// One read-index round: on the leader a heartbeat to a quorum, on a follower (given `peers`)
+/// one call to the leader, which shares its own round among the followers asking. Without
+/// `peers`, a node that does not lead answers `NotLeader`.
+async fn confirm_read_index(id: NodeId, raft: Raft, peers: Option<PeerClient>) -> Result<u64, Failed> {
     let definite = |m: String| Failed { error: ProposeError::Unavailable(m), retry_safe: true };
     let (leader, addr) = {
         let m = raft.metrics();
@@ -316,8 +327,8 @@ async fn confirm_read_index(id: NodeId, raft: Raft, peers: PeerClient) -> Result
         let addr = m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
         (m.current_leader, addr)
     };
-    match (leader, addr) {
-        (Some(l), _) if l == id => match raft.get_read_log_id().await {
+    match (leader, addr, peers) {
+        (Some(l), _, _) if l == id => match raft.get_read_log_id().await {
             Ok((read, _applied)) => Ok(read.map(|l| l.index).unwrap_or(0)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
                 Err(definite("leadership is changing".into()))
@@ -325,7 +336,11 @@ async fn confirm_read_index(id: NodeId, raft: Raft, peers: PeerClient) -> Result
             Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => Err(definite(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(definite(e.to_string())),
         },
-        (Some(l), Some(addr)) => {
+        (Some(l), addr, None) => Err(Failed {
+            error: ProposeError::NotLeader { leader_id: Some(l), leader_addr: addr },
+            retry_safe: true,
+        }),
+        (Some(l), Some(addr), Some(peers)) => {
             match peers.call::<_, ReadIndexResponse>(l, &addr, "/raft/read-index", &ReadIndexResponse::default(), PROPOSE_TIMEOUT).await {
                 Ok(ReadIndexResponse { refusal: None, read_index }) => Ok(read_index),
                 Ok(ReadIndexResponse { refusal: Some(r), .. }) => {
