@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use crate::http_network::HttpNetwork;
 use crate::log_store::LogStore;
 use crate::peer_client::{FaultFilter, PeerClient};
-use crate::proposer::{refused, Failed, Proposer};
+use crate::proposer::{known_leader, refused, Failed, Proposer};
 use crate::read_index::ReadIndex;
 use crate::rpc::ReadIndexResponse;
 use crate::state_machine::StateMachineStore;
@@ -321,12 +321,7 @@ fn one(response: Option<Response>) -> Result<Response, ProposeError> {
 /// `peers`, a node that does not lead answers `NotLeader`.
 async fn confirm_read_index(id: NodeId, raft: Raft, peers: Option<PeerClient>) -> Result<u64, Failed> {
     let definite = |m: String| Failed { error: ProposeError::Unavailable(m), retry_safe: true };
-    let (leader, addr) = {
-        let m = raft.metrics();
-        let m = m.borrow();
-        let addr = m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
-        (m.current_leader, addr)
-    };
+    let (leader, addr) = known_leader(&raft);
     match (leader, addr, peers) {
         (Some(l), _, _) if l == id => match raft.get_read_log_id().await {
             Ok((read, _applied)) => Ok(read.map(|l| l.index).unwrap_or(0)),

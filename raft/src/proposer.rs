@@ -229,13 +229,7 @@ impl Group {
 
 impl Ctx {
     async fn propose(&self, group: Group) {
-        let (leader, addr) = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            let addr = m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
-            (m.current_leader, addr)
-        };
-        match (leader, addr) {
+        match known_leader(&self.raft) {
             (Some(l), _) if l == self.id => self.write_here(group).await,
             (Some(l), Some(addr)) => {
                 let (local, forward): (Vec<Item>, Vec<Item>) = group.items.into_iter().partition(|i| i.local_only);
@@ -312,6 +306,15 @@ impl Ctx {
             }),
         }
     }
+}
+
+/// The leader this node's metrics name, and its address if the membership knows it: no call
+/// into the Raft core.
+pub(crate) fn known_leader(raft: &Raft) -> (Option<NodeId>, Option<String>) {
+    let m = raft.metrics();
+    let m = m.borrow();
+    let addr = m.current_leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
+    (m.current_leader, addr)
 }
 
 /// A forwarded request's refusal as this node's error.
