@@ -194,10 +194,7 @@ impl ServerArgs {
             proposals_in_flight: match self.proposals_in_flight.or(file.proposals_in_flight) {
                 None => tideline_raft::proposer::IN_FLIGHT_DEFAULT,
                 Some(n @ 1..=tideline_raft::proposer::IN_FLIGHT_MAX) => n,
-                Some(n) => bail!(
-                    "--proposals-in-flight {n}: must be 1 to {}",
-                    tideline_raft::proposer::IN_FLIGHT_MAX
-                ),
+                Some(n) => bail!("--proposals-in-flight {n}: must be 1 to {}", tideline_raft::proposer::IN_FLIGHT_MAX),
             },
             #[cfg(feature = "planted-bugs")]
             planted_bugs: tideline_api::state::PlantedBugs::parse(&self.planted_bug)

@@ -64,7 +64,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             tracing::warn!("PLANTED BUG ack-before-commit is on: file writes are acknowledged before they commit");
         }
         if args.planted_bugs.ack_batch_before_commit {
-            tracing::warn!("PLANTED BUG ack-batch-before-commit is on: batched proposals are acknowledged before they commit");
+            tracing::warn!(
+                "PLANTED BUG ack-batch-before-commit is on: batched proposals are acknowledged before they commit"
+            );
         }
         state.planted = args.planted_bugs;
     }

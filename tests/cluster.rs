@@ -142,10 +142,14 @@ async fn leader_sigkill_during_writes_loses_nothing() {
 
     tracing::info!("--- the survivors purged past what the killed node has");
     // The snapshot policy looks once a second: wait for its snapshot and the purge after it.
-    wait_for("a purge past the kill point (300 writes, snapshots every 40 entries)", Duration::from_secs(10), || async {
-        let cluster_info = cluster.admin(survivors[0]).get_json("/api/v1/cluster").await.ok()?;
-        (cluster_info["purged_index"].as_u64().unwrap_or(0) > 150).then_some(())
-    })
+    wait_for(
+        "a purge past the kill point (300 writes, snapshots every 40 entries)",
+        Duration::from_secs(10),
+        || async {
+            let cluster_info = cluster.admin(survivors[0]).get_json("/api/v1/cluster").await.ok()?;
+            (cluster_info["purged_index"].as_u64().unwrap_or(0) > 150).then_some(())
+        },
+    )
     .await;
 
     tracing::info!("--- restart the old leader; it catches up (through a snapshot)");

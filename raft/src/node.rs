@@ -331,16 +331,22 @@ async fn confirm_read_index(id: NodeId, raft: Raft, peers: Option<PeerClient>) -
             Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => Err(definite(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(definite(e.to_string())),
         },
-        (Some(l), addr, None) => Err(Failed {
-            error: ProposeError::NotLeader { leader_id: Some(l), leader_addr: addr },
-            retry_safe: true,
-        }),
+        (Some(l), addr, None) => {
+            Err(Failed { error: ProposeError::NotLeader { leader_id: Some(l), leader_addr: addr }, retry_safe: true })
+        }
         (Some(l), Some(addr), Some(peers)) => {
-            match peers.call::<_, ReadIndexResponse>(l, &addr, "/raft/read-index", &ReadIndexResponse::default(), PROPOSE_TIMEOUT).await {
+            match peers
+                .call::<_, ReadIndexResponse>(
+                    l,
+                    &addr,
+                    "/raft/read-index",
+                    &ReadIndexResponse::default(),
+                    PROPOSE_TIMEOUT,
+                )
+                .await
+            {
                 Ok(ReadIndexResponse { refusal: None, read_index }) => Ok(read_index),
-                Ok(ReadIndexResponse { refusal: Some(r), .. }) => {
-                    Err(Failed { error: refused(r), retry_safe: true })
-                }
+                Ok(ReadIndexResponse { refusal: Some(r), .. }) => Err(Failed { error: refused(r), retry_safe: true }),
                 Err(e) => Err(definite(e.to_string())),
             }
         }

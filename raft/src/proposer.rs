@@ -268,7 +268,9 @@ impl Ctx {
             // Refused before the entry was appended: safe to try again (elsewhere).
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 let error = match (f.leader_id.filter(|l| *l != self.id), f.leader_node) {
-                    (Some(id), Some(node)) => ProposeError::NotLeader { leader_id: Some(id), leader_addr: Some(node.addr) },
+                    (Some(id), Some(node)) => {
+                        ProposeError::NotLeader { leader_id: Some(id), leader_addr: Some(node.addr) }
+                    }
                     _ => ProposeError::Unavailable("leadership is changing".into()),
                 };
                 group.fail_with(|| Failed::definite(error.clone()))
@@ -300,7 +302,9 @@ impl Ctx {
                 Failed::indeterminate(ProposeError::Unavailable("the leader sent an empty answer".into()))
             }),
             // Never sent: safe to try again.
-            Err(CallError::Unreachable(m)) => group.fail_with(|| Failed::definite(ProposeError::Unavailable(m.clone()))),
+            Err(CallError::Unreachable(m)) => {
+                group.fail_with(|| Failed::definite(ProposeError::Unavailable(m.clone())))
+            }
             Err(e) => group.fail_with(|| {
                 Failed::indeterminate(ProposeError::Unavailable(format!("forwarding to the leader: {e}")))
             }),

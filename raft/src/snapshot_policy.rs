@@ -63,8 +63,11 @@ pub async fn run(raft: Raft, db: Db, logs_since_last: u64) {
             let db = db.clone();
             tokio::task::spawn_blocking(move || {
                 let log = cf_bytes(&db, Cf::RaftLog);
-                let state: u64 =
-                    Cf::ALL.iter().filter(|c| !matches!(c, Cf::RaftLog | Cf::RaftMeta)).map(|c| cf_bytes(&db, *c)).sum();
+                let state: u64 = Cf::ALL
+                    .iter()
+                    .filter(|c| !matches!(c, Cf::RaftLog | Cf::RaftMeta))
+                    .map(|c| cf_bytes(&db, *c))
+                    .sum();
                 (log, state)
             })
             .await

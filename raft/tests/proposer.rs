@@ -19,7 +19,9 @@ async fn concurrent_proposals_share_entries_and_keep_their_own_responses() {
         .map(|i| {
             let node = node.clone();
             let volume = if i % 3 == 2 { "missing" } else { "v" };
-            tokio::spawn(async move { (i, node.propose(write(volume, &format!("/f{i}"), vec![b'x'; 16])).await.unwrap()) })
+            tokio::spawn(
+                async move { (i, node.propose(write(volume, &format!("/f{i}"), vec![b'x'; 16])).await.unwrap()) },
+            )
         })
         .collect();
     let mut seqs = BTreeSet::new();

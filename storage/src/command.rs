@@ -14,7 +14,10 @@ pub use crate::volume_snapshot::{CreateSnapshot, DeleteSnapshot, SealSnapshot};
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct Command {
-    #[prost(oneof = "CommandKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22")]
+    #[prost(
+        oneof = "CommandKind",
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22"
+    )]
     pub kind: Option<CommandKind>,
 }
 

@@ -339,13 +339,8 @@ fn replica_leases_expire_and_capabilities_merge_into_the_volume_policy() {
 
 /// `op` as a command on volume `vol`, made at `at_ms`.
 fn op_command(vol: &str, op: &Op, at_ms: i64) -> Command {
-    let origin = Some(Origin {
-        volume_id: vol.into(),
-        team_id: TEAM.into(),
-        source: "sandbox".into(),
-        replica_id: None,
-        at_ms,
-    });
+    let origin =
+        Some(Origin { volume_id: vol.into(), team_id: TEAM.into(), source: "sandbox".into(), replica_id: None, at_ms });
     let kind = match op {
         Op::Write(p, d) => CommandKind::WriteFile(WriteFile {
             origin,
@@ -421,7 +416,12 @@ fn a_batch_refuses_a_nested_batch_and_a_snapshot_but_applies_the_rest() {
     let mut f = Fixture::new();
     f.create_volume("v", "RWX");
     let snapshot = CommandKind::CreateSnapshot(CreateSnapshot {
-        snapshot: Some(SnapshotRecord { id: "s1".into(), volume_id: "v".into(), team_id: TEAM.into(), ..Default::default() }),
+        snapshot: Some(SnapshotRecord {
+            id: "s1".into(),
+            volume_id: "v".into(),
+            team_id: TEAM.into(),
+            ..Default::default()
+        }),
     });
     let r = f.apply(batch(vec![
         batch(vec![op_command("v", &Op::Write("/inner".into(), b"x".to_vec()), 1)]).into(),

@@ -99,7 +99,10 @@ pub async fn propose(State(st): State<AppState>, req: Request) -> ApiResult<Resp
         Ok(mut responses) if !batched && responses.len() == 1 => {
             ProposeResponse { response: responses.pop(), refusal: None }
         }
-        Ok(batch) => ProposeResponse { response: Some(tideline_storage::Response { batch, ..Default::default() }), refusal: None },
+        Ok(batch) => ProposeResponse {
+            response: Some(tideline_storage::Response { batch, ..Default::default() }),
+            refusal: None,
+        },
         Err(f) => ProposeResponse { response: None, refusal: Some(refusal(f.error, f.retry_safe)) },
     }))
 }
