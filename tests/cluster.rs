@@ -156,8 +156,8 @@ async fn leader_sigkill_during_writes_loses_nothing() {
     cluster.restart(leader as usize - 1);
     let journals: Vec<Vec<Value>> = wait_for("identical journals on all nodes", Duration::from_secs(30), || async {
         let mut js = Vec::new();
-        for j in 0..3 {
-            js.push(clients[j].journal_with(&vol, "local").await);
+        for client in &clients {
+            js.push(client.journal_with(&vol, "local").await);
         }
         (js[0].len() >= acked.len() && js.iter().all(|j| *j == js[0])).then_some(js)
     })

@@ -541,7 +541,7 @@ async fn bootstrap_refuses_a_namespace_the_capabilities_cannot_hold() {
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
     // Only the case rule: a mac.
     let r = app.call("POST", &v.url("/sync/bootstrap"), Some(&v.t), Some(json!({ "case_sensitive": false }))).await;
-    assert_eq!(r.error(StatusCode::CONFLICT, "conflict").len() > 0, true);
+    assert!(!r.error(StatusCode::CONFLICT, "conflict").is_empty());
     assert_eq!(r.json()["error"]["details"]["issues"][0]["code"], "casefold_collision");
 }
 

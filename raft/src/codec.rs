@@ -67,6 +67,7 @@ pub struct EntryRecord {
 }
 
 #[derive(Clone, PartialEq, prost::Oneof)]
+#[allow(clippy::large_enum_variant)] // prost's oneof: boxing would change every call site, not the bytes
 pub enum PayloadRecord {
     #[prost(message, tag = "2")]
     Normal(Command),

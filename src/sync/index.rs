@@ -134,7 +134,7 @@ impl Index {
 
     /// Makes the staged updates and the cursor (if given) durable as one batch.
     pub fn commit(&mut self, cursor: Option<u64>) -> io::Result<()> {
-        if self.staged.is_empty() && cursor.map_or(true, |c| c == self.cursor) {
+        if self.staged.is_empty() && cursor.is_none_or(|c| c == self.cursor) {
             return Ok(());
         }
         let batch = Batch { updates: std::mem::take(&mut self.staged), cursor };

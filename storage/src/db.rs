@@ -140,6 +140,9 @@ struct FormatRecord {
     version: u32,
 }
 
+/// Raw (key, value) rows in key order.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Shared handle to the database.
 #[derive(Clone)]
 pub struct Db {
@@ -230,12 +233,12 @@ impl Db {
     }
 
     /// Every raw (key, value) whose key starts with `prefix`, in key order.
-    pub fn scan_raw(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    pub fn scan_raw(&self, cf: Cf, prefix: &[u8]) -> Result<Rows, StorageError> {
         self.scan_raw_limit(cf, prefix, usize::MAX)
     }
 
     /// At most `limit` raw (key, value) rows whose key starts with `prefix`, in key order.
-    pub fn scan_raw_limit(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    pub fn scan_raw_limit(&self, cf: Cf, prefix: &[u8], limit: usize) -> Result<Rows, StorageError> {
         let mut ro = ReadOptions::default();
         if !prefix.is_empty() {
             ro.set_iterate_upper_bound(crate::keys::prefix_end(prefix));

@@ -10,7 +10,7 @@ use prost::Message;
 use rocksdb::WriteBatch;
 
 use crate::codec;
-use crate::db::{Cf, Db};
+use crate::db::{Cf, Db, Rows};
 use crate::error::StorageError;
 use crate::keys;
 use crate::path;
@@ -140,7 +140,7 @@ impl<'a> Txn<'a> {
     }
 
     /// Every raw row whose key starts with `prefix`, in key order, as this command sees them.
-    pub fn scan_raw(&self, cf: Cf, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    pub fn scan_raw(&self, cf: Cf, prefix: &[u8]) -> Result<Rows, StorageError> {
         let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for (k, v) in self.db.scan_raw(cf, prefix)? {
             if !self.range_deleted(cf, &k) {

@@ -137,7 +137,9 @@ fn unknown_version_is_named() {
 }
 
 /// Builds manifest bytes by hand (valid magic and checksum) around arbitrary records.
-fn hand_built(records: &[&dyn Fn(&mut Vec<u8>)]) -> Vec<u8> {
+type Record<'a> = &'a dyn Fn(&mut Vec<u8>);
+
+fn hand_built(records: &[Record]) -> Vec<u8> {
     use sha2::Digest;
     let mut out = b"TLMANIF\n".to_vec();
     for r in records {

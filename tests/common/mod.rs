@@ -241,7 +241,7 @@ where
 
 /// Deterministic content for file `i`; every 50th is large enough for the object store.
 pub fn content(i: usize) -> Vec<u8> {
-    let len = if i % 50 == 0 { 70 * 1024 + i } else { 16 + i % 300 };
+    let len = if i.is_multiple_of(50) { 70 * 1024 + i } else { 16 + i % 300 };
     (0..len).map(|j| ((i * 31 + j * 7) % 256) as u8).collect()
 }
 

@@ -570,7 +570,7 @@ pub fn cursors(ops: &[Op]) -> Check {
         let mut i = 0;
         for (invoke, _, head, id) in by_invoke {
             while i < list.len() && list[i].1 < invoke {
-                if best.map_or(true, |(h, _)| list[i].2 > h) {
+                if best.is_none_or(|(h, _)| list[i].2 > h) {
                     best = Some((list[i].2, list[i].3));
                 }
                 i += 1;
