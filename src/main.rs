@@ -11,11 +11,15 @@
 //!               | conflicts list|show PATH|mark PATH [--ignore] | detach
 //! ```
 
+#[cfg(feature = "server")]
 mod admin_token;
 mod client;
 mod cluster;
+#[cfg(feature = "server")]
 mod config;
+#[cfg(feature = "server")]
 mod dev_cluster;
+#[cfg(feature = "server")]
 mod server;
 mod sync;
 mod sync_cli;
@@ -23,12 +27,12 @@ mod token;
 mod volume_cli;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc's malloc: a request allocates and frees many small buffers on
 /// several threads, and glibc's arenas showed as ~10 % of the write path's CPU.
+#[cfg(feature = "server")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -43,6 +47,7 @@ struct Cli {
 #[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Run a Tideline node.
+    #[cfg(feature = "server")]
     Server(server::ServerArgs),
     /// Manage API tokens on a running server.
     Token {
@@ -52,6 +57,7 @@ enum Command {
     /// Inspect and change cluster membership.
     Cluster(cluster::ClusterArgs),
     /// Run a local cluster of child processes (development and demos).
+    #[cfg(feature = "server")]
     DevCluster(dev_cluster::DevClusterArgs),
     /// Manage volumes, their files and snapshots with a team token.
     Volume(volume_cli::VolumeArgs),
@@ -73,9 +79,11 @@ fn init_tracing() {
 async fn main() -> anyhow::Result<()> {
     init_tracing();
     match Cli::parse().command {
+        #[cfg(feature = "server")]
         Command::Server(args) => server::run(args).await,
         Command::Token { command } => token::run(command).await,
         Command::Cluster(args) => cluster::run(args).await,
+        #[cfg(feature = "server")]
         Command::DevCluster(args) => dev_cluster::run(args).await,
         Command::Volume(args) => volume_cli::run(args).await,
         Command::Sync(args) => sync_cli::run(args).await,
@@ -85,8 +93,9 @@ async fn main() -> anyhow::Result<()> {
 /// Defaults shared by the server and the clients.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 
-pub fn default_data_dir() -> PathBuf {
-    PathBuf::from("./tideline-data")
+#[cfg(feature = "server")]
+pub fn default_data_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from("./tideline-data")
 }
 
 pub fn default_server_url() -> String {

@@ -1,5 +1,6 @@
 //! `tideline sync …`, the two-way sync worker, as a user on two laptops sees it: a real server
-//! (port 0, stopped by pid) and the real binary run as subprocesses, each "machine" with its own
+//! (port 0, stopped by pid) and the real client-only binary (`common::client_bin`: what a laptop
+//! installs, no RocksDB) run as subprocesses, each "machine" with its own
 //! `TIDELINE_HOME` and directory. Every wait is a bounded poll of an observable condition
 //! (`sync status --json`, whole-tree comparisons of both directories and the volume), never a
 //! sleep before an assertion.
@@ -46,7 +47,7 @@ fn phase(what: &str) {
 fn run_tideline(envs: &[(&str, &str)], cwd: &Path, args: &[&str], timeout: Duration) -> Output {
     let out_file = tempfile::NamedTempFile::new().unwrap();
     let err_file = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tideline"))
+    let mut child = Command::new(common::client_bin())
         .args(args)
         .envs(envs.iter().copied())
         .env_remove("RUST_LOG")

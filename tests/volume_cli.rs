@@ -1,5 +1,6 @@
-//! `tideline volume …` against a real server: the binary is run as a subprocess, the way a
-//! script would, and its `--json` output, raw bytes and exit codes are checked.
+//! `tideline volume …` against a real server: the client-only binary (`common::client_bin`) is
+//! run as a subprocess, the way a script would, and its `--json` output, raw bytes and exit codes
+//! are checked.
 
 mod common;
 
@@ -11,7 +12,7 @@ use serde_json::Value;
 
 /// Runs `tideline volume ARGS` against `url` with `token`.
 fn tl(url: &str, token: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tideline"))
+    Command::new(common::client_bin())
         .arg("volume")
         .args(args)
         .env("TIDELINE_URL", url)
@@ -204,7 +205,7 @@ async fn exit_codes_classify_failures() {
     fails_with(tl(&format!("http://127.0.0.1:{port}"), &token, &["list"]), 6);
 
     tracing::info!("--- no token at all is a usage error (2)");
-    let out = Command::new(env!("CARGO_BIN_EXE_tideline"))
+    let out = Command::new(common::client_bin())
         .args(["volume", "list", "--server", &server.url])
         .env_remove("TIDELINE_TOKEN")
         .output()
@@ -219,7 +220,7 @@ async fn files_watch_prints_events_in_seq_order() {
     let dir = tempfile::tempdir().unwrap();
     let (server, token) = setup(dir.path(), "team-w").await;
     let vol = ok_json(tl(&server.url, &token, &["--json", "create"]))["id"].as_str().unwrap().to_string();
-    let mut watcher = Command::new(env!("CARGO_BIN_EXE_tideline"))
+    let mut watcher = Command::new(common::client_bin())
         .args(["volume", "--json", "files", &vol, "watch", "/w", "--count", "3"])
         .env("TIDELINE_URL", &server.url)
         .env("TIDELINE_TOKEN", &token)
@@ -246,7 +247,7 @@ async fn files_watch_prints_events_in_seq_order() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     assert!(events.iter().all(|e| e["event"] == "write" && e["path"].as_str().unwrap().starts_with("/w/f")));
 
-    let out = Command::new(env!("CARGO_BIN_EXE_tideline"))
+    let out = Command::new(common::client_bin())
         .args(["volume", "files", &vol, "watch"])
         .env("TIDELINE_URL", &server.url)
         .env("TIDELINE_TOKEN", "not-a-token")

@@ -12,6 +12,30 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 pub const ADMIN: &str = "test-admin-token";
+
+/// The client-only `tideline` (built `--no-default-features`: no server, no RocksDB), which the
+/// CLI and sync-worker tests run as the user's command, so they prove that build does every
+/// `volume` and `sync` command. Built once per test process into `<target>/client-only`, beside
+/// the full build, which keeps serving as the server.
+pub fn client_bin() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let full = Path::new(env!("CARGO_BIN_EXE_tideline"));
+        let profile_dir = full.parent().expect("the binary has a directory");
+        let target = profile_dir.parent().expect("the profile dir is in the target dir").join("client-only");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "--locked", "--quiet", "-p", "tideline", "--no-default-features", "--target-dir"])
+            .arg(&target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run cargo");
+        assert!(out.status.success(), "client-only build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let bin = target.join(profile_dir.file_name().expect("a profile name")).join("tideline");
+        assert!(bin.exists(), "{} was not built", bin.display());
+        bin
+    })
+}
 /// How long a server may take to print its address.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
