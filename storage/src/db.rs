@@ -80,7 +80,7 @@ impl Cf {
     /// listings), so a whole-key bloom filter lets a lookup of an absent key (a new path,
     /// request id or blob) skip SST files. The others are only iterated, where a whole-key
     /// filter is never consulted: the Raft log and the journals (ranges of big-endian
-    /// indexes) and the fold index (scanned by the case-folded prefix of a path, `append.rs`).
+    /// indexes) and the fold index (scanned by the case-folded prefix of a path, `apply/append.rs`).
     fn point_lookups(self) -> bool {
         match self {
             Cf::RaftMeta

@@ -17,9 +17,6 @@ use crate::path;
 use crate::records::{AppliedMeta, JournalEntry, NodeRecord, VolumeRecord, KIND_DIR};
 use crate::sync_records::PathLatest;
 
-/// Key of the applied position in [`Cf::SmMeta`].
-pub(crate) const APPLIED_KEY: &[u8] = b"applied";
-
 /// Mode of directories created implicitly or by mkdir.
 pub const DIR_MODE: u32 = 0o755;
 /// Mode of new files.
@@ -84,7 +81,8 @@ impl<'a> Txn<'a> {
         }
     }
 
-    pub fn db(&self) -> &Db {
+    /// The database under the overlay: reads through it do not see this batch's writes.
+    pub fn db(&self) -> &'a Db {
         self.db
     }
 
@@ -234,7 +232,7 @@ impl<'a> Txn<'a> {
 
     /// Writes the batch together with the applied position: all of it or nothing.
     pub fn commit(mut self, applied: &AppliedMeta) -> Result<(), StorageError> {
-        self.put(Cf::SmMeta, APPLIED_KEY, applied);
+        self.put(Cf::SmMeta, keys::APPLIED, applied);
         // Ranges first: a point write made after a range deletion already dropped the
         // overlay rows it covered, so writing points last gives the same final state.
         let mut batch = WriteBatch::default();
