@@ -29,6 +29,8 @@ pub(crate) fn create_snapshot(txn: &mut Txn, c: &CreateSnapshot) -> Applied {
         return refuse(ApplyError::conflict("snapshot already exists"));
     }
     s.seq = vol.head_seq;
+    // The namespace is frozen inside the retained journal: floor <= snapshot <= head.
+    assert!(vol.floor_seq <= s.seq && s.seq <= vol.head_seq, "snapshot of {} outside its journal", vol.id);
     s.state = SNAPSHOT_PENDING.into();
     s.size_bytes = 0;
     s.files = 0;

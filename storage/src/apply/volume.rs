@@ -65,6 +65,13 @@ pub(crate) fn fork_volume(txn: &mut Txn, c: &ForkVolume) -> Applied {
     }
     vol.head_seq = source.head_seq;
     vol.floor_seq = source.floor_seq;
+    assert!(
+        vol.floor_seq <= vol.head_seq,
+        "volume {} has floor {} above head {}",
+        source.id,
+        vol.floor_seq,
+        vol.head_seq
+    );
     let from = keys::volume_prefix(&source.id);
     let to = keys::volume_prefix(&vol.id);
     for cf in [Cf::Namespace, Cf::FoldIndex, Cf::VolumeBlobs, Cf::PathLatest] {
@@ -96,6 +103,7 @@ pub(crate) fn compact(txn: &mut Txn, c: &Compact) -> Applied {
     let to = keys::journal(&vol.id, c.through_seq + 1);
     txn.delete_range(Cf::Journal, &from, &to);
     vol.floor_seq = c.through_seq;
+    assert!(vol.floor_seq <= vol.head_seq, "compaction of {} moved the floor past the head", vol.id);
     txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
     ok(0, vol.head_seq)
 }
