@@ -138,6 +138,9 @@ impl<'a> Txn<'a> {
     }
 
     /// Every raw row whose key starts with `prefix`, in key order, as this command sees them.
+    /// Collected, because the overlay is merged in: callers scan prefixes whose rows they must all
+    /// touch anyway (a directory's children when a subtree is removed or moved, one folded
+    /// name's spellings, one volume's replicas).
     pub fn scan_raw(&self, cf: Cf, prefix: &[u8]) -> Result<Rows, StorageError> {
         let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for (k, v) in self.db.scan_raw(cf, prefix)? {
@@ -182,7 +185,8 @@ impl<'a> Txn<'a> {
         self.delete(Cf::FoldIndex, &fold_key(volume, node_path));
     }
 
-    /// Every node strictly below `dir`, depth first, parents before children.
+    /// Every node strictly below `dir`, depth first, parents before children. Unbounded by
+    /// nature: removing or moving a directory rewrites every node below it in this one batch.
     pub fn subtree(&self, volume: &str, dir: &str) -> Result<Vec<(String, NodeRecord)>, StorageError> {
         let mut out = Vec::new();
         let mut stack = vec![dir.to_string()];

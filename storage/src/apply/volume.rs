@@ -25,6 +25,7 @@ pub(crate) fn delete_volume(txn: &mut Txn, c: &DeleteVolume) -> Applied {
     let vol = team_volume(txn, &c.volume_id, &c.team_id)?;
     let prefix = keys::volume_prefix(&vol.id);
     if !c.force {
+        // Every replica of the volume, to count the live ones: few per volume.
         let live = txn
             .scan::<ReplicaRecord>(Cf::Replicas, &prefix)?
             .into_iter()
@@ -53,7 +54,8 @@ pub(crate) fn delete_volume(txn: &mut Txn, c: &DeleteVolume) -> Applied {
     Ok(Response { volume: Some(vol), ..Default::default() })
 }
 
-/// Copies the source's namespace and retained journal under the new id.
+/// Copies the source's namespace and retained journal under the new id. Whole-volume by
+/// definition; the rows are streamed from the database into the batch, not collected first.
 pub(crate) fn fork_volume(txn: &mut Txn, c: &ForkVolume) -> Applied {
     let source = team_volume(txn, &c.source_volume_id, &c.team_id)?;
     let mut vol = c.volume.clone().ok_or_else(|| ApplyError::bad_request("fork_volume without a volume"))?;
@@ -74,14 +76,17 @@ pub(crate) fn fork_volume(txn: &mut Txn, c: &ForkVolume) -> Applied {
     );
     let from = keys::volume_prefix(&source.id);
     let to = keys::volume_prefix(&vol.id);
+    let db = txn.db();
     for cf in [Cf::Namespace, Cf::FoldIndex, Cf::VolumeBlobs, Cf::PathLatest] {
-        for (k, v) in txn.db().scan_raw(cf, &from)? {
+        for row in db.iter_raw(cf, &from) {
+            let (k, v) = row?;
             let mut key = to.clone();
             key.extend_from_slice(&k[from.len()..]);
             txn.put_raw(cf, &key, &v);
         }
     }
-    for (k, mut entry) in txn.db().scan::<JournalEntry>(Cf::Journal, &from, None, usize::MAX)? {
+    for row in db.iter::<JournalEntry>(Cf::Journal, &from) {
+        let (k, mut entry) = row?;
         let mut key = to.clone();
         key.extend_from_slice(&k[from.len()..]);
         entry.volume_id = vol.id.clone();
