@@ -1,4 +1,4 @@
-//! Blob garbage collection, the leader's half (see `tideline_storage::gc` for the protocol).
+//! Blob garbage collection, the leader's half (see `storage/src/apply/gc.rs` for the protocol).
 //!
 //! ```text
 //!  every interval, on the leader:

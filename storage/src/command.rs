@@ -5,12 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::gc::{MarkGarbage, SweepDone, SweepGarbage};
-use crate::records::{ReplicaRecord, TokenRecord, VolumeRecord};
-pub use crate::restore::{RestoreChunk, RestoreOp};
-use crate::sync_records::{AppendResult, ConflictRecord};
-use crate::volume_snapshot::SnapshotRecord;
-pub use crate::volume_snapshot::{CreateSnapshot, DeleteSnapshot, SealSnapshot};
+use crate::records::{ReplicaRecord, SnapshotRecord, TokenRecord, VolumeRecord};
+pub use crate::response::{ApplyError, ApplyErrorKind, Response};
 
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
 pub struct Command {
@@ -336,97 +332,98 @@ pub struct MovePath {
     pub destination: String,
 }
 
-/// A deterministic refusal: the command was applied as a no-op and the caller is told why.
-#[derive(Clone, PartialEq, Eq, prost::Message, Serialize, Deserialize)]
-pub struct ApplyError {
-    #[prost(enumeration = "ApplyErrorKind", tag = "1")]
-    pub kind: i32,
-    #[prost(string, tag = "2")]
-    pub message: String,
-    /// For [`ApplyErrorKind::Reseed`]: the floor and head the caller must re-bootstrap from.
-    #[prost(uint64, optional, tag = "3")]
-    pub retained_after_seq: Option<u64>,
-    #[prost(uint64, optional, tag = "4")]
-    pub head_seq: Option<u64>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration, Serialize, Deserialize)]
-#[repr(i32)]
-pub enum ApplyErrorKind {
-    Unspecified = 0,
-    NotFound = 1,
-    Conflict = 2,
-    BadRequest = 3,
-    /// The cursor is below the retained journal: re-bootstrap.
-    Reseed = 4,
-    /// Try again shortly (content is being garbage-collected).
-    Unavailable = 5,
-}
-
-impl ApplyError {
-    pub fn new(kind: ApplyErrorKind, message: impl Into<String>) -> Self {
-        ApplyError { kind: kind as i32, message: message.into(), retained_after_seq: None, head_seq: None }
-    }
-    pub fn reseed(retained_after_seq: u64, head_seq: u64) -> Self {
-        ApplyError {
-            retained_after_seq: Some(retained_after_seq),
-            head_seq: Some(head_seq),
-            ..Self::new(ApplyErrorKind::Reseed, "sync reseed required")
-        }
-    }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(ApplyErrorKind::NotFound, message)
-    }
-    pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(ApplyErrorKind::Conflict, message)
-    }
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(ApplyErrorKind::BadRequest, message)
-    }
-    pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(ApplyErrorKind::Unavailable, message)
-    }
-    pub fn error_kind(&self) -> ApplyErrorKind {
-        ApplyErrorKind::try_from(self.kind).unwrap_or(ApplyErrorKind::Unspecified)
-    }
-}
-
-/// What applying one command produced.
+/// Creates a volume snapshot record, `pending` at the volume's head; [`SealSnapshot`] makes it
+/// `ready` once the manifest is written.
 #[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
-pub struct Response {
+pub struct CreateSnapshot {
+    /// Complete but for `seq`, `state` and the totals, which apply and seal fill in.
     #[prost(message, optional, tag = "1")]
-    pub error: Option<ApplyError>,
-    /// The journal seq this command appended, 0 when it appended none (a no-op).
-    #[prost(uint64, tag = "2")]
-    pub seq: u64,
-    #[prost(uint64, tag = "3")]
-    pub head_seq: u64,
-    #[prost(message, optional, tag = "4")]
-    pub volume: Option<VolumeRecord>,
-    #[prost(message, optional, tag = "5")]
-    pub replica: Option<ReplicaRecord>,
-    #[prost(message, optional, tag = "6")]
-    pub append: Option<AppendResult>,
-    #[prost(message, optional, tag = "7")]
-    pub conflict: Option<ConflictRecord>,
-    #[prost(message, optional, tag = "8")]
     pub snapshot: Option<SnapshotRecord>,
-    /// For `SweepGarbage`: the digests swept (their objects may now be deleted).
-    #[prost(bytes = "vec", repeated, tag = "9")]
-    pub swept: Vec<Vec<u8>>,
-    /// For a [`CommandBatch`]: each command's own response, in order.
-    #[prost(message, repeated, tag = "10")]
-    pub batch: Vec<Response>,
 }
 
-impl Response {
-    pub fn err(e: ApplyError) -> Self {
-        Response { error: Some(e), ..Default::default() }
-    }
-    pub fn into_result(self) -> Result<Response, ApplyError> {
-        match self.error {
-            Some(e) => Err(e),
-            None => Ok(self),
-        }
-    }
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct SealSnapshot {
+    #[prost(string, tag = "1")]
+    pub volume_id: String,
+    #[prost(string, tag = "2")]
+    pub snapshot_id: String,
+    #[prost(uint64, tag = "3")]
+    pub size_bytes: u64,
+    #[prost(uint64, tag = "4")]
+    pub files: u64,
+    #[prost(uint64, tag = "5")]
+    pub directories: u64,
+    #[prost(string, tag = "6")]
+    pub manifest_sha256: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct DeleteSnapshot {
+    #[prost(string, tag = "1")]
+    pub volume_id: String,
+    #[prost(string, tag = "2")]
+    pub team_id: String,
+    #[prost(string, tag = "3")]
+    pub snapshot_id: String,
+}
+
+/// One bounded chunk of a snapshot restore: part of the difference between the live namespace
+/// and the manifest, each operation an ordinary journal entry.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct RestoreChunk {
+    #[prost(message, optional, tag = "1")]
+    pub origin: Option<Origin>,
+    #[prost(message, repeated, tag = "2")]
+    pub ops: Vec<RestoreOp>,
+    /// Set on the last chunk: append an `invalidate` of `/` naming the snapshot.
+    #[prost(string, optional, tag = "3")]
+    pub finished_snapshot_id: Option<String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct RestoreOp {
+    /// Remove `path` (and everything below); the other fields are unused.
+    #[prost(bool, tag = "1")]
+    pub remove: bool,
+    #[prost(string, tag = "2")]
+    pub path: String,
+    /// [`KIND_FILE`](crate::records::KIND_FILE) or [`KIND_DIR`](crate::records::KIND_DIR).
+    #[prost(string, tag = "3")]
+    pub kind: String,
+    #[prost(uint32, tag = "4")]
+    pub mode: u32,
+    #[prost(uint64, tag = "5")]
+    pub size: u64,
+    #[prost(string, optional, tag = "6")]
+    pub content_ref: Option<String>,
+}
+
+/// Blob garbage collection's first step: marks digests found unreferenced, clears marks that are
+/// candidates no more (the protocol is in `apply/gc.rs`).
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct MarkGarbage {
+    /// sha256 digests (32 bytes each) found unreferenced.
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub refs: Vec<Vec<u8>>,
+    #[prost(int64, tag = "2")]
+    pub at_ms: i64,
+    /// Marks to drop: digests that are no longer candidates (referenced again, or re-uploaded).
+    #[prost(bytes = "vec", repeated, tag = "3")]
+    pub clear: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct SweepGarbage {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub refs: Vec<Vec<u8>>,
+    /// Only marks made at or before this are swept.
+    #[prost(int64, tag = "2")]
+    pub marked_before_ms: i64,
+}
+
+/// The leader has deleted these swept objects: writes may reference the digests again.
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct SweepDone {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub refs: Vec<Vec<u8>>,
 }

@@ -80,7 +80,7 @@ impl Cf {
     /// listings), so a whole-key bloom filter lets a lookup of an absent key (a new path,
     /// request id or blob) skip SST files. The others are only iterated, where a whole-key
     /// filter is never consulted: the Raft log and the journals (ranges of big-endian
-    /// indexes) and the fold index (scanned by the case-folded prefix of a path, `append.rs`).
+    /// indexes) and the fold index (scanned by the case-folded prefix of a path, `apply/append.rs`).
     fn point_lookups(self) -> bool {
         match self {
             Cf::RaftMeta
@@ -142,6 +142,9 @@ struct FormatRecord {
 
 /// Raw (key, value) rows in key order.
 pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// One raw (key, value) row read by [`Db::iter_raw`].
+pub type RawRow = Result<(Box<[u8]>, Box<[u8]>), StorageError>;
 
 /// Shared handle to the database.
 #[derive(Clone)]
@@ -232,7 +235,9 @@ impl Db {
         Ok(out)
     }
 
-    /// Every raw (key, value) whose key starts with `prefix`, in key order.
+    /// Every raw (key, value) whose key starts with `prefix`, in key order, collected: for a
+    /// prefix whose rows the caller needs all of at once (a `Txn` merging them with its overlay).
+    /// A pass over a whole column family streams with [`Db::iter_raw`] instead.
     pub fn scan_raw(&self, cf: Cf, prefix: &[u8]) -> Result<Rows, StorageError> {
         self.scan_raw_limit(cf, prefix, usize::MAX)
     }
@@ -252,6 +257,30 @@ impl Db {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
+    }
+
+    /// Every raw (key, value) whose key starts with `prefix`, in key order, read as the caller
+    /// goes: nothing is collected, so a whole-store pass holds one row at a time.
+    pub fn iter_raw<'d>(&'d self, cf: Cf, prefix: &[u8]) -> impl Iterator<Item = RawRow> + 'd {
+        let mut ro = ReadOptions::default();
+        if !prefix.is_empty() {
+            ro.set_iterate_upper_bound(crate::keys::prefix_end(prefix));
+        }
+        let mode = IteratorMode::From(prefix, Direction::Forward);
+        self.inner.iterator_cf_opt(self.cf(cf), ro, mode).map(|row| row.map_err(StorageError::from))
+    }
+
+    /// [`Db::iter_raw`], each value decoded.
+    pub fn iter<'d, M: Message + Default + 'd>(
+        &'d self,
+        cf: Cf,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(Box<[u8]>, M), StorageError>> + 'd {
+        self.iter_raw(cf, prefix).map(move |row| {
+            let (k, v) = row?;
+            let m = codec::decode(cf.name(), &k, &v)?;
+            Ok((k, m))
+        })
     }
 
     /// Syncs the write-ahead log to disk.

@@ -14,6 +14,8 @@
 //! path_latest <volume> 0x00 <exact path>
 //! conflicts   <volume> 0x00 'o' <ordinal u64 BE> | <volume> 0x00 'i' <conflict id>
 //! requests    <volume> 0x00 <replica id> 0x00 <request id>  |  0xff <created ms BE> <that key>
+//! gc_marks    <sha256> (marked at)  |  'T' <sha256> (swept, object maybe being deleted)
+//! sm_meta     "applied"  |  "format"
 //! ```
 
 use crate::path;
@@ -133,6 +135,17 @@ pub fn request_expiry(created_at_ms: i64, request_key: &[u8]) -> Vec<u8> {
     k.extend_from_slice(request_key);
     k
 }
+
+/// `gc_marks`: a swept digest whose object may still be being deleted.
+pub fn gc_tombstone(sha256: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(b'T');
+    k.extend_from_slice(sha256);
+    k
+}
+
+/// `sm_meta`: the last applied log position.
+pub const APPLIED: &[u8] = b"applied";
 
 /// The exclusive upper bound of every key starting with `prefix`.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {

@@ -161,6 +161,11 @@ pub struct JournalEntry {
     pub created_at_ms: i64,
 }
 
+/// [`JournalEntry::source`] of mutations made through the files API.
+pub const SOURCE_SANDBOX: &str = "sandbox";
+/// [`JournalEntry::source`] of mutations made by sync replicas.
+pub const SOURCE_REPLICA: &str = "replica";
+
 /// Kind of a namespace node.
 pub const KIND_FILE: &str = "file";
 pub const KIND_DIR: &str = "directory";
@@ -222,3 +227,49 @@ pub struct AppliedMeta {
     #[prost(bytes = "vec", tag = "4")]
     pub membership: Vec<u8>,
 }
+
+/// [`SnapshotRecord::state`] until the manifest is written, then [`SNAPSHOT_READY`].
+pub const SNAPSHOT_PENDING: &str = "pending";
+pub const SNAPSHOT_READY: &str = "ready";
+
+/// `snapshots` family, keyed `<volume> 0 <snapshot id>`.
+#[derive(Clone, PartialEq, Eq, prost::Message, Serialize, Deserialize)]
+pub struct SnapshotRecord {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(string, tag = "2")]
+    pub volume_id: String,
+    #[prost(string, tag = "3")]
+    pub team_id: String,
+    #[prost(string, tag = "4")]
+    pub name: String,
+    #[prost(string, optional, tag = "5")]
+    pub description: Option<String>,
+    /// The journal seq the namespace is frozen at (`replay_after_seq` of a bootstrap).
+    #[prost(uint64, tag = "6")]
+    pub seq: u64,
+    /// `pending` until the manifest is written, then `ready`.
+    #[prost(string, tag = "7")]
+    pub state: String,
+    /// Total bytes of every file in the snapshot.
+    #[prost(uint64, tag = "8")]
+    pub size_bytes: u64,
+    #[prost(uint64, tag = "9")]
+    pub files: u64,
+    #[prost(uint64, tag = "10")]
+    pub directories: u64,
+    /// sha256 (hex) of the manifest object.
+    #[prost(string, tag = "11")]
+    pub manifest_sha256: String,
+    #[prost(int64, tag = "12")]
+    pub created_at_ms: i64,
+    /// `bootstrap` or `user`.
+    #[prost(string, tag = "13")]
+    pub kind: String,
+    /// When the snapshot is deleted by the leader (bootstrap snapshots: a day after creation).
+    #[prost(int64, optional, tag = "14")]
+    pub expires_at_ms: Option<i64>,
+}
+
+/// How long a bootstrap snapshot (and its archive) stays downloadable.
+pub const BOOTSTRAP_SNAPSHOT_TTL_MS: i64 = 24 * 60 * 60 * 1000;

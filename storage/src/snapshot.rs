@@ -22,8 +22,8 @@ use sha2::{Digest, Sha256};
 use crate::codec;
 use crate::db::{Cf, Db};
 use crate::error::StorageError;
+use crate::keys;
 use crate::records::AppliedMeta;
-use crate::txn::APPLIED_KEY;
 
 const MAGIC: &[u8; 8] = b"TLSNAP01";
 const INSTALL_MARKER: &[u8] = b"install_in_progress";
@@ -81,9 +81,9 @@ pub fn build(
 ) -> Result<Option<AppliedMeta>, StorageError> {
     let raw = db.raw();
     let snap = raw.snapshot();
-    let applied: Option<AppliedMeta> = match snap.get_cf(db.cf(Cf::SmMeta), APPLIED_KEY)? {
+    let applied: Option<AppliedMeta> = match snap.get_cf(db.cf(Cf::SmMeta), keys::APPLIED)? {
         None => None,
-        Some(bytes) => Some(codec::decode("sm_meta", APPLIED_KEY, &bytes)?),
+        Some(bytes) => Some(codec::decode("sm_meta", keys::APPLIED, &bytes)?),
     };
     let header = header(applied.as_ref())?;
     let file = File::create(dest)?;

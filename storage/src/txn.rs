@@ -17,9 +17,6 @@ use crate::path;
 use crate::records::{AppliedMeta, JournalEntry, NodeRecord, VolumeRecord, KIND_DIR};
 use crate::sync_records::PathLatest;
 
-/// Key of the applied position in [`Cf::SmMeta`].
-pub(crate) const APPLIED_KEY: &[u8] = b"applied";
-
 /// Mode of directories created implicitly or by mkdir.
 pub const DIR_MODE: u32 = 0o755;
 /// Mode of new files.
@@ -84,7 +81,8 @@ impl<'a> Txn<'a> {
         }
     }
 
-    pub fn db(&self) -> &Db {
+    /// The database under the overlay: reads through it do not see this batch's writes.
+    pub fn db(&self) -> &'a Db {
         self.db
     }
 
@@ -140,6 +138,9 @@ impl<'a> Txn<'a> {
     }
 
     /// Every raw row whose key starts with `prefix`, in key order, as this command sees them.
+    /// Collected, because the overlay is merged in: callers scan prefixes whose rows they must all
+    /// touch anyway (a directory's children when a subtree is removed or moved, one folded
+    /// name's spellings, one volume's replicas).
     pub fn scan_raw(&self, cf: Cf, prefix: &[u8]) -> Result<Rows, StorageError> {
         let mut rows: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         for (k, v) in self.db.scan_raw(cf, prefix)? {
@@ -184,7 +185,8 @@ impl<'a> Txn<'a> {
         self.delete(Cf::FoldIndex, &fold_key(volume, node_path));
     }
 
-    /// Every node strictly below `dir`, depth first, parents before children.
+    /// Every node strictly below `dir`, depth first, parents before children. Unbounded by
+    /// nature: removing or moving a directory rewrites every node below it in this one batch.
     pub fn subtree(&self, volume: &str, dir: &str) -> Result<Vec<(String, NodeRecord)>, StorageError> {
         let mut out = Vec::new();
         let mut stack = vec![dir.to_string()];
@@ -203,7 +205,36 @@ impl<'a> Txn<'a> {
     }
 
     /// Appends the next journal entry of `volume` (gapless: `head_seq + 1`) and moves the head.
+    ///
+    /// The entry must not name another volume: handlers build it from their origin, and this
+    /// fills in the volume's id and team.
     pub fn append_journal(&mut self, volume: &mut VolumeRecord, mut entry: JournalEntry) -> u64 {
+        assert!(
+            entry.volume_id.is_empty() || entry.volume_id == volume.id,
+            "journal entry of volume {:?} appended to volume {:?}",
+            entry.volume_id,
+            volume.id
+        );
+        assert!(
+            entry.team_id.is_empty() || entry.team_id == volume.team_id,
+            "journal entry of team {:?} appended to a volume of team {:?}",
+            entry.team_id,
+            volume.team_id
+        );
+        assert!(
+            volume.floor_seq <= volume.head_seq,
+            "volume {} has floor {} above head {}",
+            volume.id,
+            volume.floor_seq,
+            volume.head_seq
+        );
+        // A stale copy of the record would reuse a seq: if this batch already wrote the volume,
+        // its head is the one written (only the overlay is read, no I/O).
+        if let Some(Some(written)) = self.overlay.get(&(Cf::Volumes, volume.id.as_bytes().to_vec())) {
+            if let Ok(written) = codec::decode::<VolumeRecord>(Cf::Volumes.name(), volume.id.as_bytes(), written) {
+                assert_eq!(written.head_seq, volume.head_seq, "append to volume {} from a stale record", volume.id);
+            }
+        }
         let seq = volume.head_seq + 1;
         entry.seq = seq;
         entry.volume_id = volume.id.clone();
@@ -234,7 +265,7 @@ impl<'a> Txn<'a> {
 
     /// Writes the batch together with the applied position: all of it or nothing.
     pub fn commit(mut self, applied: &AppliedMeta) -> Result<(), StorageError> {
-        self.put(Cf::SmMeta, APPLIED_KEY, applied);
+        self.put(Cf::SmMeta, keys::APPLIED, applied);
         // Ranges first: a point write made after a range deletion already dropped the
         // overlay rows it covered, so writing points last gives the same final state.
         let mut batch = WriteBatch::default();
@@ -266,4 +297,60 @@ pub(crate) fn fold_key(volume: &str, node_path: &str) -> Vec<u8> {
 
 pub(crate) fn root_node() -> NodeRecord {
     NodeRecord { kind: KIND_DIR.into(), mode: DIR_MODE, ..Default::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volume(id: &str) -> VolumeRecord {
+        VolumeRecord { id: id.into(), team_id: "t".into(), ..Default::default() }
+    }
+
+    fn entry(p: &str) -> JournalEntry {
+        JournalEntry { event_type: "write".into(), path: p.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn appends_take_gapless_seqs_from_the_record_they_move() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let mut txn = Txn::new(&db);
+        let mut vol = volume("v");
+        assert_eq!(txn.append_journal(&mut vol, entry("/a")), 1);
+        assert_eq!(txn.append_journal(&mut vol, entry("/b")), 2);
+        let stored: VolumeRecord = txn.get(Cf::Volumes, b"v").unwrap().unwrap();
+        assert_eq!(stored.head_seq, 2);
+        let second: JournalEntry = txn.get(Cf::Journal, &keys::journal("v", 2)).unwrap().unwrap();
+        assert_eq!((second.volume_id.as_str(), second.team_id.as_str()), ("v", "t"));
+    }
+
+    #[test]
+    #[should_panic(expected = "appended to volume")]
+    fn an_entry_of_another_volume_is_never_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let mut txn = Txn::new(&db);
+        txn.append_journal(&mut volume("v"), JournalEntry { volume_id: "w".into(), ..entry("/a") });
+    }
+
+    #[test]
+    #[should_panic(expected = "from a stale record")]
+    fn a_stale_copy_of_the_volume_never_reuses_a_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let mut txn = Txn::new(&db);
+        let vol = volume("v");
+        txn.append_journal(&mut vol.clone(), entry("/a"));
+        txn.append_journal(&mut vol.clone(), entry("/b"));
+    }
+
+    #[test]
+    #[should_panic(expected = "above head")]
+    fn a_floor_above_the_head_is_never_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let mut txn = Txn::new(&db);
+        txn.append_journal(&mut VolumeRecord { floor_seq: 3, head_seq: 2, ..volume("v") }, entry("/a"));
+    }
 }

@@ -191,6 +191,9 @@ pub struct ReadQuery {
     consistency: Option<String>,
 }
 
+/// At most this many snapshots are listed (newest first).
+pub const SNAPSHOT_LIST_ENTRIES_MAX: usize = 10_000;
+
 pub async fn list(
     State(st): State<AppState>,
     principal: Principal,
@@ -199,7 +202,7 @@ pub async fn list(
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeRead)?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    let snaps = st.node.state_machine().snapshots(&vol.id)?;
+    let snaps = st.node.state_machine().snapshots(&vol.id, SNAPSHOT_LIST_ENTRIES_MAX)?;
     Ok(ok(snaps.iter().map(Snapshot::from).collect::<Vec<_>>()))
 }
 

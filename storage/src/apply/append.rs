@@ -17,19 +17,22 @@
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::command::*;
+use super::file::{chmod, invalidate, make_dir, move_path, remove, write_file};
+use crate::codec;
+use crate::command::{AppendChanges, MakeDir, MovePath, Origin, RemovePath, ReplicaChange, WriteFile};
 use crate::conflict_path;
 use crate::db::Cf;
+use crate::error::StorageError;
 use crate::keys;
 use crate::path;
 use crate::portability;
-use crate::records::*;
-use crate::state_machine::{journal_base, make_dir, move_path, refuse, remove, team_volume, write_file, Applied, Halt};
-use crate::sync_records::*;
+use crate::records::{
+    Capabilities, JournalEntry, ReplicaRecord, KIND_DIR, REPLICA_LEASE_MS, SOURCE_REPLICA, SOURCE_SANDBOX,
+};
+use crate::response::{ApplyError, ApplyErrorKind, Response};
+use crate::rules::{refuse, team_volume, Applied, Halt};
+use crate::sync_records::{AppendResult, ConflictIndex, ConflictRecord, PathLatest, RequestRecord, CONFLICT_OPEN};
 use crate::txn::Txn;
-
-/// Source of mutations made by sync replicas.
-pub const SOURCE_REPLICA: &str = "replica";
 
 /// Capabilities of a volume no replica has described: a case-sensitive POSIX file system.
 const POSIX: Capabilities =
@@ -129,7 +132,7 @@ pub(crate) fn append_changes(txn: &mut Txn, c: &AppendChanges) -> Applied {
     let stored =
         RequestRecord { fingerprint: c.fingerprint.clone(), result: Some(result.clone()), created_at_ms: origin.at_ms };
     txn.put(Cf::Requests, &request_key, &stored);
-    txn.put_raw(Cf::Requests, &keys::request_expiry(origin.at_ms, &request_key), &[crate::codec::FORMAT_V1]);
+    txn.put_raw(Cf::Requests, &keys::request_expiry(origin.at_ms, &request_key), &[codec::FORMAT_V1]);
     Ok(Response { head_seq: vol.head_seq, append: Some(result), ..Default::default() })
 }
 
@@ -336,35 +339,10 @@ fn annotate(txn: &mut Txn, volume: &str, seq: u64, f: impl FnOnce(&mut JournalEn
     let key = keys::journal(volume, seq);
     let mut entry: JournalEntry = txn
         .get(Cf::Journal, &key)?
-        .ok_or_else(|| crate::StorageError::Invariant(format!("journal entry {seq} of {volume} vanished")))?;
+        .ok_or_else(|| StorageError::Invariant(format!("journal entry {seq} of {volume} vanished")))?;
     f(&mut entry);
     txn.put(Cf::Journal, &key, &entry);
     Ok(entry)
-}
-
-fn chmod(txn: &mut Txn, origin: &Origin, p: &str, mode: u32) -> Applied {
-    let mut vol = team_volume(txn, &origin.volume_id, &origin.team_id)?;
-    let Some(node) = txn.node(&vol.id, p)? else {
-        return refuse(ApplyError::not_found("file not found"));
-    };
-    let seq = vol.head_seq + 1;
-    txn.put_node(&vol.id, p, &NodeRecord { mode, seq, source: origin.source.clone(), ..node.clone() });
-    let entry = JournalEntry {
-        event_type: "chmod".into(),
-        path: p.to_string(),
-        entry_kind: Some(node.kind),
-        mode: Some(mode),
-        ..journal_base(origin)
-    };
-    let seq = txn.append_journal(&mut vol, entry);
-    Ok(Response { seq, head_seq: vol.head_seq, ..Default::default() })
-}
-
-fn invalidate(txn: &mut Txn, origin: &Origin, p: &str) -> Applied {
-    let mut vol = team_volume(txn, &origin.volume_id, &origin.team_id)?;
-    let entry = JournalEntry { event_type: "invalidate".into(), path: p.to_string(), ..journal_base(origin) };
-    let seq = txn.append_journal(&mut vol, entry);
-    Ok(Response { seq, head_seq: vol.head_seq, ..Default::default() })
 }
 
 /// A conflict id every node derives alike: a UUID-shaped hash of where the change came from.
@@ -394,8 +372,7 @@ fn record_conflict(
     if change.content_ref.is_some() {
         let target =
             conflict_path::artifact_path(&d.artifact_base, Some(replica_id), d.existing_seq.unwrap_or(c.base_seq));
-        let artifact_origin =
-            Origin { source: crate::state_machine::SOURCE_SANDBOX.into(), replica_id: None, ..origin.clone() };
+        let artifact_origin = Origin { source: SOURCE_SANDBOX.into(), replica_id: None, ..origin.clone() };
         let savepoint = txn.savepoint();
         match write_file(txn, &write_of(Some(artifact_origin), &target, change)) {
             Ok(resp) => {
@@ -437,43 +414,4 @@ fn record_conflict(
     txn.put(Cf::Conflicts, &keys::conflict(&vol.id, record.ordinal), &record);
     txn.put(Cf::Conflicts, &keys::conflict_id(&vol.id, &id), &ConflictIndex { ordinal: record.ordinal });
     Ok(record)
-}
-
-pub(crate) fn resolve_conflict(txn: &mut Txn, c: &ResolveConflict) -> Applied {
-    let vol = team_volume(txn, &c.volume_id, &c.team_id)?;
-    if c.status != CONFLICT_RESOLVED && c.status != CONFLICT_IGNORED {
-        return refuse(ApplyError::bad_request("invalid sync conflict status"));
-    }
-    let not_found = || ApplyError::not_found("sync conflict not found");
-    let index: ConflictIndex =
-        txn.get(Cf::Conflicts, &keys::conflict_id(&vol.id, &c.conflict_id))?.ok_or_else(not_found)?;
-    let key = keys::conflict(&vol.id, index.ordinal);
-    let mut record: ConflictRecord = txn.get(Cf::Conflicts, &key)?.ok_or_else(not_found)?;
-    let mut metadata: Map<String, Value> =
-        record.metadata_json.as_deref().and_then(|m| serde_json::from_str(m).ok()).unwrap_or_default();
-    metadata.insert("resolution".into(), json!(c.resolution));
-    metadata.insert("note".into(), json!(c.note));
-    metadata.insert("resolved_at_ms".into(), json!(c.at_ms));
-    record.metadata_json = Some(Value::Object(metadata).to_string());
-    record.status = c.status.clone();
-    record.updated_at_ms = record.updated_at_ms.max(c.at_ms);
-    txn.put(Cf::Conflicts, &key, &record);
-    Ok(Response { head_seq: vol.head_seq, conflict: Some(record), ..Default::default() })
-}
-
-/// Forgets request ids stored before `c.before_ms`, oldest first, at most `c.limit`.
-pub(crate) fn prune_requests(txn: &mut Txn, c: &PruneRequests) -> Applied {
-    let prefix = [keys::REQUEST_EXPIRY_PREFIX];
-    let end = keys::request_expiry(c.before_ms, b"");
-    let rows = txn.db().scan_raw_limit(Cf::Requests, &prefix, c.limit as usize)?;
-    for (index_key, _) in rows.into_iter().take_while(|(k, _)| *k < end) {
-        let ms = u64::from_be_bytes(index_key[1..9].try_into().expect("expiry keys hold 8 time bytes")) as i64;
-        let request_key = &index_key[9..];
-        // A request id reused after it expired has a newer record: keep that one.
-        if txn.get::<RequestRecord>(Cf::Requests, request_key)?.is_some_and(|r| r.created_at_ms == ms) {
-            txn.delete(Cf::Requests, request_key);
-        }
-        txn.delete(Cf::Requests, &index_key);
-    }
-    Ok(Response::default())
 }

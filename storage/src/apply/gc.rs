@@ -1,4 +1,5 @@
-//! Blob garbage collection, the state-machine half: marks and sweeps through Raft.
+//! Blob garbage collection, the state-machine half: marks and sweeps through Raft (the
+//! leader's half is `raft/src/collector.rs`; what a write checks is in `rules.rs`).
 //!
 //! ```text
 //!  leader, every interval:  referenced = namespace rows + retained journal entries + every
@@ -17,48 +18,12 @@
 //! un-marks it, so it is not swept) or applies after it and is refused while the tombstone
 //! stands, so no committed entry can point at an object the leader is deleting.
 
-use serde::{Deserialize, Serialize};
-
-use crate::command::Response;
+use crate::command::{MarkGarbage, SweepDone, SweepGarbage};
 use crate::db::Cf;
-use crate::state_machine::Applied;
+use crate::keys;
+use crate::response::Response;
+use crate::rules::Applied;
 use crate::txn::Txn;
-
-#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
-pub struct MarkGarbage {
-    /// sha256 digests (32 bytes each) found unreferenced.
-    #[prost(bytes = "vec", repeated, tag = "1")]
-    pub refs: Vec<Vec<u8>>,
-    #[prost(int64, tag = "2")]
-    pub at_ms: i64,
-    /// Marks to drop: digests that are no longer candidates (referenced again, or re-uploaded).
-    #[prost(bytes = "vec", repeated, tag = "3")]
-    pub clear: Vec<Vec<u8>>,
-}
-
-/// The leader has deleted these swept objects: writes may reference the digests again.
-#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
-pub struct SweepDone {
-    #[prost(bytes = "vec", repeated, tag = "1")]
-    pub refs: Vec<Vec<u8>>,
-}
-
-/// `gc_marks` key of a swept digest whose object may still be being deleted.
-pub(crate) fn tombstone_key(sha: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(33);
-    k.push(b'T');
-    k.extend_from_slice(sha);
-    k
-}
-
-#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
-pub struct SweepGarbage {
-    #[prost(bytes = "vec", repeated, tag = "1")]
-    pub refs: Vec<Vec<u8>>,
-    /// Only marks made at or before this are swept.
-    #[prost(int64, tag = "2")]
-    pub marked_before_ms: i64,
-}
 
 pub(crate) fn mark(txn: &mut Txn, c: &MarkGarbage) -> Applied {
     for r in c.clear.iter().filter(|r| r.len() == 32) {
@@ -82,7 +47,7 @@ pub(crate) fn sweep(txn: &mut Txn, c: &SweepGarbage) -> Applied {
             txn.delete(Cf::Blobs, r);
             // Until the leader reports the object deleted, no write may reference it: a
             // writer's upload could otherwise land just before the delete.
-            txn.put_raw(Cf::GcMarks, &tombstone_key(r), &at.to_be_bytes());
+            txn.put_raw(Cf::GcMarks, &keys::gc_tombstone(r), &at.to_be_bytes());
             swept.push(r.clone());
         }
     }
@@ -91,21 +56,7 @@ pub(crate) fn sweep(txn: &mut Txn, c: &SweepGarbage) -> Applied {
 
 pub(crate) fn sweep_done(txn: &mut Txn, c: &SweepDone) -> Applied {
     for r in c.refs.iter().filter(|r| r.len() == 32) {
-        txn.delete(Cf::GcMarks, &tombstone_key(r));
+        txn.delete(Cf::GcMarks, &keys::gc_tombstone(r));
     }
     Ok(Response::default())
-}
-
-/// Whether `sha` was swept and its object may be being deleted right now.
-pub(crate) fn being_deleted(txn: &Txn, sha: &[u8; 32]) -> Result<bool, crate::StorageError> {
-    Ok(txn.get_raw(Cf::GcMarks, &tombstone_key(sha))?.is_some())
-}
-
-/// Called by every write that makes a volume reference `sha`: it is not garbage. Marks are
-/// rare, so the point read (a bloom-filter miss, usually) saves a delete tombstone per write.
-pub(crate) fn unmark(txn: &mut Txn, sha: &[u8; 32]) -> Result<(), crate::StorageError> {
-    if txn.get_raw(Cf::GcMarks, sha)?.is_some() {
-        txn.delete(Cf::GcMarks, sha);
-    }
-    Ok(())
 }

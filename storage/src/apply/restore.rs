@@ -1,7 +1,7 @@
 //! Restoring a snapshot as ordinary journal entries.
 //!
 //! The API computes the difference between the live namespace and the snapshot's manifest and
-//! proposes it in bounded chunks ([`RestoreChunk`]), so no single apply is large and other
+//! proposes it in bounded chunks (`RestoreChunk`), so no single apply is large and other
 //! volumes' writes interleave. Each operation becomes one journal entry every replica and
 //! watcher sees; the last chunk ends with an `invalidate` of `/`.
 //!
@@ -11,46 +11,18 @@
 //!  put file p, …     ─▶ "remove" of a directory in the way, then "write" with the exact mode
 //! ```
 
-use serde::{Deserialize, Serialize};
-
-use crate::command::{ApplyError, Origin, RemovePath, Response};
+use super::file::remove;
+use crate::codec;
+use crate::command::{Origin, RemovePath, RestoreChunk, RestoreOp};
 use crate::content_ref::ContentRef;
 use crate::db::Cf;
 use crate::keys;
-use crate::records::*;
-use crate::state_machine::{
-    checked_path, create_parents, dir_node, journal_base, remove, writable_volume, Applied, Halt,
+use crate::records::{JournalEntry, NodeRecord, VolumeRecord, KIND_DIR, KIND_FILE};
+use crate::response::{ApplyError, Response};
+use crate::rules::{
+    checked_path, create_parents, dir_node, journal_base, team_volume, unmark_garbage, writable_volume, Applied, Halt,
 };
 use crate::txn::Txn;
-
-#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
-pub struct RestoreChunk {
-    #[prost(message, optional, tag = "1")]
-    pub origin: Option<Origin>,
-    #[prost(message, repeated, tag = "2")]
-    pub ops: Vec<RestoreOp>,
-    /// Set on the last chunk: append an `invalidate` of `/` naming the snapshot.
-    #[prost(string, optional, tag = "3")]
-    pub finished_snapshot_id: Option<String>,
-}
-
-#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
-pub struct RestoreOp {
-    /// Remove `path` (and everything below); the other fields are unused.
-    #[prost(bool, tag = "1")]
-    pub remove: bool,
-    #[prost(string, tag = "2")]
-    pub path: String,
-    /// [`KIND_FILE`] or [`KIND_DIR`].
-    #[prost(string, tag = "3")]
-    pub kind: String,
-    #[prost(uint32, tag = "4")]
-    pub mode: u32,
-    #[prost(uint64, tag = "5")]
-    pub size: u64,
-    #[prost(string, optional, tag = "6")]
-    pub content_ref: Option<String>,
-}
 
 pub(crate) fn restore_chunk(txn: &mut Txn, c: &RestoreChunk) -> Applied {
     let (vol, origin) = writable_volume(txn, c.origin.as_ref())?;
@@ -86,7 +58,7 @@ pub(crate) fn restore_chunk(txn: &mut Txn, c: &RestoreChunk) -> Applied {
 }
 
 fn put_dir(txn: &mut Txn, origin: &Origin, p: &str, mode: u32, existing: Option<NodeRecord>) -> Result<(), Halt> {
-    let mut vol = crate::state_machine::team_volume(txn, &origin.volume_id, &origin.team_id)?;
+    let mut vol = team_volume(txn, &origin.volume_id, &origin.team_id)?;
     let seq = vol.head_seq + 1;
     let event = match existing {
         Some(n) if n.mode == mode => return Ok(()),
@@ -112,7 +84,7 @@ fn put_dir(txn: &mut Txn, origin: &Origin, p: &str, mode: u32, existing: Option<
 }
 
 fn put_file(txn: &mut Txn, origin: &Origin, p: &str, op: &RestoreOp) -> Result<(), Halt> {
-    let mut vol = crate::state_machine::team_volume(txn, &origin.volume_id, &origin.team_id)?;
+    let mut vol = team_volume(txn, &origin.volume_id, &origin.team_id)?;
     let content = op
         .content_ref
         .as_deref()
@@ -135,8 +107,8 @@ fn put_file(txn: &mut Txn, origin: &Origin, p: &str, op: &RestoreOp) -> Result<(
         source: origin.source.clone(),
     };
     txn.put_node(&vol.id, p, &node);
-    txn.put_raw(Cf::VolumeBlobs, &keys::volume_blob(&vol.id, &content.0), &[crate::codec::FORMAT_V1]);
-    crate::gc::unmark(txn, &content.0)?;
+    txn.put_raw(Cf::VolumeBlobs, &keys::volume_blob(&vol.id, &content.0), &[codec::FORMAT_V1]);
+    unmark_garbage(txn, &content.0)?;
     let entry = JournalEntry {
         event_type: "write".into(),
         path: p.to_string(),
