@@ -111,11 +111,20 @@ impl Command {
         }
     }
 
-    /// Whether this command may share a Raft entry with others. A snapshot freezes the
-    /// namespace right after its own commit, so it must end its `WriteBatch`; a batch is
-    /// never nested.
+    /// Whether this command may share a Raft entry, or an apply `WriteBatch`, with the commands
+    /// before it. A snapshot freezes the namespace right after its own commit, so it must end
+    /// its `WriteBatch`. A fork and a request prune read committed rows straight from the
+    /// store (a whole volume, the expiry index), which would miss the writes of earlier
+    /// commands still in the same batch — and each node groups entries into batches its own
+    /// way, so the nodes would diverge; they start a batch of their own. A batch is never nested.
     pub fn batchable(&self) -> bool {
-        !matches!(self.kind, Some(CommandKind::CreateSnapshot(_)) | Some(CommandKind::Batch(_)))
+        !matches!(
+            self.kind,
+            Some(CommandKind::CreateSnapshot(_))
+                | Some(CommandKind::ForkVolume(_))
+                | Some(CommandKind::PruneRequests(_))
+                | Some(CommandKind::Batch(_))
+        )
     }
 }
 

@@ -435,6 +435,34 @@ fn a_batch_refuses_a_nested_batch_and_a_snapshot_but_applies_the_rest() {
     assert_eq!(f.journal("v").iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), vec!["/kept"]);
 }
 
+/// A fork reads the source's committed rows, so it never shares a batch with the writes before
+/// it: inside a `CommandBatch` it is refused, and an `ApplyBatch` holding other commands will
+/// not take it (the Raft adapter commits first, `raft/tests/apply_grouping.rs`).
+#[test]
+fn a_fork_never_shares_a_batch() {
+    let mut f = Fixture::new();
+    f.create_volume("v", "RWX");
+    let fork = || -> Command {
+        CommandKind::ForkVolume(ForkVolume {
+            source_volume_id: "v".into(),
+            team_id: TEAM.into(),
+            volume: Some(VolumeRecord { id: "v2".into(), team_id: TEAM.into(), ..Default::default() }),
+        })
+        .into()
+    };
+    let r = f.apply(batch(vec![op_command("v", &Op::Write("/a".into(), b"x".to_vec()), 1), fork()]));
+    assert!(r.batch[0].error.is_none());
+    assert_eq!(r.batch[1].error.as_ref().map(|e| e.kind), Some(ApplyErrorKind::BadRequest as i32));
+    assert!(f.sm.volume("v2").unwrap().is_none());
+
+    let mut b = f.sm.begin();
+    b.apply(&op_command("v", &Op::Write("/b".into(), b"y".to_vec()), 2)).unwrap();
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.apply(&fork())));
+    let message = refused.expect_err("a fork after a write in one ApplyBatch must panic");
+    let message = message.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("starts its own batch"), "{message}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 

@@ -72,6 +72,11 @@ impl<'a> ApplyBatch<'a> {
     /// only I/O failures are `Err`.
     pub fn apply(&mut self, cmd: &Command) -> Result<Response, StorageError> {
         assert!(!self.must_commit(), "a snapshot ends its batch: commit before applying more");
+        assert!(
+            cmd.batchable() || self.is_empty(),
+            "a {} command starts its own batch: commit before applying it",
+            cmd.name()
+        );
         match &cmd.kind {
             Some(CommandKind::Batch(b)) => {
                 let mut batch = Vec::with_capacity(b.commands.len());
