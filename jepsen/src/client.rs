@@ -33,7 +33,7 @@ pub enum Answer {
 impl Answer {
     /// The history outcome of a mutation with this answer. A 4xx is a definite refusal; so is
     /// the 503 of an unreachable object store (content is stored before anything is proposed,
-    /// DESIGN.md "Faults": "writes fail with 503, nothing half-done"). Any other 5xx may come
+    /// docs/ARCHITECTURE.md "Faults": "writes fail with 503, nothing half-done"). Any other 5xx may come
     /// after the command was proposed (a forward that timed out, a leader change), so it is
     /// indeterminate; so is a timeout or a reset connection.
     pub fn outcome(&self) -> Outcome {
