@@ -58,6 +58,19 @@ pub struct VolumeRecord {
     pub writer_lease_until_ms: i64,
 }
 
+impl VolumeRecord {
+    /// The retention floor never passes the head (panics if it does: an invariant of apply).
+    pub fn assert_floor_within_head(&self) {
+        assert!(
+            self.floor_seq <= self.head_seq,
+            "volume {} has floor {} above head {}",
+            self.id,
+            self.floor_seq,
+            self.head_seq
+        );
+    }
+}
+
 /// What a file system can represent (a replica's, or a volume's merged policy).
 #[derive(Clone, Copy, PartialEq, Eq, prost::Message, Serialize, Deserialize)]
 pub struct Capabilities {

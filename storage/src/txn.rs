@@ -221,13 +221,7 @@ impl<'a> Txn<'a> {
             entry.team_id,
             volume.team_id
         );
-        assert!(
-            volume.floor_seq <= volume.head_seq,
-            "volume {} has floor {} above head {}",
-            volume.id,
-            volume.floor_seq,
-            volume.head_seq
-        );
+        volume.assert_floor_within_head();
         // A stale copy of the record would reuse a seq: if this batch already wrote the volume,
         // its head is the one written (only the overlay is read, no I/O).
         if let Some(Some(written)) = self.overlay.get(&(Cf::Volumes, volume.id.as_bytes().to_vec())) {

@@ -67,13 +67,7 @@ pub(crate) fn fork_volume(txn: &mut Txn, c: &ForkVolume) -> Applied {
     }
     vol.head_seq = source.head_seq;
     vol.floor_seq = source.floor_seq;
-    assert!(
-        vol.floor_seq <= vol.head_seq,
-        "volume {} has floor {} above head {}",
-        source.id,
-        vol.floor_seq,
-        vol.head_seq
-    );
+    source.assert_floor_within_head();
     let from = keys::volume_prefix(&source.id);
     let to = keys::volume_prefix(&vol.id);
     let db = txn.db();
