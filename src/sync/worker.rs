@@ -262,7 +262,7 @@ impl Worker {
         let mut wire = Vec::new();
         let mut bytes = 0u64;
         for (n, c) in changes.iter().enumerate() {
-            if n == BATCH_CHANGES_MAX || (bytes >= BATCH_BYTES_MAX && n > 0) {
+            if !fits(n, bytes, 0) {
                 return Ok((&changes[..n], wire));
             }
             let (v, update) = match c {
@@ -285,11 +285,11 @@ impl Worker {
                     }
                     // A file that would take the batch past its budget starts the next batch
                     // (alone, if it is that large): one append body must hold the batch.
-                    if n > 0 && bytes + meta.size > BATCH_BYTES_MAX {
+                    if !fits(n, bytes, meta.size) {
                         return Ok((&changes[..n], wire));
                     }
                     let content = std::fs::read(&file).map_err(io_err(format!("read {path}")))?;
-                    if n > 0 && bytes + content.len() as u64 > BATCH_BYTES_MAX {
+                    if !fits(n, bytes, content.len() as u64) {
                         return Ok((&changes[..n], wire)); // grew since the stat
                     }
                     bytes += content.len() as u64;
@@ -608,6 +608,14 @@ impl Worker {
     }
 }
 
+/// Whether a change with `size` bytes of content joins a batch that already holds `n` changes
+/// and `bytes` bytes of content: the first always does; later ones while the batch stays within
+/// `BATCH_CHANGES_MAX` changes and `BATCH_BYTES_MAX` bytes. So a batch's content is at most
+/// `BATCH_BYTES_MAX`, or one file alone — what `tideline_types::limits` proves fits one append.
+fn fits(n: usize, bytes: u64, size: u64) -> bool {
+    n == 0 || (n < BATCH_CHANGES_MAX && bytes + size <= BATCH_BYTES_MAX)
+}
+
 /// Events worth a scan: anything but `.git/` and the worker's own temp files.
 fn relevant(root: &Path, p: &Path) -> bool {
     let Ok(rel) = p.strip_prefix(root) else { return false };
@@ -616,4 +624,23 @@ fn relevant(root: &Path, p: &Path) -> bool {
         return false;
     }
     !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TMP_PREFIX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_holds_its_budget_or_one_file_alone() {
+        let mib = 1024 * 1024;
+        assert!(fits(0, 0, FILE_SIZE_MAX), "a largest file goes, alone");
+        assert!(fits(0, 0, 0));
+        assert!(fits(1, 0, BATCH_BYTES_MAX), "exactly the budget");
+        assert!(!fits(1, 1, BATCH_BYTES_MAX), "one byte past it");
+        assert!(!fits(1, BATCH_BYTES_MAX - 1, FILE_SIZE_MAX), "8 MiB of small files, then 100 MiB: two batches");
+        assert!(fits(3, 2 * mib, 6 * mib));
+        assert!(fits(1, BATCH_BYTES_MAX, 0), "a change without content still fits a full batch");
+        assert!(fits(BATCH_CHANGES_MAX - 1, 0, 0));
+        assert!(!fits(BATCH_CHANGES_MAX, 0, 0), "at most BATCH_CHANGES_MAX changes");
+    }
 }
