@@ -194,6 +194,25 @@ string_enum! {
     }
 }
 
+string_enum! {
+    /// What a watch client asks for (`action` of a client message on `files/watch`).
+    pub enum WatchAction as "action" {
+        Subscribe = "subscribe",
+        Unsubscribe = "unsubscribe",
+    }
+}
+
+string_enum! {
+    /// What a watch server message is (its `type`).
+    pub enum WatchMessageType as "type" {
+        Subscribed = "subscribed",
+        /// A matching journal entry (`event` is its [`EventType`]).
+        Event = "event",
+        Unsubscribed = "unsubscribed",
+        Error = "error",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +241,8 @@ mod tests {
         round_trips(AccessMode::ALL, &["RWO", "ROX", "RWX"]);
         round_trips(ConflictStatus::ALL, &["open", "resolved", "ignored"]);
         round_trips(Source::ALL, &["replica", "sandbox"]);
+        round_trips(WatchAction::ALL, &["subscribe", "unsubscribe"]);
+        round_trips(WatchMessageType::ALL, &["subscribed", "event", "unsubscribed", "error"]);
         round_trips(
             ErrorCode::ALL,
             &["bad_request", "unauthorized", "forbidden", "not_found", "conflict", "unavailable", "internal_error"],

@@ -41,7 +41,7 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tideline_storage::{path, JournalEntry, StateMachine, StorageError};
-use tideline_types::{limits, ErrorCode, EventType};
+use tideline_types::{limits, ErrorCode, EventType, WatchAction};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -598,10 +598,13 @@ impl Session {
             Ok(m) => m,
             Err(e) => return self.reply_error(&format!("invalid message: {e}")).await,
         };
-        match m.action.as_str() {
-            "subscribe" => self.subscribe(m.path.as_deref().unwrap_or(""), m.recursive).await,
-            "unsubscribe" => self.unsubscribe(m.watch_id.as_deref().unwrap_or("")).await,
-            other => self.reply_error(&format!("unknown action {other:?}: use subscribe or unsubscribe")).await,
+        match m.action.parse::<WatchAction>() {
+            Ok(WatchAction::Subscribe) => self.subscribe(m.path.as_deref().unwrap_or(""), m.recursive).await,
+            Ok(WatchAction::Unsubscribe) => self.unsubscribe(m.watch_id.as_deref().unwrap_or("")).await,
+            Err(_) => {
+                let other = &m.action;
+                self.reply_error(&format!("unknown action {other:?}: use subscribe or unsubscribe")).await
+            }
         }
     }
 
@@ -703,5 +706,20 @@ mod tests {
             .event(&s, &JournalEntry { seq: 999, event_type: "write".into(), path: "/f".into(), ..Default::default() });
         let Some(Out::Text(t)) = outbox.pop() else { panic!("expected the event") };
         assert!(t.contains("\"seq\":999"));
+    }
+
+    #[test]
+    fn message_types_are_the_wire_set() {
+        use tideline_types::WatchMessageType as T;
+        let messages = [
+            (ServerMessage::Subscribed { watch_id: "w", path: "/" }, T::Subscribed),
+            (ServerMessage::Event { watch_id: "w", event: "write", path: "/f", old_path: None, seq: 1 }, T::Event),
+            (ServerMessage::Unsubscribed { watch_id: "w" }, T::Unsubscribed),
+            (ServerMessage::Error { error: "e" }, T::Error),
+        ];
+        for (m, want) in messages {
+            let v: serde_json::Value = serde_json::from_str(&m.encode()).unwrap();
+            assert_eq!(v["type"].as_str().unwrap().parse::<T>(), Ok(want), "{v}");
+        }
     }
 }
