@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
+use tideline_types::{AccessMode, ConflictStatus};
 
 use crate::sync::home::{AttachDir, Attachment, Home};
 use crate::sync::init::InitFrom;
@@ -236,12 +237,14 @@ async fn attach(
                 }
             }
             let vol = Remote::new(server, token, volume, "probe")?.volume().await?;
-            match vol["access_mode"].as_str() {
-                Some("RWO") => eprintln!(
+            match vol["access_mode"].as_str().map(str::parse::<AccessMode>) {
+                Some(Ok(AccessMode::Rwo)) => eprintln!(
                     "warning: volume {volume} is RWO: one replica at a time may write (another one's uploads wait \
                      until its write lease lapses); use an RWX volume for several writers"
                 ),
-                Some("ROX") => eprintln!("warning: volume {volume} is read-only (ROX): local changes will not upload"),
+                Some(Ok(AccessMode::Rox)) => {
+                    eprintln!("warning: volume {volume} is read-only (ROX): local changes will not upload")
+                }
                 _ => {}
             }
             let att = Attachment {
@@ -456,12 +459,12 @@ async fn conflicts(ad: &AttachDir, att: &Attachment, command: ConflictsCommand, 
     };
     match command {
         ConflictsCommand::List => {
-            let mut open = remote.conflicts("open").await?;
+            let mut open = remote.conflicts(ConflictStatus::Open).await?;
             // Entries this directory cannot hold, as the worker reported them.
             let local = Status::load(ad).map(|s| s.local_conflicts).unwrap_or_default();
             open.extend(local.iter().map(|c| {
                 serde_json::json!({
-                    "scope": "local", "status": "open", "path": c.path, "reason": c.reason,
+                    "scope": "local", "status": ConflictStatus::Open, "path": c.path, "reason": c.reason,
                     "existing_path": c.existing_path, "seq": c.seq, "artifact_path": "",
                 })
             }));
@@ -493,7 +496,7 @@ async fn conflicts(ad: &AttachDir, att: &Attachment, command: ConflictsCommand, 
         ConflictsCommand::Show { path } => {
             let path = volume_path_arg(att, &path)?;
             let mut all = Vec::new();
-            for status in ["open", "resolved", "ignored"] {
+            for &status in ConflictStatus::ALL {
                 all.extend(remote.conflicts(status).await?.into_iter().filter(|c| on(c, &path)));
             }
             if all.is_empty() {
@@ -509,8 +512,9 @@ async fn conflicts(ad: &AttachDir, att: &Attachment, command: ConflictsCommand, 
         }
         ConflictsCommand::Mark { path, ignore } => {
             let path = volume_path_arg(att, &path)?;
-            let status = if ignore { "ignored" } else { "resolved" };
-            let open: Vec<Value> = remote.conflicts("open").await?.into_iter().filter(|c| on(c, &path)).collect();
+            let status = if ignore { ConflictStatus::Ignored } else { ConflictStatus::Resolved };
+            let open: Vec<Value> =
+                remote.conflicts(ConflictStatus::Open).await?.into_iter().filter(|c| on(c, &path)).collect();
             if open.is_empty() {
                 return Err(CliError::new(ErrorKind::NotFound, format!("no open conflict on {path}")));
             }

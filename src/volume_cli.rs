@@ -27,7 +27,7 @@ use tokio::io::AsyncWriteExt;
 use http::{CliError, CliResult, VolumeClient, TRANSFER_TIMEOUT};
 
 /// Largest file the server accepts in one write; refused locally before sending anything.
-const UPLOAD_BYTES_MAX: u64 = 100 * 1024 * 1024;
+const UPLOAD_BYTES_MAX: u64 = tideline_types::limits::FILE_BYTES_MAX as u64;
 /// Exit code for usage errors, as clap uses.
 const EXIT_USAGE: i32 = 2;
 
@@ -64,12 +64,12 @@ enum AccessMode {
     Rwx,
 }
 
-impl AccessMode {
-    fn as_str(self) -> &'static str {
-        match self {
-            AccessMode::Rwo => "RWO",
-            AccessMode::Rox => "ROX",
-            AccessMode::Rwx => "RWX",
+impl From<AccessMode> for tideline_types::AccessMode {
+    fn from(m: AccessMode) -> tideline_types::AccessMode {
+        match m {
+            AccessMode::Rwo => tideline_types::AccessMode::Rwo,
+            AccessMode::Rox => tideline_types::AccessMode::Rox,
+            AccessMode::Rwx => tideline_types::AccessMode::Rwx,
         }
     }
 }
@@ -195,7 +195,7 @@ impl Cli {
         let c = &self.client;
         match command {
             VolumeCommand::Create { access_mode } => {
-                let body = access_mode.map(|m| json!({ "access_mode": m.as_str() }));
+                let body = access_mode.map(|m| json!({ "access_mode": tideline_types::AccessMode::from(m) }));
                 let v = c.call(Method::POST, "/sandboxvolumes", &[], body.as_ref()).await?;
                 self.show(&v, print_volume)
             }
@@ -213,7 +213,7 @@ impl Cli {
                 self.show(&v, |_| println!("deleted volume {volume}"))
             }
             VolumeCommand::Fork { volume, access_mode } => {
-                let body = access_mode.map(|m| json!({ "access_mode": m.as_str() }));
+                let body = access_mode.map(|m| json!({ "access_mode": tideline_types::AccessMode::from(m) }));
                 let v = c.call(Method::POST, &format!("{}/fork", volume_path(&volume)), &[], body.as_ref()).await?;
                 self.show(&v, print_volume)
             }

@@ -1,15 +1,21 @@
-//! Success envelope: `{"success":true,"data":<value>}`.
+//! Success envelope: `{"success":true,"data":<value>}` (built by
+//! [`tideline_types::wire::success_body`], which the golden test of the wire shapes uses too).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
+use tideline_types::wire::success_body;
+
+use crate::error::ApiError;
 
 pub struct Envelope<T>(pub StatusCode, pub T);
 
 impl<T: Serialize> IntoResponse for Envelope<T> {
     fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({ "success": true, "data": self.1 }))).into_response()
+        match success_body(&self.1) {
+            Ok(body) => (self.0, axum::Json(body)).into_response(),
+            Err(e) => ApiError::internal(format!("encoding the response: {e}")).into_response(),
+        }
     }
 }
 

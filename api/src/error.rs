@@ -8,17 +8,19 @@ use tideline_raft::ProposeError;
 use tideline_storage::blob::BlobError;
 use tideline_storage::path::PathError;
 use tideline_storage::{ApplyError, ApplyErrorKind, StorageError};
+use tideline_types::wire::ErrorEnvelope;
+use tideline_types::ErrorCode;
 
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub details: Option<Value>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError { status, code, message: message.into(), details: None }
     }
     pub fn with_details(mut self, details: Value) -> Self {
@@ -26,25 +28,25 @@ impl ApiError {
         self
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, m)
     }
     pub fn unauthorized(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", m)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, m)
     }
     pub fn forbidden(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", m)
+        Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, m)
     }
     pub fn not_found(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", m)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, m)
     }
     pub fn conflict(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", m)
+        Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, m)
     }
     pub fn unavailable(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, m)
     }
     pub fn internal(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", m)
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, m)
     }
     /// The reseed refusal of API.md: the cursor is below what the journal still holds.
     pub fn reseed_required(retained_after_seq: u64, head_seq: u64) -> Self {
@@ -56,17 +58,13 @@ impl ApiError {
     }
     /// 413 keeps the `bad_request` code, as Sandbox0 does.
     pub fn too_large(m: impl Into<String>) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "bad_request", m)
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::BadRequest, m)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(d) = self.details {
-            error["details"] = d;
-        }
-        (self.status, axum::Json(json!({ "success": false, "error": error }))).into_response()
+        (self.status, axum::Json(ErrorEnvelope::new(self.code, self.message, self.details))).into_response()
     }
 }
 

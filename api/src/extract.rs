@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 
 /// JSON request bodies are at most this large.
-pub const JSON_BODY_BYTES_MAX: usize = 1024 * 1024;
+pub use tideline_types::limits::JSON_BODY_BYTES_MAX;
 
 /// Reads the whole body, refusing (413) past `limit` bytes, checking `Content-Length` first.
 pub async fn read_body(req: Request, limit: usize, what: &str) -> Result<Bytes, ApiError> {

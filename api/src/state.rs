@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use crate::auth::token_sha256;
 
 /// Request bodies of file writes are at most this large.
-pub const FILE_BYTES_MAX: usize = 100 * 1024 * 1024;
+pub use tideline_types::limits::FILE_BYTES_MAX;
 /// File uploads buffered at once, at most (each up to [`FILE_BYTES_MAX`]).
 pub const UPLOADS_IN_FLIGHT_MAX: usize = 16;
 

@@ -1,9 +1,21 @@
-//! JSON wire types of the API and their conversions from storage records.
+//! The JSON wire types of the API — defined in `tideline-types` and re-exported here — and
+//! their conversions from storage records ([`ToWire`], [`file_info`]), plus times and ids.
+//!
+//! ```text
+//!  storage record (strings, prost) ──ToWire: parse closed sets, format times──▶ wire shape (enums)
+//! ```
+//!
+//! Storage keeps its own string constants (`KIND_DIR`, `CONFLICT_OPEN`, …) and on-disk bytes;
+//! the assertions at the bottom hold them to the enums' strings and the shared limits.
 
-use serde::{Deserialize, Serialize};
 use tideline_storage::{
-    Capabilities, ConflictRecord, ContentRef, JournalEntry, NodeRecord, ReplicaRecord, SnapshotRecord, VolumeRecord,
+    ConflictRecord, ContentRef, JournalEntry, NodeRecord, ReplicaRecord, SnapshotRecord, VolumeRecord,
 };
+use tideline_types::limits;
+pub use tideline_types::wire::*;
+use tideline_types::{ConflictStatus, EntryKind, FileType, ParseError, Source};
+
+use crate::error::{ApiError, ApiResult};
 
 /// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T12:00:00.123Z`.
 pub fn rfc3339(ms: i64) -> String {
@@ -28,170 +40,191 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode(bytes))
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct SandboxVolume {
-    pub id: String,
-    pub team_id: String,
-    pub user_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_volume_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_posix_uid: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub default_posix_gid: Option<i64>,
-    pub cache_size: String,
-    pub prefetch: i64,
-    pub buffer_size: String,
-    pub writeback: bool,
-    pub access_mode: String,
-    pub created_at: String,
-    pub updated_at: String,
+/// A storage record as the API shows it. Fails only on a stored string outside its closed set
+/// (a record no apply writes): an internal error naming the value, never a guessed default.
+pub trait ToWire {
+    type Wire;
+    fn to_wire(&self) -> ApiResult<Self::Wire>;
 }
 
-impl From<&VolumeRecord> for SandboxVolume {
-    fn from(v: &VolumeRecord) -> Self {
-        let c = v.config.clone().unwrap_or_default();
-        SandboxVolume {
-            id: v.id.clone(),
-            team_id: v.team_id.clone(),
-            user_id: v.user_id.clone(),
-            source_volume_id: v.source_volume_id.clone(),
+/// A stored string that does not parse.
+fn stored(record: &str, id: &str, e: ParseError) -> ApiError {
+    tracing::error!(record, id, error = %e, "stored record outside the wire's closed sets");
+    ApiError::internal(format!("stored {record} {id}: {e}"))
+}
+
+impl ToWire for VolumeRecord {
+    type Wire = SandboxVolume;
+
+    fn to_wire(&self) -> ApiResult<SandboxVolume> {
+        let c = self.config.clone().unwrap_or_default();
+        Ok(SandboxVolume {
+            id: self.id.clone(),
+            team_id: self.team_id.clone(),
+            user_id: self.user_id.clone(),
+            source_volume_id: self.source_volume_id.clone(),
             default_posix_uid: c.default_posix_uid,
             default_posix_gid: c.default_posix_gid,
             cache_size: c.cache_size,
             prefetch: c.prefetch,
             buffer_size: c.buffer_size,
             writeback: c.writeback,
-            access_mode: c.access_mode,
-            created_at: rfc3339(v.created_at_ms),
-            updated_at: rfc3339(v.updated_at_ms),
-        }
+            access_mode: c.access_mode.parse().map_err(|e| stored("volume", &self.id, e))?,
+            created_at: rfc3339(self.created_at_ms),
+            updated_at: rfc3339(self.updated_at_ms),
+        })
     }
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct FileInfo {
-    pub name: String,
-    pub path: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub size: u64,
-    pub mode: String,
-    pub mod_time: String,
-    pub is_link: bool,
-}
-
-impl FileInfo {
-    pub fn new(path: &str, node: &NodeRecord) -> Self {
-        FileInfo {
-            name: tideline_storage::path::name(path).to_string(),
-            path: path.to_string(),
-            kind: if node.is_dir() { "dir" } else { "file" }.into(),
-            size: if node.is_dir() { 0 } else { node.size },
-            mode: format!("{:04o}", node.mode & 0o7777),
-            mod_time: rfc3339(node.mtime_ms),
-            is_link: false,
-        }
+/// A namespace node at `path` as `stat` and `list` show it.
+pub fn file_info(path: &str, node: &NodeRecord) -> FileInfo {
+    FileInfo {
+        name: tideline_storage::path::name(path).to_string(),
+        path: path.to_string(),
+        kind: if node.is_dir() { FileType::Dir } else { FileType::File },
+        size: if node.is_dir() { 0 } else { node.size },
+        mode: format!("{:04o}", node.mode & 0o7777),
+        mod_time: rfc3339(node.mtime_ms),
+        is_link: false,
     }
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct SyncJournalEntry {
-    pub seq: u64,
-    pub volume_id: String,
-    pub team_id: String,
-    pub source: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replica_id: Option<String>,
-    pub event_type: String,
-    pub path: String,
-    pub normalized_path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub normalized_old_path: Option<String>,
-    pub tombstone: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub entry_kind: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content_ref: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content_sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size_bytes: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<serde_json::Value>,
-    pub created_at: String,
-}
+impl ToWire for JournalEntry {
+    type Wire = SyncJournalEntry;
 
-impl From<&JournalEntry> for SyncJournalEntry {
-    fn from(e: &JournalEntry) -> Self {
-        SyncJournalEntry {
-            seq: e.seq,
-            volume_id: e.volume_id.clone(),
-            team_id: e.team_id.clone(),
-            source: e.source.clone(),
-            replica_id: e.replica_id.clone(),
-            event_type: e.event_type.clone(),
-            path: e.path.clone(),
-            normalized_path: e.normalized_path.clone(),
-            old_path: e.old_path.clone(),
-            normalized_old_path: e.normalized_old_path.clone(),
-            tombstone: e.tombstone,
-            entry_kind: e.entry_kind.clone(),
-            mode: e.mode,
-            content_ref: e.content_ref.clone(),
-            content_sha256: e.content_ref.as_deref().and_then(ContentRef::parse).map(|r| r.hex()),
-            size_bytes: e.size_bytes,
-            metadata: e.metadata_json.as_deref().and_then(|m| serde_json::from_str(m).ok()),
-            created_at: rfc3339(e.created_at_ms),
-        }
+    fn to_wire(&self) -> ApiResult<SyncJournalEntry> {
+        let bad = |e| stored("journal entry", &format!("{}/{}", self.volume_id, self.seq), e);
+        Ok(SyncJournalEntry {
+            seq: self.seq,
+            volume_id: self.volume_id.clone(),
+            team_id: self.team_id.clone(),
+            source: self.source.parse().map_err(bad)?,
+            replica_id: self.replica_id.clone(),
+            event_type: self.event_type.parse().map_err(bad)?,
+            path: self.path.clone(),
+            normalized_path: self.normalized_path.clone(),
+            old_path: self.old_path.clone(),
+            normalized_old_path: self.normalized_old_path.clone(),
+            tombstone: self.tombstone,
+            entry_kind: self.entry_kind.as_deref().map(str::parse).transpose().map_err(bad)?,
+            mode: self.mode,
+            content_ref: self.content_ref.clone(),
+            content_sha256: self.content_ref.as_deref().and_then(ContentRef::parse).map(|r| r.hex()),
+            size_bytes: self.size_bytes,
+            metadata: self.metadata_json.as_deref().and_then(|m| serde_json::from_str(m).ok()),
+            created_at: rfc3339(self.created_at_ms),
+        })
     }
 }
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct SyncReplica {
-    pub id: String,
-    pub volume_id: String,
-    pub team_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub root_path: Option<String>,
-    pub case_sensitive: bool,
-    pub capabilities: Capabilities,
-    pub last_seen_at: String,
-    pub last_applied_seq: u64,
-    /// **[ext]** when the lease ends unless renewed by upsert, append or cursor.
-    pub lease_expires_at: String,
-    pub created_at: String,
-    pub updated_at: String,
+/// Storage's capabilities record as the wire shows it (and back, for a request's).
+pub fn capabilities(c: tideline_storage::Capabilities) -> Capabilities {
+    Capabilities {
+        case_sensitive: c.case_sensitive,
+        unicode_normalization_insensitive: c.unicode_normalization_insensitive,
+        windows_compatible_paths: c.windows_compatible_paths,
+    }
 }
 
-impl From<&ReplicaRecord> for SyncReplica {
-    fn from(r: &ReplicaRecord) -> Self {
-        let caps = r.capabilities.unwrap_or_default();
-        SyncReplica {
-            id: r.id.clone(),
-            volume_id: r.volume_id.clone(),
-            team_id: r.team_id.clone(),
-            display_name: r.display_name.clone(),
-            platform: r.platform.clone(),
-            root_path: r.root_path.clone(),
+impl ToWire for ReplicaRecord {
+    type Wire = SyncReplica;
+
+    fn to_wire(&self) -> ApiResult<SyncReplica> {
+        let caps = self.capabilities.unwrap_or_default();
+        Ok(SyncReplica {
+            id: self.id.clone(),
+            volume_id: self.volume_id.clone(),
+            team_id: self.team_id.clone(),
+            display_name: self.display_name.clone(),
+            platform: self.platform.clone(),
+            root_path: self.root_path.clone(),
             case_sensitive: caps.case_sensitive,
-            capabilities: caps,
-            last_seen_at: rfc3339(r.last_seen_at_ms),
-            last_applied_seq: r.last_applied_seq,
-            lease_expires_at: rfc3339(r.lease_expires_at_ms()),
-            created_at: rfc3339(r.created_at_ms),
-            updated_at: rfc3339(r.updated_at_ms),
-        }
+            capabilities: capabilities(caps),
+            last_seen_at: rfc3339(self.last_seen_at_ms),
+            last_applied_seq: self.last_applied_seq,
+            lease_expires_at: rfc3339(self.lease_expires_at_ms()),
+            created_at: rfc3339(self.created_at_ms),
+            updated_at: rfc3339(self.updated_at_ms),
+        })
     }
 }
+
+impl ToWire for ConflictRecord {
+    type Wire = SyncConflict;
+
+    fn to_wire(&self) -> ApiResult<SyncConflict> {
+        Ok(SyncConflict {
+            id: self.id.clone(),
+            volume_id: self.volume_id.clone(),
+            team_id: self.team_id.clone(),
+            replica_id: self.replica_id.clone(),
+            path: self.path.clone(),
+            normalized_path: self.normalized_path.clone(),
+            artifact_path: self.artifact_path.clone(),
+            incoming_path: self.incoming_path.clone(),
+            incoming_old_path: self.incoming_old_path.clone(),
+            existing_seq: self.existing_seq,
+            reason: self.reason.clone(),
+            status: self.status.parse().map_err(|e| stored("conflict", &self.id, e))?,
+            metadata: self.metadata_json.as_deref().and_then(|m| serde_json::from_str(m).ok()),
+            created_at: rfc3339(self.created_at_ms),
+            updated_at: rfc3339(self.updated_at_ms),
+        })
+    }
+}
+
+impl ToWire for SnapshotRecord {
+    type Wire = Snapshot;
+
+    fn to_wire(&self) -> ApiResult<Snapshot> {
+        Ok(Snapshot {
+            id: self.id.clone(),
+            volume_id: self.volume_id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            size_bytes: self.size_bytes,
+            seq: self.seq,
+            created_at: snapshot_time(self.created_at_ms),
+            expires_at: self.expires_at_ms.map(snapshot_time),
+        })
+    }
+}
+
+/// Every record of a slice as the API shows it.
+pub fn to_wire_all<R: ToWire>(records: &[R]) -> ApiResult<Vec<R::Wire>> {
+    records.iter().map(ToWire::to_wire).collect()
+}
+
+// --- Storage's strings and limits are the wire's -------------------------------------------
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+const _: () = assert!(same(EntryKind::File.as_str(), tideline_storage::KIND_FILE));
+const _: () = assert!(same(EntryKind::Directory.as_str(), tideline_storage::KIND_DIR));
+const _: () = assert!(same(ConflictStatus::Open.as_str(), tideline_storage::CONFLICT_OPEN));
+const _: () = assert!(same(ConflictStatus::Resolved.as_str(), tideline_storage::CONFLICT_RESOLVED));
+const _: () = assert!(same(ConflictStatus::Ignored.as_str(), tideline_storage::CONFLICT_IGNORED));
+const _: () = assert!(same(Source::Sandbox.as_str(), tideline_storage::state_machine::SOURCE_SANDBOX));
+const _: () = assert!(limits::REPLICA_LEASE_MS == tideline_storage::REPLICA_LEASE_MS);
+const _: () = assert!(limits::REQUEST_ID_TTL_MS == tideline_storage::REQUEST_TTL_MS);
+const _: () = assert!(limits::BOOTSTRAP_SNAPSHOT_TTL_MS == tideline_storage::BOOTSTRAP_SNAPSHOT_TTL_MS);
+const _: () = assert!(limits::PATH_BYTES_MAX == tideline_storage::path::PATH_BYTES_MAX);
+const _: () = assert!(limits::PATH_COMPONENT_BYTES_MAX == tideline_storage::path::COMPONENT_BYTES_MAX);
+// Content small enough to ride inside a Raft entry is well under one file.
+const _: () = assert!(tideline_storage::INLINE_BYTES_MAX < limits::FILE_BYTES_MAX);
 
 #[cfg(test)]
 mod tests {
@@ -202,81 +235,20 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
     }
-}
 
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct SyncConflict {
-    pub id: String,
-    pub volume_id: String,
-    pub team_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub replica_id: Option<String>,
-    pub path: String,
-    pub normalized_path: String,
-    pub artifact_path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incoming_path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incoming_old_path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub existing_seq: Option<u64>,
-    pub reason: String,
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub metadata: Option<serde_json::Value>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl From<&ConflictRecord> for SyncConflict {
-    fn from(c: &ConflictRecord) -> Self {
-        SyncConflict {
-            id: c.id.clone(),
-            volume_id: c.volume_id.clone(),
-            team_id: c.team_id.clone(),
-            replica_id: c.replica_id.clone(),
-            path: c.path.clone(),
-            normalized_path: c.normalized_path.clone(),
-            artifact_path: c.artifact_path.clone(),
-            incoming_path: c.incoming_path.clone(),
-            incoming_old_path: c.incoming_old_path.clone(),
-            existing_seq: c.existing_seq,
-            reason: c.reason.clone(),
-            status: c.status.clone(),
-            metadata: c.metadata_json.as_deref().and_then(|m| serde_json::from_str(m).ok()),
-            created_at: rfc3339(c.created_at_ms),
-            updated_at: rfc3339(c.updated_at_ms),
-        }
-    }
-}
-
-/// A volume snapshot as the API shows it (bootstrap responses; snapshot routes).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-pub struct Snapshot {
-    pub id: String,
-    pub volume_id: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    pub size_bytes: u64,
-    /// **[ext]** the journal seq the snapshot is frozen at.
-    pub seq: u64,
-    pub created_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<String>,
-}
-
-impl From<&SnapshotRecord> for Snapshot {
-    fn from(s: &SnapshotRecord) -> Self {
-        Snapshot {
-            id: s.id.clone(),
-            volume_id: s.volume_id.clone(),
-            name: s.name.clone(),
-            description: s.description.clone(),
-            size_bytes: s.size_bytes,
-            seq: s.seq,
-            created_at: snapshot_time(s.created_at_ms),
-            expires_at: s.expires_at_ms.map(snapshot_time),
-        }
+    #[test]
+    fn a_stored_string_outside_its_set_is_an_internal_error_naming_it() {
+        let mut v = VolumeRecord { id: "vol-1".into(), config: Some(Default::default()), ..Default::default() };
+        v.config.as_mut().unwrap().access_mode = "rwx".into();
+        let e = v.to_wire().unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(e.message.contains("vol-1") && e.message.contains("\"rwx\""), "{}", e.message);
+        let entry = JournalEntry { seq: 3, event_type: "mkdir".into(), source: "sandbox".into(), ..Default::default() };
+        let e = entry.to_wire().unwrap_err();
+        assert!(e.message.contains("\"mkdir\""), "{}", e.message);
+        let fine = JournalEntry { event_type: "write".into(), ..entry };
+        assert_eq!(fine.to_wire().unwrap().event_type, tideline_types::EventType::Write);
+        let c = ConflictRecord { id: "c".into(), status: "closed".into(), ..Default::default() };
+        assert!(c.to_wire().unwrap_err().message.contains("\"closed\""));
     }
 }

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use tideline_api::journal_proto::{decode_page, MEDIA_TYPE};
-use tideline_api::wire::SyncJournalEntry;
+use tideline_api::wire::ToWire;
 use tideline_raft::CompactionConfig;
 
 mod common;
@@ -60,8 +60,7 @@ async fn compact_pages_carry_the_same_entries_as_json() {
         assert_eq!(header.head_seq, jd["head_seq"].as_u64().unwrap());
         assert_eq!(header.retained_after_seq, jd["retained_after_seq"].as_u64().unwrap());
         assert_eq!(header.entries as usize, entries.len());
-        let as_json: Vec<Value> =
-            entries.iter().map(|e| serde_json::to_value(SyncJournalEntry::from(e)).unwrap()).collect();
+        let as_json: Vec<Value> = entries.iter().map(|e| serde_json::to_value(e.to_wire().unwrap()).unwrap()).collect();
         assert_eq!(&as_json, jd["changes"].as_array().unwrap());
         assert!(c.body.len() < j.body.len(), "compact is smaller: {} vs {}", c.body.len(), j.body.len());
         let Some(last) = entries.last() else { break };

@@ -2,20 +2,91 @@
 //! of `json!` + `SyncJournalEntry` serializes: every event type, optional fields present and
 //! absent, escapes, metadata as the old path re-serializes it, seqs and times at their edges —
 //! read back through RocksDB and the borrowed decoder — and a proptest over arbitrary entries.
+//!
+//! The old serializer is kept here as it was before the wire types moved to `tideline-types`
+//! (its `event_type`, `source` and `entry_kind` were strings, so it serializes any stored
+//! string, which these tests feed it). Wherever those strings are in the wire's closed sets,
+//! the typed `SyncJournalEntry` (`ToWire`) must serialize to the same bytes as well.
 
 use proptest::prelude::*;
+use serde::Serialize;
 use serde_json::json;
 use tideline_api::journal_json::JsonPage;
-use tideline_api::wire::SyncJournalEntry;
+use tideline_api::wire::ToWire;
 use tideline_storage::journal_page::read_page;
-use tideline_storage::{codec, keys, Cf, Db, JournalEntry, JournalEntryRef};
+use tideline_storage::{codec, keys, Cf, ContentRef, Db, JournalEntry, JournalEntryRef};
 
-/// What the route served before: `ok(json!({…}))`, serialized by `axum::Json`.
-fn old_page(entries: &[JournalEntry], head_seq: u64, floor_seq: u64) -> Vec<u8> {
-    let changes: Vec<SyncJournalEntry> = entries.iter().map(SyncJournalEntry::from).collect();
-    let head = entries.last().map_or(head_seq, |e| e.seq.max(head_seq));
-    let data = json!({ "head_seq": head, "retained_after_seq": floor_seq, "changes": changes });
+/// `tideline_api::wire::SyncJournalEntry` as it was before the move, strings and all.
+#[derive(Serialize)]
+struct OldSyncJournalEntry {
+    seq: u64,
+    volume_id: String,
+    team_id: String,
+    source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica_id: Option<String>,
+    event_type: String,
+    path: String,
+    normalized_path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    normalized_old_path: Option<String>,
+    tombstone: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entry_kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_ref: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<serde_json::Value>,
+    created_at: String,
+}
+
+impl From<&JournalEntry> for OldSyncJournalEntry {
+    fn from(e: &JournalEntry) -> Self {
+        OldSyncJournalEntry {
+            seq: e.seq,
+            volume_id: e.volume_id.clone(),
+            team_id: e.team_id.clone(),
+            source: e.source.clone(),
+            replica_id: e.replica_id.clone(),
+            event_type: e.event_type.clone(),
+            path: e.path.clone(),
+            normalized_path: e.normalized_path.clone(),
+            old_path: e.old_path.clone(),
+            normalized_old_path: e.normalized_old_path.clone(),
+            tombstone: e.tombstone,
+            entry_kind: e.entry_kind.clone(),
+            mode: e.mode,
+            content_ref: e.content_ref.clone(),
+            content_sha256: e.content_ref.as_deref().and_then(ContentRef::parse).map(|r| r.hex()),
+            size_bytes: e.size_bytes,
+            metadata: e.metadata_json.as_deref().and_then(|m| serde_json::from_str(m).ok()),
+            created_at: tideline_api::wire::rfc3339(e.created_at_ms),
+        }
+    }
+}
+
+fn envelope<T: Serialize>(changes: Vec<T>, head_seq: u64, floor_seq: u64) -> Vec<u8> {
+    let data = json!({ "head_seq": head_seq, "retained_after_seq": floor_seq, "changes": changes });
     serde_json::to_vec(&json!({ "success": true, "data": data })).unwrap()
+}
+
+/// What the route served before: `ok(json!({…}))`, serialized by `axum::Json`. Where every
+/// entry converts to the typed wire entry, that page is checked to be the same bytes too.
+fn old_page(entries: &[JournalEntry], head_seq: u64, floor_seq: u64) -> Vec<u8> {
+    let head = entries.last().map_or(head_seq, |e| e.seq.max(head_seq));
+    let old = envelope(entries.iter().map(OldSyncJournalEntry::from).collect(), head, floor_seq);
+    if let Ok(typed) = entries.iter().map(ToWire::to_wire).collect::<Result<Vec<_>, _>>() {
+        assert_same(&old, &envelope(typed, head, floor_seq));
+    }
+    old
 }
 
 fn new_page(entries: &[JournalEntry], head_seq: u64, floor_seq: u64) -> Vec<u8> {
@@ -119,6 +190,8 @@ fn varied() -> Vec<JournalEntry> {
 #[test]
 fn varied_entries_serialize_to_the_old_bytes() {
     let entries = varied();
+    let typed = entries.iter().filter(|e| e.to_wire().is_ok()).count();
+    assert!(typed > 400, "most entries are in the closed sets, so the typed page is checked too: {typed}");
     for chunk in [&entries[..0], &entries[..1], &entries[..]] {
         for (head, floor) in [(0, 0), (5, 3), (u64::MAX, u64::MAX - 1)] {
             assert_same(&old_page(chunk, head, floor), &new_page(chunk, head, floor));

@@ -18,6 +18,7 @@ use super::local::{self, local_path, parent, Capabilities, Meta, TMP_PREFIX};
 use super::remote::{JournalEntry, Remote, SyncError, SyncResult};
 use super::status::LocalConflict;
 use crate::volume_cli::http::CliError;
+use tideline_types::{EntryKind, EventType};
 
 const DEFAULT_FILE_MODE: u32 = 0o644;
 const DEFAULT_DIR_MODE: u32 = 0o755;
@@ -126,17 +127,18 @@ impl Applier<'_> {
     }
 
     async fn apply(&mut self, e: &JournalEntry) -> SyncResult<()> {
-        let is_dir = e.entry_kind.as_deref() == Some("directory");
-        match e.event_type.as_str() {
-            "create" if is_dir => self.make_dir(e).map_err(io_err(format!("create directory {}", e.path))),
-            "create" | "write" => self.write(e).await,
-            "chmod" => self.chmod(&e.path, e.mode).map_err(io_err(format!("chmod {}", e.path))),
-            "rename" => match e.old_path.as_deref() {
+        let is_dir = e.entry_kind == Some(EntryKind::Directory);
+        match e.event_type {
+            EventType::Create if is_dir => self.make_dir(e).map_err(io_err(format!("create directory {}", e.path))),
+            EventType::Create | EventType::Write => self.write(e).await,
+            EventType::Chmod => self.chmod(&e.path, e.mode).map_err(io_err(format!("chmod {}", e.path))),
+            EventType::Rename => match e.old_path.as_deref() {
                 Some(from) => self.rename(from, &e.path, e.seq).map_err(io_err(format!("rename to {}", e.path))),
                 None => Ok(()),
             },
-            "remove" => self.remove(&e.path).map_err(io_err(format!("remove {}", e.path))),
-            _ => Ok(()), // invalidate: the entries around it already say what changed
+            EventType::Remove => self.remove(&e.path).map_err(io_err(format!("remove {}", e.path))),
+            // The entries around it already say what changed.
+            EventType::Invalidate => Ok(()),
         }
     }
 

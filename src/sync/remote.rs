@@ -8,13 +8,15 @@ use futures::StreamExt;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tideline_types::limits::{CONFLICTS_PAGE_MAX, SYNC_PAGE_ENTRIES};
+use tideline_types::{ConflictStatus, EntryKind, EventType};
 use tokio::io::AsyncWriteExt;
 
 use super::local::Capabilities;
 use crate::volume_cli::http::{CliError, CliResult, ErrorKind, VolumeClient, REQUEST_TIMEOUT, TRANSFER_TIMEOUT};
 
-/// Entries asked for per `changes` page.
-pub const PAGE_ENTRIES: u32 = 1024;
+/// Entries asked for per `changes` page (never more than the server serves in one).
+pub const PAGE_ENTRIES: usize = SYNC_PAGE_ENTRIES;
 
 /// A journal entry, as far as the worker reads it.
 #[derive(Clone, Debug, Deserialize)]
@@ -22,13 +24,13 @@ pub struct JournalEntry {
     pub seq: u64,
     #[serde(default)]
     pub replica_id: Option<String>,
-    pub event_type: String,
+    pub event_type: EventType,
     #[serde(default)]
     pub path: String,
     #[serde(default)]
     pub old_path: Option<String>,
     #[serde(default)]
-    pub entry_kind: Option<String>,
+    pub entry_kind: Option<EntryKind>,
     #[serde(default)]
     pub mode: Option<u32>,
     #[serde(default)]
@@ -196,17 +198,16 @@ impl Remote {
         Ok(())
     }
 
-    /// The volume's conflicts with `status` (`open`, …), newest first.
-    pub async fn conflicts(&self, status: &str) -> CliResult<Vec<Value>> {
-        let data = self
-            .client
-            .call(Method::GET, &self.path("/sync/conflicts"), &[("status", status), ("limit", "1000")], None)
-            .await?;
+    /// The volume's conflicts with `status`, newest first (as many as one page holds).
+    pub async fn conflicts(&self, status: ConflictStatus) -> CliResult<Vec<Value>> {
+        let limit = CONFLICTS_PAGE_MAX.to_string();
+        let query = [("status", status.as_str()), ("limit", limit.as_str())];
+        let data = self.client.call(Method::GET, &self.path("/sync/conflicts"), &query, None).await?;
         Ok(data["conflicts"].as_array().cloned().unwrap_or_default())
     }
 
     /// Marks one conflict `resolved` or `ignored`.
-    pub async fn mark(&self, conflict_id: &str, status: &str) -> CliResult<Value> {
+    pub async fn mark(&self, conflict_id: &str, status: ConflictStatus) -> CliResult<Value> {
         let path = self.path(&format!("/sync/conflicts/{conflict_id}"));
         let body = json!({ "status": status, "resolution": "marked with tideline sync conflicts mark" });
         self.client.call(Method::PUT, &path, &[], Some(&body)).await

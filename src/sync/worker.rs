@@ -20,6 +20,11 @@ use std::time::Duration;
 use base64::Engine;
 use notify::{RecursiveMode, Watcher};
 use serde_json::{json, Value};
+use tideline_types::limits::{
+    FILE_BYTES_MAX, SYNC_BATCH_CHANGES_MAX as BATCH_CHANGES_MAX, SYNC_BATCH_CONTENT_BYTES_MAX, SYNC_LEASE_RENEW_MS,
+    SYNC_LONG_POLL_MS,
+};
+use tideline_types::{ConflictStatus, EntryKind, EventType};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::{interval, sleep, sleep_until, Instant, MissedTickBehavior};
@@ -42,16 +47,16 @@ const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
 /// A full rescan catches what events missed.
 const RESCAN_EVERY: Duration = Duration::from_secs(30);
 /// The server's lease is 5 minutes; renew well inside it.
-const RENEW_EVERY: Duration = Duration::from_secs(60);
+const RENEW_EVERY: Duration = Duration::from_millis(SYNC_LEASE_RENEW_MS as u64);
 const CONFLICT_POLL: Duration = Duration::from_secs(2);
-const LONG_POLL: Duration = Duration::from_secs(25);
+const LONG_POLL: Duration = Duration::from_millis(SYNC_LONG_POLL_MS);
 /// After a failure, wait this long before the next call.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
-/// A batch carries at most this many changes and this much file content.
-const BATCH_CHANGES_MAX: usize = 1000;
-const BATCH_BYTES_MAX: u64 = 8 * 1024 * 1024;
+/// A batch carries at most `BATCH_CHANGES_MAX` changes and this much file content (or one
+/// larger file alone): what fits one append body (see `tideline_types::limits`).
+const BATCH_BYTES_MAX: u64 = SYNC_BATCH_CONTENT_BYTES_MAX as u64;
 /// Largest file a worker sends (the server's limit for one file).
-const FILE_BYTES_MAX: u64 = 100 * 1024 * 1024;
+const FILE_SIZE_MAX: u64 = FILE_BYTES_MAX as u64;
 /// Recent problems kept for `sync status`.
 const PROBLEMS_MAX: usize = 50;
 /// The mass-deletion guard: this share of synced entries missing (and at least this many).
@@ -257,12 +262,15 @@ impl Worker {
         let mut wire = Vec::new();
         let mut bytes = 0u64;
         for (n, c) in changes.iter().enumerate() {
-            if n == BATCH_CHANGES_MAX || (bytes >= BATCH_BYTES_MAX && n > 0) {
+            if !fits(n, bytes, 0) {
                 return Ok((&changes[..n], wire));
             }
             let (v, update) = match c {
                 Change::MkDir { path, meta } => (
-                    json!({"event_type": "create", "path": path, "entry_kind": "directory", "mode": meta.mode}),
+                    json!({
+                        "event_type": EventType::Create, "path": path, "entry_kind": EntryKind::Directory,
+                        "mode": meta.mode,
+                    }),
                     Some((path.clone(), Some(meta.entry(None)))),
                 ),
                 Change::Write { path, create, .. } => {
@@ -271,16 +279,24 @@ impl Worker {
                     let Some(meta) = Meta::of(&md).filter(|m| m.kind == Kind::File) else {
                         continue; // replaced since the scan; the next scan sends what is there
                     };
-                    if meta.size > FILE_BYTES_MAX {
+                    if meta.size > FILE_SIZE_MAX {
                         self.note(format!("{path} is larger than 100 MiB and cannot be synced"));
                         continue;
                     }
+                    // A file that would take the batch past its budget starts the next batch
+                    // (alone, if it is that large): one append body must hold the batch.
+                    if !fits(n, bytes, meta.size) {
+                        return Ok((&changes[..n], wire));
+                    }
                     let content = std::fs::read(&file).map_err(io_err(format!("read {path}")))?;
+                    if !fits(n, bytes, content.len() as u64) {
+                        return Ok((&changes[..n], wire)); // grew since the stat
+                    }
                     bytes += content.len() as u64;
                     let sha = local::sha256_hex(&content);
                     let v = json!({
-                        "event_type": if *create { "create" } else { "write" },
-                        "path": path, "entry_kind": "file", "mode": meta.mode,
+                        "event_type": if *create { EventType::Create } else { EventType::Write },
+                        "path": path, "entry_kind": EntryKind::File, "mode": meta.mode,
                         "content_base64": base64::engine::general_purpose::STANDARD.encode(&content),
                         "content_sha256": sha, "size_bytes": content.len(),
                     });
@@ -289,10 +305,13 @@ impl Worker {
                 Change::Chmod { path, meta } => {
                     let mut e = self.index.get(path).cloned().unwrap_or_else(|| meta.entry(None));
                     e.mode = meta.mode;
-                    (json!({"event_type": "chmod", "path": path, "mode": meta.mode}), Some((path.clone(), Some(e))))
+                    let v = json!({"event_type": EventType::Chmod, "path": path, "mode": meta.mode});
+                    (v, Some((path.clone(), Some(e))))
                 }
-                Change::Rename { from, to } => (json!({"event_type": "rename", "old_path": from, "path": to}), None),
-                Change::Remove { path } => (json!({"event_type": "remove", "path": path}), None),
+                Change::Rename { from, to } => {
+                    (json!({"event_type": EventType::Rename, "old_path": from, "path": to}), None)
+                }
+                Change::Remove { path } => (json!({"event_type": EventType::Remove, "path": path}), None),
             };
             wire.push((n, v, update));
         }
@@ -372,7 +391,7 @@ impl Worker {
                 self.push(false).await?;
             }
         }
-        let full = page.changes.len() as u32 >= PAGE_ENTRIES;
+        let full = page.changes.len() >= PAGE_ENTRIES;
         let cursor = self.applier().apply_page(&page.changes).await?;
         if let Err(e) = self.remote.put_cursor(cursor).await {
             tracing::warn!("report cursor {cursor}: {e}");
@@ -422,7 +441,7 @@ impl Worker {
 
     /// Resumes uploads once no conflict this replica caused is open.
     async fn check_conflicts(&mut self) -> SyncResult<()> {
-        let open = self.remote.conflicts("open").await?;
+        let open = self.remote.conflicts(ConflictStatus::Open).await?;
         let mine = open.iter().filter(|c| c["replica_id"].as_str() == Some(self.remote.replica_id.as_str())).count();
         self.open_conflicts = mine;
         if mine == 0 && self.paused {
@@ -589,6 +608,14 @@ impl Worker {
     }
 }
 
+/// Whether a change with `size` bytes of content joins a batch that already holds `n` changes
+/// and `bytes` bytes of content: the first always does; later ones while the batch stays within
+/// `BATCH_CHANGES_MAX` changes and `BATCH_BYTES_MAX` bytes. So a batch's content is at most
+/// `BATCH_BYTES_MAX`, or one file alone — what `tideline_types::limits` proves fits one append.
+fn fits(n: usize, bytes: u64, size: u64) -> bool {
+    n == 0 || (n < BATCH_CHANGES_MAX && bytes + size <= BATCH_BYTES_MAX)
+}
+
 /// Events worth a scan: anything but `.git/` and the worker's own temp files.
 fn relevant(root: &Path, p: &Path) -> bool {
     let Ok(rel) = p.strip_prefix(root) else { return false };
@@ -597,4 +624,23 @@ fn relevant(root: &Path, p: &Path) -> bool {
         return false;
     }
     !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TMP_PREFIX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_holds_its_budget_or_one_file_alone() {
+        let mib = 1024 * 1024;
+        assert!(fits(0, 0, FILE_SIZE_MAX), "a largest file goes, alone");
+        assert!(fits(0, 0, 0));
+        assert!(fits(1, 0, BATCH_BYTES_MAX), "exactly the budget");
+        assert!(!fits(1, 1, BATCH_BYTES_MAX), "one byte past it");
+        assert!(!fits(1, BATCH_BYTES_MAX - 1, FILE_SIZE_MAX), "8 MiB of small files, then 100 MiB: two batches");
+        assert!(fits(3, 2 * mib, 6 * mib));
+        assert!(fits(1, BATCH_BYTES_MAX, 0), "a change without content still fits a full batch");
+        assert!(fits(BATCH_CHANGES_MAX - 1, 0, 0));
+        assert!(!fits(BATCH_CHANGES_MAX, 0, 0), "at most BATCH_CHANGES_MAX changes");
+    }
 }

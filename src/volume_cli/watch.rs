@@ -8,6 +8,7 @@
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tideline_types::{WatchAction, WatchMessageType};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -26,7 +27,7 @@ pub async fn watch(
     let auth = bearer.parse().map_err(|_| CliError::other("the token is not a valid header value"))?;
     req.headers_mut().insert("authorization", auth);
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| handshake_error(&url, e))?;
-    let subscribe = json!({ "action": "subscribe", "path": path, "recursive": recursive });
+    let subscribe = json!({ "action": WatchAction::Subscribe, "path": path, "recursive": recursive });
     ws.send(Message::text(subscribe.to_string())).await.map_err(|e| CliError::other(format!("subscribe: {e}")))?;
     let mut seen = 0u64;
     while count.is_none_or(|n| seen < n) {
@@ -43,8 +44,8 @@ pub async fn watch(
             _ => continue,
         };
         let v: Value = serde_json::from_str(&text).map_err(|e| CliError::other(format!("watch message: {e}")))?;
-        match v["type"].as_str() {
-            Some("event") => {
+        match v["type"].as_str().map(str::parse::<WatchMessageType>) {
+            Some(Ok(WatchMessageType::Event)) => {
                 seen += 1;
                 if json_lines {
                     println!("{v}");
@@ -58,7 +59,9 @@ pub async fn watch(
                     );
                 }
             }
-            Some("error") => return Err(CliError::other(format!("watch: {}", v["error"].as_str().unwrap_or("error")))),
+            Some(Ok(WatchMessageType::Error)) => {
+                return Err(CliError::other(format!("watch: {}", v["error"].as_str().unwrap_or("error"))))
+            }
             _ => {} // subscribed / unsubscribed
         }
     }

@@ -9,10 +9,14 @@ use axum::extract::{Path, Request, State};
 use axum::response::IntoResponse;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tideline_storage::command::{AppendChanges, Origin, ReplicaChange};
-use tideline_storage::{path, CommandKind, KIND_DIR, KIND_FILE};
+use tideline_storage::{path, CommandKind};
+use tideline_types::limits::{
+    APPEND_BODY_BYTES_MAX, CHANGES_PER_REQUEST_MAX, CHANGE_METADATA_BYTES_MAX as METADATA_BYTES_MAX,
+    REQUEST_ID_BYTES_MAX,
+};
+use tideline_types::{EntryKind, EventType, Source};
 
 use super::replicas::replica_id;
 use super::{apply, stage, write_volume};
@@ -21,17 +25,10 @@ use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::read_body;
 use crate::state::{AppState, FILE_BYTES_MAX};
-use crate::wire::{now_ms, SyncConflict, SyncJournalEntry};
+use crate::wire::{now_ms, to_wire_all, AppendResponse};
 
-/// Changes in one request, at most.
-pub const CHANGES_PER_REQUEST_MAX: usize = 1000;
-/// One request body, at most: room for one largest file, base64-encoded, plus the rest.
-pub const APPEND_BODY_BYTES_MAX: usize = FILE_BYTES_MAX / 3 * 4 + 8 * 1024 * 1024;
 /// Content inlined into one command, at most; the rest goes to the object store first.
 const APPEND_INLINE_BYTES_MAX: usize = 1024 * 1024;
-const REQUEST_ID_BYTES_MAX: usize = 256;
-const METADATA_BYTES_MAX: usize = 16 * 1024;
-const EVENT_TYPES: [&str; 6] = ["create", "write", "remove", "rename", "chmod", "invalidate"];
 
 #[derive(Deserialize, Serialize)]
 struct AppendBody {
@@ -68,17 +65,19 @@ struct Checked {
 }
 
 fn check(index: usize, c: ChangeBody) -> ApiResult<Checked> {
-    let event = c.event_type.trim().to_ascii_lowercase();
-    if !EVENT_TYPES.contains(&event.as_str()) {
-        return Err(invalid(index, format!("unknown event_type {:?}", c.event_type)));
-    }
+    let event: EventType = c
+        .event_type
+        .trim()
+        .to_ascii_lowercase()
+        .parse()
+        .map_err(|_| invalid(index, format!("unknown event_type {:?}", c.event_type)))?;
     let clean = |what: &str, p: Option<&str>| -> ApiResult<String> {
         match p.map(str::trim).filter(|p| !p.is_empty()) {
             None => Err(invalid(index, format!("{what} is required"))),
             Some(p) => path::clean_non_root(p).map_err(|e| invalid(index, format!("{what}: {e}"))),
         }
     };
-    let p = if event == "invalidate" {
+    let p = if event == EventType::Invalidate {
         match c.path.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
             None => "/".to_string(),
             Some(p) => path::clean(p).map_err(|e| invalid(index, format!("path: {e}")))?,
@@ -86,7 +85,7 @@ fn check(index: usize, c: ChangeBody) -> ApiResult<Checked> {
     } else {
         clean("path", c.path.as_deref())?
     };
-    let old_path = if event == "rename" {
+    let old_path = if event == EventType::Rename {
         let old = clean("old_path", c.old_path.as_deref())?;
         if old == p {
             return Err(invalid(index, "old_path and path are the same"));
@@ -104,26 +103,29 @@ fn check(index: usize, c: ChangeBody) -> ApiResult<Checked> {
     let kind = match c.entry_kind.as_deref().map(|k| k.trim().to_ascii_lowercase()) {
         None => None,
         Some(k) if k.is_empty() => None,
-        Some(k) if k == "file" => Some(KIND_FILE),
-        Some(k) if k == "directory" || k == "dir" => Some(KIND_DIR),
-        Some(k) => return Err(invalid(index, format!("unknown entry_kind {k:?}"))),
+        // `dir` too, as the files API spells it.
+        Some(k) if k == "dir" => Some(EntryKind::Directory),
+        Some(k) => match k.parse::<EntryKind>() {
+            Ok(k) => Some(k),
+            Err(_) => return Err(invalid(index, format!("unknown entry_kind {k:?}"))),
+        },
     };
-    let kind = match event.as_str() {
-        "create" => match (kind, c.content_base64.is_some()) {
-            (Some(KIND_DIR), true) => return Err(invalid(index, "a directory has no content")),
+    let kind = match event {
+        EventType::Create => match (kind, c.content_base64.is_some()) {
+            (Some(EntryKind::Directory), true) => return Err(invalid(index, "a directory has no content")),
             (Some(k), _) => Some(k),
-            (None, true) => Some(KIND_FILE),
+            (None, true) => Some(EntryKind::File),
             (None, false) => return Err(invalid(index, "create needs entry_kind")),
         },
-        "write" if kind == Some(KIND_DIR) => return Err(invalid(index, "write of a directory")),
-        "write" if c.content_base64.is_none() => return Err(invalid(index, "write needs content_base64")),
-        "write" => Some(KIND_FILE),
-        "chmod" if c.mode.is_none() => return Err(invalid(index, "chmod needs mode")),
+        EventType::Write if kind == Some(EntryKind::Directory) => return Err(invalid(index, "write of a directory")),
+        EventType::Write if c.content_base64.is_none() => return Err(invalid(index, "write needs content_base64")),
+        EventType::Write => Some(EntryKind::File),
+        EventType::Chmod if c.mode.is_none() => return Err(invalid(index, "chmod needs mode")),
         _ => kind,
     };
     // Only a create or write of a file carries content; a remove, rename or chmod that names a
     // file (and its sha256 or size, as sync clients describe it) carries none.
-    let carries_content = matches!(event.as_str(), "create" | "write") && kind == Some(KIND_FILE);
+    let carries_content = event.may_carry_content() && kind == Some(EntryKind::File);
     let content = match (&c.content_base64, carries_content) {
         (Some(b64), true) => {
             let bytes = base64::engine::general_purpose::STANDARD
@@ -160,10 +162,10 @@ fn check(index: usize, c: ChangeBody) -> ApiResult<Checked> {
         }
     };
     let change = ReplicaChange {
-        event_type: event,
+        event_type: event.as_str().to_string(),
         path: p,
         old_path,
-        entry_kind: kind.map(str::to_string),
+        entry_kind: kind.map(|k| k.as_str().to_string()),
         mode: c.mode,
         content_ref: None,
         size: content.as_ref().map_or(0, |b| b.len() as u64),
@@ -217,16 +219,16 @@ pub async fn append(
     let origin = Origin {
         volume_id: vol.id.clone(),
         team_id: vol.team_id.clone(),
-        source: "replica".into(),
+        source: Source::Replica.as_str().into(),
         replica_id: Some(rid),
         at_ms: now_ms(),
     };
     let cmd = AppendChanges { origin: Some(origin), request_id, fingerprint, base_seq, changes };
     let resp = apply(&st, CommandKind::AppendChanges(cmd)).await?;
     let result = resp.append.ok_or_else(|| ApiError::internal("append returned no result"))?;
-    Ok(ok(json!({
-        "head_seq": result.head_seq,
-        "accepted": result.accepted.iter().map(SyncJournalEntry::from).collect::<Vec<_>>(),
-        "conflicts": result.conflicts.iter().map(SyncConflict::from).collect::<Vec<_>>(),
-    })))
+    Ok(ok(AppendResponse {
+        accepted: to_wire_all(&result.accepted)?,
+        conflicts: to_wire_all(&result.conflicts)?,
+        head_seq: result.head_seq,
+    }))
 }

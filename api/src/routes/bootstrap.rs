@@ -28,7 +28,7 @@ use crate::envelope::created;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{OptionalJson, Query};
 use crate::state::AppState;
-use crate::wire::{now_ms, rfc3339, Snapshot};
+use crate::wire::{now_ms, rfc3339, ToWire};
 
 /// Archive bytes handed to the connection per chunk, and chunks buffered ahead of it.
 const ARCHIVE_CHUNK_BYTES: usize = 64 * 1024;
@@ -57,7 +57,7 @@ pub async fn create(
             .await?;
     let sid = snap.id.clone();
     Ok(created(json!({
-        "snapshot": Snapshot::from(&snap),
+        "snapshot": snap.to_wire()?,
         "replay_after_seq": seq,
         "archive_download_path": format!("/api/v1/sandboxvolumes/{}/sync/bootstrap/archive?snapshot_id={sid}", vol.id),
     }))

@@ -4,9 +4,10 @@
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use serde_json::json;
 use tideline_storage::command::ResolveConflict;
-use tideline_storage::{CommandKind, CONFLICT_IGNORED, CONFLICT_OPEN, CONFLICT_RESOLVED};
+use tideline_storage::CommandKind;
+use tideline_types::limits::{CONFLICTS_PAGE_DEFAULT, CONFLICTS_PAGE_MAX, CONFLICT_NOTE_BYTES_MAX as NOTE_BYTES_MAX};
+use tideline_types::ConflictStatus;
 
 use super::{apply, team_volume};
 use crate::auth::{Permission, Principal};
@@ -14,11 +15,7 @@ use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
 use crate::state::AppState;
-use crate::wire::{now_ms, SyncConflict};
-
-pub const CONFLICTS_PAGE_DEFAULT: usize = 100;
-pub const CONFLICTS_PAGE_MAX: usize = 1000;
-const NOTE_BYTES_MAX: usize = 4096;
+use crate::wire::{now_ms, to_wire_all, ConflictList, ToWire};
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -36,8 +33,12 @@ pub async fn list(
     let caller = principal.require(Permission::VolumeRead)?;
     let status = match q.status.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(s) if [CONFLICT_OPEN, CONFLICT_RESOLVED, CONFLICT_IGNORED].contains(&s) => Some(s),
-        Some(s) => return Err(ApiError::bad_request(format!("invalid status {s:?}: use open, resolved or ignored"))),
+        Some(s) => match s.parse::<ConflictStatus>() {
+            Ok(status) => Some(status),
+            Err(_) => {
+                return Err(ApiError::bad_request(format!("invalid status {s:?}: use open, resolved or ignored")))
+            }
+        },
     };
     let limit = match q.limit.as_deref().map(str::trim) {
         None | Some("") => CONFLICTS_PAGE_DEFAULT,
@@ -48,8 +49,8 @@ pub async fn list(
         },
     };
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    let conflicts = st.node.state_machine().conflicts(&vol.id, status, limit)?;
-    Ok(ok(json!({ "conflicts": conflicts.iter().map(SyncConflict::from).collect::<Vec<_>>() })))
+    let conflicts = st.node.state_machine().conflicts(&vol.id, status.map(ConflictStatus::as_str), limit)?;
+    Ok(ok(ConflictList { conflicts: to_wire_all(&conflicts)? }))
 }
 
 #[derive(Deserialize)]
@@ -67,10 +68,10 @@ pub async fn resolve(
     Json(body): Json<ResolveBody>,
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeWrite)?;
-    let status = body.status.trim();
-    if status != CONFLICT_RESOLVED && status != CONFLICT_IGNORED {
-        return Err(ApiError::bad_request("invalid sync conflict status"));
-    }
+    let status = match body.status.trim().parse::<ConflictStatus>() {
+        Ok(s) if s.is_final() => s,
+        _ => return Err(ApiError::bad_request("invalid sync conflict status")),
+    };
     for text in [&body.resolution, &body.note].into_iter().flatten() {
         if text.len() > NOTE_BYTES_MAX {
             return Err(ApiError::bad_request("resolution and note are at most 4096 bytes"));
@@ -81,12 +82,12 @@ pub async fn resolve(
         volume_id: vol.id.clone(),
         team_id: vol.team_id.clone(),
         conflict_id: cid,
-        status: status.to_string(),
+        status: status.as_str().to_string(),
         resolution: body.resolution,
         note: body.note,
         at_ms: now_ms(),
     };
     let resp = apply(&st, CommandKind::ResolveConflict(cmd)).await?;
     let conflict = resp.conflict.ok_or_else(|| ApiError::internal("resolve returned no conflict"))?;
-    Ok(ok(SyncConflict::from(&conflict)))
+    Ok(ok(conflict.to_wire()?))
 }

@@ -7,8 +7,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 use tideline_storage::command::{MakeDir, MovePath, Origin, RemovePath, WriteFile};
-use tideline_storage::state_machine::SOURCE_SANDBOX;
 use tideline_storage::{path, CommandKind, ContentRef, VolumeRecord};
+use tideline_types::limits::DIR_LIST_ENTRIES_MAX as LIST_ENTRIES_MAX;
+use tideline_types::Source;
 
 use super::{apply, content, flag, stage, team_volume, write_volume};
 use crate::auth::{Permission, Principal};
@@ -16,10 +17,7 @@ use crate::envelope::{created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{read_body, Json, Query};
 use crate::state::{AppState, FILE_BYTES_MAX};
-use crate::wire::{now_ms, FileInfo};
-
-/// Entries one `list` returns, at most; a larger directory is refused rather than truncated.
-pub const LIST_ENTRIES_MAX: usize = 10_000;
+use crate::wire::{file_info, now_ms, FileInfo, FileList};
 
 #[derive(Deserialize, Default)]
 pub struct PathQuery {
@@ -33,7 +31,7 @@ fn origin(vol: &VolumeRecord) -> Option<Origin> {
     Some(Origin {
         volume_id: vol.id.clone(),
         team_id: vol.team_id.clone(),
-        source: SOURCE_SANDBOX.into(),
+        source: Source::Sandbox.as_str().into(),
         replica_id: None,
         at_ms: now_ms(),
     })
@@ -143,7 +141,7 @@ pub async fn stat(
     let p = path::clean(q.path.as_deref().unwrap_or(""))?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
     let node = st.node.state_machine().node(&vol.id, &p)?.ok_or_else(|| ApiError::not_found("file not found"))?;
-    Ok(ok(FileInfo::new(&p, &node)))
+    Ok(ok(file_info(&p, &node)))
 }
 
 pub async fn list(
@@ -166,8 +164,8 @@ pub async fn list(
             "directory has more than {LIST_ENTRIES_MAX} entries; list its subdirectories or read sync/changes"
         )));
     }
-    let entries: Vec<FileInfo> = children.iter().map(|(name, n)| FileInfo::new(&path::join(&p, name), n)).collect();
-    Ok(ok(json!({ "entries": entries })))
+    let entries: Vec<FileInfo> = children.iter().map(|(name, n)| file_info(&path::join(&p, name), n)).collect();
+    Ok(ok(FileList { entries }))
 }
 
 #[derive(Deserialize)]

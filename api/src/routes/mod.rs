@@ -73,7 +73,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(observe::metrics))
         .fallback(|| async { ApiError::not_found("route not found") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(axum::http::StatusCode::METHOD_NOT_ALLOWED, "bad_request", "method not allowed")
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                tideline_types::ErrorCode::BadRequest,
+                "method not allowed",
+            )
         })
         .layer(axum::middleware::from_fn(observe::track))
         // Bodies are bounded per route by the extractors, which answer with the envelope.

@@ -4,7 +4,6 @@
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use serde_json::json;
 use tideline_storage::command::{UpdateCursor, UpsertReplica};
 use tideline_storage::{Capabilities, CommandKind, ReplicaRecord};
 
@@ -14,10 +13,8 @@ use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, OptionalJson};
 use crate::state::AppState;
-use crate::wire::{now_ms, SyncReplica};
-
-const REPLICA_ID_BYTES_MAX: usize = 128;
-const REPLICA_TEXT_BYTES_MAX: usize = 1024;
+use crate::wire::{now_ms, ReplicaResponse, ToWire};
+use tideline_types::limits::{REPLICA_ID_BYTES_MAX, REPLICA_TEXT_BYTES_MAX};
 
 #[derive(Deserialize, Default)]
 pub(super) struct CapabilitiesBody {
@@ -85,8 +82,8 @@ pub(super) fn replica_id(rid: &str) -> ApiResult<&str> {
     Ok(rid)
 }
 
-fn envelope(r: &ReplicaRecord, head_seq: u64) -> serde_json::Value {
-    json!({ "replica": SyncReplica::from(r), "head_seq": head_seq })
+fn envelope(r: &ReplicaRecord, head_seq: u64) -> ApiResult<ReplicaResponse> {
+    Ok(ReplicaResponse { head_seq, replica: r.to_wire()? })
 }
 
 pub async fn upsert(
@@ -115,7 +112,7 @@ pub async fn upsert(
     };
     let resp = apply(&st, CommandKind::UpsertReplica(UpsertReplica { replica: Some(replica) })).await?;
     let r = resp.replica.ok_or_else(|| ApiError::internal("upsert returned no replica"))?;
-    Ok(ok(envelope(&r, resp.head_seq)))
+    Ok(ok(envelope(&r, resp.head_seq)?))
 }
 
 #[derive(Deserialize)]
@@ -132,7 +129,7 @@ pub async fn get(
     let caller = principal.require(Permission::VolumeRead)?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
     let r = st.node.state_machine().replica(&vol.id, &rid)?.ok_or_else(|| ApiError::not_found("not found"))?;
-    Ok(ok(envelope(&r, vol.head_seq)))
+    Ok(ok(envelope(&r, vol.head_seq)?))
 }
 
 #[derive(Deserialize)]
@@ -158,5 +155,5 @@ pub async fn cursor(
     };
     let resp = apply(&st, CommandKind::UpdateCursor(cmd)).await?;
     let r = resp.replica.ok_or_else(|| ApiError::internal("cursor update returned no replica"))?;
-    Ok(ok(envelope(&r, resp.head_seq)))
+    Ok(ok(envelope(&r, resp.head_seq)?))
 }

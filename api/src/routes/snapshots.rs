@@ -18,7 +18,6 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tideline_storage::command::{CreateSnapshot, DeleteSnapshot, Origin, RestoreChunk, RestoreOp, SealSnapshot};
 use tideline_storage::manifest::{self, ManifestHeader};
-use tideline_storage::state_machine::SOURCE_SANDBOX;
 use tideline_storage::{
     path, portability, Capabilities, CommandKind, SnapshotRecord, VolumeRecord, KIND_DIR, SNAPSHOT_READY,
 };
@@ -29,7 +28,7 @@ use crate::envelope::{created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{OptionalJson, Query};
 use crate::state::AppState;
-use crate::wire::{new_id, now_ms, Snapshot};
+use crate::wire::{new_id, now_ms, to_wire_all, ToWire};
 
 /// How long a snapshot waits for this node to apply and freeze it.
 const FREEZE_WAIT: Duration = Duration::from_secs(60);
@@ -37,8 +36,9 @@ const FREEZE_WAIT: Duration = Duration::from_secs(60);
 const ISSUES_MAX: usize = 1000;
 /// Operations per restore command, at most.
 const RESTORE_OPS_PER_CHUNK: usize = 1000;
-const NAME_BYTES_MAX: usize = 256;
-const DESCRIPTION_BYTES_MAX: usize = 4096;
+use tideline_types::limits::{
+    SNAPSHOT_DESCRIPTION_BYTES_MAX as DESCRIPTION_BYTES_MAX, SNAPSHOT_NAME_BYTES_MAX as NAME_BYTES_MAX,
+};
 
 /// Freezes `vol` into a sealed snapshot; with `portable_to`, refuses (409
 /// `namespace_incompatible`, snapshot discarded) a namespace those capabilities cannot hold.
@@ -183,7 +183,7 @@ pub async fn create(
     let name = name.ok_or_else(|| ApiError::bad_request("name is required"))?;
     let vol = team_volume(&st, caller, &id, None).await?;
     let (snap, _) = take_snapshot(&st, &vol, name, body.description.filter(|d| !d.is_empty()), "user", None).await?;
-    Ok(created(Snapshot::from(&snap)))
+    Ok(created(snap.to_wire()?))
 }
 
 #[derive(Deserialize)]
@@ -203,7 +203,7 @@ pub async fn list(
     let caller = principal.require(Permission::VolumeRead)?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
     let snaps = st.node.state_machine().snapshots(&vol.id, SNAPSHOT_LIST_ENTRIES_MAX)?;
-    Ok(ok(snaps.iter().map(Snapshot::from).collect::<Vec<_>>()))
+    Ok(ok(to_wire_all(&snaps)?))
 }
 
 async fn owned_snapshot(
@@ -226,7 +226,7 @@ pub async fn get(
     Path((id, sid)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     let (_, snap) = owned_snapshot(&st, &principal, Permission::VolumeRead, &id, &sid).await?;
-    Ok(ok(Snapshot::from(&snap)))
+    Ok(ok(snap.to_wire()?))
 }
 
 pub async fn delete(
@@ -274,7 +274,7 @@ pub async fn restore(
         let origin = Origin {
             volume_id: vol.id.clone(),
             team_id: vol.team_id.clone(),
-            source: SOURCE_SANDBOX.into(),
+            source: tideline_types::Source::Sandbox.as_str().into(),
             replica_id: None,
             at_ms: now_ms(),
         };

@@ -22,10 +22,9 @@ use crate::journal_json::JsonPage;
 use crate::journal_proto::{self, ProtoPage};
 use crate::state::AppState;
 
-pub const CHANGES_PAGE_ENTRIES_DEFAULT: usize = 256;
-pub const CHANGES_PAGE_ENTRIES_MAX: usize = 2048;
-/// A long poll waits at most this long for the first new entry.
-pub const CHANGES_WAIT_MS_MAX: u64 = 30_000;
+pub use tideline_types::limits::{
+    CHANGES_PAGE_BYTES_MAX, CHANGES_PAGE_ENTRIES_DEFAULT, CHANGES_PAGE_ENTRIES_MAX, CHANGES_WAIT_MS_MAX,
+};
 
 #[derive(Deserialize)]
 pub struct ChangesQuery {
@@ -103,9 +102,8 @@ pub async fn changes(
     }
 }
 
-/// A page is cut after the entry that brings its body to this many bytes: with `limit` it bounds
-/// a page in bytes as well as in entries (a page of 2048 ordinary entries is about 1 MiB).
-pub const CHANGES_PAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
+// A page is cut after the entry that brings its body to CHANGES_PAGE_BYTES_MAX: with `limit`
+// it bounds a page in bytes as well as in entries (2048 ordinary entries are about 1 MiB).
 /// A page's buffer starts with room for this many bytes per entry (it grows if need be).
 const ENTRY_BYTES_GUESS: usize = 512;
 

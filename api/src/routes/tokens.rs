@@ -15,7 +15,7 @@ use crate::extract::Json;
 use crate::state::AppState;
 use crate::wire::{new_id, now_ms, rfc3339};
 
-const TEAM_ID_BYTES_MAX: usize = 128;
+use tideline_types::limits::TEAM_ID_BYTES_MAX;
 
 #[derive(Deserialize)]
 pub struct TokenBody {

@@ -6,6 +6,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tideline_storage::command::{CreateVolume, DeleteVolume, ForkVolume};
 use tideline_storage::{CommandKind, VolumeConfig, VolumeRecord};
+use tideline_types::limits::VOLUME_LIST_ENTRIES_MAX;
+use tideline_types::AccessMode;
 
 use super::{apply, flag, read_barrier, team_volume};
 use crate::auth::{Permission, Principal, TeamCaller};
@@ -13,10 +15,7 @@ use crate::envelope::{created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{OptionalJson, Query};
 use crate::state::AppState;
-use crate::wire::{new_id, now_ms, SandboxVolume};
-
-/// Volumes one list returns, at most.
-pub const VOLUME_LIST_ENTRIES_MAX: usize = 10_000;
+use crate::wire::{new_id, now_ms, to_wire_all, ToWire};
 
 /// Body of create and fork: every field optional.
 #[derive(Deserialize, Default)]
@@ -36,13 +35,13 @@ pub struct ReadQuery {
     force: Option<String>,
 }
 
-fn access_mode(raw: Option<&str>) -> ApiResult<String> {
+/// `access_mode` trimmed and uppercased; absent or empty is RWO.
+fn access_mode(raw: Option<&str>) -> ApiResult<AccessMode> {
     let mode = raw.map(|m| m.trim().to_ascii_uppercase()).unwrap_or_default();
-    match mode.as_str() {
-        "" => Ok("RWO".into()),
-        "RWO" | "ROX" | "RWX" => Ok(mode),
-        _ => Err(ApiError::bad_request("invalid access_mode")),
+    if mode.is_empty() {
+        return Ok(AccessMode::default());
     }
+    mode.parse().map_err(|_| ApiError::bad_request("invalid access_mode"))
 }
 
 /// uid/gid come together and are non-negative; `None` when both are absent.
@@ -75,7 +74,7 @@ fn config(b: VolumeBody, base: &VolumeConfig) -> ApiResult<VolumeConfig> {
         buffer_size: non_empty(b.buffer_size).unwrap_or_else(|| base.buffer_size.clone()),
         prefetch,
         writeback: b.writeback.unwrap_or(base.writeback),
-        access_mode,
+        access_mode: access_mode.as_str().to_string(),
         default_posix_uid: Some(uid),
         default_posix_gid: Some(gid),
     })
@@ -110,7 +109,7 @@ pub async fn create(
     let record = new_record(caller, config(body, &defaults)?, None);
     let resp = apply(&st, CommandKind::CreateVolume(CreateVolume { volume: Some(record) })).await?;
     let vol = resp.volume.ok_or_else(|| ApiError::internal("create returned no volume"))?;
-    Ok(created(SandboxVolume::from(&vol)))
+    Ok(created(vol.to_wire()?))
 }
 
 pub async fn list(
@@ -121,7 +120,7 @@ pub async fn list(
     let caller = principal.require(Permission::VolumeRead)?;
     read_barrier(&st, q.consistency.as_deref()).await?;
     let vols = st.node.state_machine().volumes_of_team(&caller.team_id, VOLUME_LIST_ENTRIES_MAX)?;
-    Ok(ok(vols.iter().map(SandboxVolume::from).collect::<Vec<_>>()))
+    Ok(ok(to_wire_all(&vols)?))
 }
 
 pub async fn get(
@@ -132,7 +131,7 @@ pub async fn get(
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeRead)?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    Ok(ok(SandboxVolume::from(&vol)))
+    Ok(ok(vol.to_wire()?))
 }
 
 pub async fn delete(
@@ -177,5 +176,5 @@ pub async fn fork(
         }
     })?;
     let vol = resp.volume.ok_or_else(|| ApiError::internal("fork returned no volume"))?;
-    Ok(created(SandboxVolume::from(&vol)))
+    Ok(created(vol.to_wire()?))
 }

@@ -41,6 +41,7 @@ use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tideline_storage::{path, JournalEntry, StateMachine, StorageError};
+use tideline_types::{limits, ErrorCode, EventType, WatchAction};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -52,9 +53,9 @@ use crate::state::AppState;
 use crate::wire::new_id;
 
 /// Events queued for one subscription, at most; one more and they become a single `invalidate`.
-pub const SUBSCRIPTION_QUEUED_EVENTS_MAX: usize = 256;
+pub const SUBSCRIPTION_QUEUED_EVENTS_MAX: usize = limits::WATCH_QUEUED_EVENTS_MAX;
 /// Subscriptions one connection may hold at once.
-pub const SUBSCRIPTIONS_PER_CONNECTION_MAX: usize = 64;
+pub const SUBSCRIPTIONS_PER_CONNECTION_MAX: usize = limits::WATCH_SUBSCRIPTIONS_PER_CONNECTION_MAX;
 /// Answers (subscribed, unsubscribed, error) queued at once; past this the session stops
 /// reading the client's frames until the writer catches up.
 pub const ANSWERS_QUEUED_MAX: usize = 64;
@@ -63,11 +64,11 @@ pub const JOURNAL_PAGE_ENTRIES: usize = 512;
 /// Watch connections this process serves at once; more are refused before the upgrade.
 pub const WATCH_CONNECTIONS_MAX: usize = 4096;
 /// A client frame (and message) is at most this large.
-pub const CLIENT_MESSAGE_BYTES_MAX: usize = 64 * 1024;
+pub const CLIENT_MESSAGE_BYTES_MAX: usize = limits::WATCH_CLIENT_MESSAGE_BYTES_MAX;
 /// The server pings this often.
-pub const PING_INTERVAL: Duration = Duration::from_secs(30);
+pub const PING_INTERVAL: Duration = limits::WATCH_PING_INTERVAL;
 /// A client that sends nothing (not even a pong) for this long is gone.
-pub const CLIENT_SILENCE_MAX: Duration = Duration::from_secs(75);
+pub const CLIENT_SILENCE_MAX: Duration = limits::WATCH_CLIENT_SILENCE_MAX;
 /// After deciding to close, the writer gets this long to say why.
 const CLOSE_FLUSH_MAX: Duration = Duration::from_secs(5);
 
@@ -82,7 +83,7 @@ pub async fn watch(
 ) -> ApiResult<Response> {
     let caller = principal.require(Permission::FileRead)?;
     let vol = team_volume(&st, caller, &id, None).await?;
-    let upgrade = upgrade.map_err(|r| ApiError::new(r.status(), "bad_request", r.body_text()))?;
+    let upgrade = upgrade.map_err(|r| ApiError::new(r.status(), ErrorCode::BadRequest, r.body_text()))?;
     let permit = CONNECTIONS.try_acquire().map_err(|_| ApiError::unavailable("too many watch connections"))?;
     // Taken before the session's first journal read, so any apply after that read wakes it.
     let applied = st.node.raft().metrics();
@@ -156,7 +157,7 @@ impl Event {
         Event {
             event: e.event_type.clone(),
             path: e.path.clone(),
-            old_path: if e.event_type == "rename" { e.old_path.clone() } else { None },
+            old_path: if e.event_type == EventType::Rename.as_str() { e.old_path.clone() } else { None },
             seq: e.seq,
         }
     }
@@ -187,11 +188,11 @@ struct Subscription {
 impl Subscription {
     fn wants(&self, e: &JournalEntry) -> bool {
         let old = e.old_path.as_deref();
-        match e.event_type.as_str() {
-            "invalidate" => path::is_within(&self.path, &e.path) || path::is_within(&e.path, &self.path),
+        match e.event_type.parse::<EventType>() {
+            Ok(EventType::Invalidate) => path::is_within(&self.path, &e.path) || path::is_within(&e.path, &self.path),
             // Removing or replacing the watched path or one of its ancestors changes it too.
-            "remove" => self.covers(&e.path) || path::is_within(&self.path, &e.path),
-            "rename" => {
+            Ok(EventType::Remove) => self.covers(&e.path) || path::is_within(&self.path, &e.path),
+            Ok(EventType::Rename) => {
                 self.covers(&e.path)
                     || old.is_some_and(|p| self.covers(p))
                     || path::is_within(&self.path, &e.path)
@@ -375,8 +376,14 @@ impl Outbox {
                 let seq = q.invalidated.remove(&watch_id).unwrap_or(0);
                 drop(q);
                 Out::Text(
-                    ServerMessage::Event { watch_id: &watch_id, event: "invalidate", path: &path, old_path: None, seq }
-                        .encode(),
+                    ServerMessage::Event {
+                        watch_id: &watch_id,
+                        event: EventType::Invalidate.as_str(),
+                        path: &path,
+                        old_path: None,
+                        seq,
+                    }
+                    .encode(),
                 )
             }
             Item::Close { error, code, reason } => Out::Close { error, code, reason },
@@ -591,10 +598,13 @@ impl Session {
             Ok(m) => m,
             Err(e) => return self.reply_error(&format!("invalid message: {e}")).await,
         };
-        match m.action.as_str() {
-            "subscribe" => self.subscribe(m.path.as_deref().unwrap_or(""), m.recursive).await,
-            "unsubscribe" => self.unsubscribe(m.watch_id.as_deref().unwrap_or("")).await,
-            other => self.reply_error(&format!("unknown action {other:?}: use subscribe or unsubscribe")).await,
+        match m.action.parse::<WatchAction>() {
+            Ok(WatchAction::Subscribe) => self.subscribe(m.path.as_deref().unwrap_or(""), m.recursive).await,
+            Ok(WatchAction::Unsubscribe) => self.unsubscribe(m.watch_id.as_deref().unwrap_or("")).await,
+            Err(_) => {
+                let other = &m.action;
+                self.reply_error(&format!("unknown action {other:?}: use subscribe or unsubscribe")).await
+            }
         }
     }
 
@@ -696,5 +706,20 @@ mod tests {
             .event(&s, &JournalEntry { seq: 999, event_type: "write".into(), path: "/f".into(), ..Default::default() });
         let Some(Out::Text(t)) = outbox.pop() else { panic!("expected the event") };
         assert!(t.contains("\"seq\":999"));
+    }
+
+    #[test]
+    fn message_types_are_the_wire_set() {
+        use tideline_types::WatchMessageType as T;
+        let messages = [
+            (ServerMessage::Subscribed { watch_id: "w", path: "/" }, T::Subscribed),
+            (ServerMessage::Event { watch_id: "w", event: "write", path: "/f", old_path: None, seq: 1 }, T::Event),
+            (ServerMessage::Unsubscribed { watch_id: "w" }, T::Unsubscribed),
+            (ServerMessage::Error { error: "e" }, T::Error),
+        ];
+        for (m, want) in messages {
+            let v: serde_json::Value = serde_json::from_str(&m.encode()).unwrap();
+            assert_eq!(v["type"].as_str().unwrap().parse::<T>(), Ok(want), "{v}");
+        }
     }
 }

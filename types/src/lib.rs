@@ -1,0 +1,24 @@
+//! Tideline's shared vocabulary, at the bottom of the workspace: what the server and its
+//! clients (the CLI, the sync worker, jepsen, loadgen) must agree on byte for byte.
+//!
+//! ```text
+//!  domain  closed sets of strings as enums: EventType, EntryKind, FileType, AccessMode,
+//!          ConflictStatus, Source, ErrorCode, WatchAction, WatchMessageType — parsed at the
+//!          edge, written as today's strings
+//!  wire    the JSON shapes of the HTTP API (docs/API.md): SandboxVolume, FileInfo,
+//!          SyncJournalEntry, SyncReplica, SyncConflict, Snapshot, the envelopes
+//!  limits  the bounds both sides rely on (body sizes, page sizes, leases), tied together by
+//!          compile-time assertions
+//! ```
+//!
+//! No RocksDB, no tokio, no HTTP: storage records are converted into these shapes by the
+//! `api` crate, at the boundary.
+
+pub mod domain;
+pub mod limits;
+pub mod wire;
+
+pub use domain::{
+    AccessMode, ConflictStatus, EntryKind, ErrorCode, EventType, FileType, ParseError, Source, WatchAction,
+    WatchMessageType,
+};
