@@ -9,7 +9,7 @@ use tideline_storage::blob::BlobError;
 use tideline_storage::path::PathError;
 use tideline_storage::{ApplyError, ApplyErrorKind, StorageError};
 use tideline_types::wire::ErrorEnvelope;
-use tideline_types::ErrorCode;
+use tideline_types::{ErrorCode, Reason};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -26,6 +26,21 @@ impl ApiError {
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
+    }
+    /// Says which refusal this is: `details.reason`, merged into the details there are (an
+    /// object) or as the only detail.
+    pub fn because(mut self, reason: Reason) -> Self {
+        match &mut self.details {
+            Some(Value::Object(map)) => {
+                map.insert("reason".into(), Value::String(reason.as_str().into()));
+            }
+            _ => self.details = Some(json!({ "reason": reason })),
+        }
+        self
+    }
+    /// The refusal's `details.reason`, if it is one of [`Reason`].
+    pub fn reason(&self) -> Option<Reason> {
+        self.details.as_ref()?.get("reason")?.as_str()?.parse().ok()
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, m)
@@ -51,7 +66,7 @@ impl ApiError {
     /// The reseed refusal of API.md: the cursor is below what the journal still holds.
     pub fn reseed_required(retained_after_seq: u64, head_seq: u64) -> Self {
         ApiError::conflict("sync reseed required").with_details(json!({
-            "reason": "reseed_required",
+            "reason": Reason::ReseedRequired,
             "retained_after_seq": retained_after_seq,
             "head_seq": head_seq,
         }))
@@ -70,7 +85,8 @@ impl IntoResponse for ApiError {
 
 impl From<ApplyError> for ApiError {
     fn from(e: ApplyError) -> Self {
-        match e.error_kind() {
+        let reason = e.known_reason();
+        let refusal = match e.error_kind() {
             ApplyErrorKind::NotFound => ApiError::not_found(e.message),
             ApplyErrorKind::Conflict => ApiError::conflict(e.message),
             ApplyErrorKind::BadRequest => ApiError::bad_request(e.message),
@@ -79,6 +95,10 @@ impl From<ApplyError> for ApiError {
                 ApiError::reseed_required(e.retained_after_seq.unwrap_or(0), e.head_seq.unwrap_or(0))
             }
             ApplyErrorKind::Unspecified => ApiError::internal(e.message),
+        };
+        match reason {
+            Some(r) => refusal.because(r),
+            None => refusal,
         }
     }
 }

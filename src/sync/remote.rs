@@ -9,11 +9,11 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tideline_types::limits::{CONFLICTS_PAGE_MAX, SYNC_PAGE_ENTRIES};
-use tideline_types::{ConflictStatus, EntryKind, EventType};
+use tideline_types::{ConflictStatus, EntryKind, EventType, Reason};
 use tokio::io::AsyncWriteExt;
 
 use super::local::Capabilities;
-use crate::volume_cli::http::{CliError, CliResult, ErrorKind, VolumeClient, REQUEST_TIMEOUT, TRANSFER_TIMEOUT};
+use crate::volume_cli::http::{CliError, CliResult, VolumeClient, REQUEST_TIMEOUT, TRANSFER_TIMEOUT};
 
 /// Entries asked for per `changes` page (never more than the server serves in one).
 pub const PAGE_ENTRIES: usize = SYNC_PAGE_ENTRIES;
@@ -78,16 +78,15 @@ impl std::fmt::Display for SyncError {
 
 impl From<CliError> for SyncError {
     fn from(e: CliError) -> SyncError {
-        if e.kind == ErrorKind::Conflict && e.details["reason"] == "reseed_required" {
-            return SyncError::Reseed {
+        // By reason only: the message is for people and may change.
+        match e.reason {
+            Some(Reason::ReseedRequired) => SyncError::Reseed {
                 retained_after_seq: e.details["retained_after_seq"].as_u64().unwrap_or(0),
                 head_seq: e.details["head_seq"].as_u64().unwrap_or(0),
-            };
+            },
+            Some(Reason::LeaseExpired) => SyncError::LeaseExpired,
+            _ => SyncError::Other(e),
         }
-        if e.kind == ErrorKind::Conflict && e.message.contains("lease expired") {
-            return SyncError::LeaseExpired;
-        }
-        SyncError::Other(e)
     }
 }
 
@@ -216,4 +215,38 @@ impl Remote {
 
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "tideline".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::StatusCode;
+
+    use super::*;
+
+    fn answer(status: StatusCode, body: Value) -> SyncError {
+        SyncError::from(CliError::from_answer(status, body.to_string().as_bytes()))
+    }
+
+    #[test]
+    fn refusals_are_told_apart_by_reason_not_message() {
+        let reseed = json!({ "success": false, "error": { "code": "conflict", "message": "sync reseed required",
+            "details": { "reason": "reseed_required", "retained_after_seq": 4, "head_seq": 9 } } });
+        assert!(matches!(
+            answer(StatusCode::CONFLICT, reseed),
+            SyncError::Reseed { retained_after_seq: 4, head_seq: 9 }
+        ));
+        let lapsed = json!({ "success": false, "error": { "code": "conflict", "message": "the lease is gone",
+            "details": { "reason": "lease_expired" } } });
+        assert!(matches!(answer(StatusCode::CONFLICT, lapsed), SyncError::LeaseExpired));
+        // The old prose without a reason is just a conflict now.
+        let prose =
+            json!({ "success": false, "error": { "code": "conflict", "message": "sync replica lease expired" } });
+        assert!(matches!(answer(StatusCode::CONFLICT, prose), SyncError::Other(_)));
+        let other = json!({ "success": false, "error": { "code": "conflict", "message": "sync cursor regression",
+            "details": { "reason": "cursor_regression" } } });
+        match answer(StatusCode::CONFLICT, other) {
+            SyncError::Other(e) => assert_eq!(e.reason, Some(Reason::CursorRegression)),
+            e => panic!("{e}"),
+        }
+    }
 }

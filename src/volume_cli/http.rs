@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::Value;
+use tideline_types::Reason;
 
 /// Deadline for ordinary JSON requests.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,11 +72,14 @@ pub struct CliError {
     pub message: String,
     /// The error envelope's `details` (`Null` when absent or not from the server).
     pub details: Value,
+    /// Which refusal this is (`details.reason`): what callers decide on, never the message.
+    /// `None` when the server said none, or one this build does not know (a newer server).
+    pub reason: Option<Reason>,
 }
 
 impl CliError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> CliError {
-        CliError { kind, message: message.into(), details: Value::Null }
+        CliError { kind, message: message.into(), details: Value::Null, reason: None }
     }
 
     pub fn other(message: impl Into<String>) -> CliError {
@@ -96,7 +100,20 @@ impl CliError {
             message.push_str(&format!(": {s}"));
             source = s.source();
         }
-        CliError { kind, message, details: Value::Null }
+        CliError { kind, message, details: Value::Null, reason: None }
+    }
+
+    /// The server's non-2xx answer: classified by status, with the error envelope's message,
+    /// details and reason when the body is one.
+    pub fn from_answer(status: StatusCode, body: &[u8]) -> CliError {
+        let envelope = serde_json::from_slice::<Value>(body).unwrap_or_default();
+        let message = envelope["error"]["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("server answered {status}"));
+        let details = envelope["error"]["details"].clone();
+        let reason = details["reason"].as_str().and_then(|r| r.parse().ok());
+        CliError { kind: ErrorKind::from_status(status), message, details, reason }
     }
 }
 
@@ -153,13 +170,7 @@ impl VolumeClient {
             return Ok(resp);
         }
         let body = resp.bytes().await.unwrap_or_default();
-        let envelope = serde_json::from_slice::<Value>(&body).unwrap_or_default();
-        let message = envelope["error"]["message"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("server answered {status}"));
-        let details = envelope["error"]["details"].clone();
-        Err(CliError { kind: ErrorKind::from_status(status), message, details })
+        Err(CliError::from_answer(status, &body))
     }
 
     /// Sends a JSON request and returns the envelope's `data`.
@@ -181,5 +192,45 @@ impl VolumeClient {
             Some(data) => Ok(data.clone()),
             None => Err(CliError::other(format!("response of {url} has no data: {v}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn error(status: StatusCode, body: &str) -> CliError {
+        CliError::from_answer(status, body.as_bytes())
+    }
+
+    #[test]
+    fn an_answer_keeps_its_reason_and_an_unknown_one_is_none() {
+        let body = json!({ "success": false, "error": { "code": "conflict", "message": "volume is read-only",
+            "details": { "reason": "volume_read_only" } } });
+        let e = error(StatusCode::CONFLICT, &body.to_string());
+        assert_eq!(
+            (e.kind, e.message.as_str(), e.reason),
+            (ErrorKind::Conflict, "volume is read-only", Some(Reason::VolumeReadOnly))
+        );
+        assert_eq!(e.details, json!({ "reason": "volume_read_only" }));
+
+        let newer = json!({ "success": false, "error": { "code": "conflict", "message": "m",
+            "details": { "reason": "a_reason_from_a_newer_server" } } });
+        let e = error(StatusCode::CONFLICT, &newer.to_string());
+        assert_eq!(e.reason, None);
+        assert_eq!(e.details["reason"], "a_reason_from_a_newer_server", "the details stay as sent");
+
+        // An invalid path's details.reason is prose, not a Reason.
+        let path = r#"{"error":{"code":"bad_request","details":{"reason":"a component is \"..\""},"message":"invalid path"},"success":false}"#;
+        let e = error(StatusCode::BAD_REQUEST, path);
+        assert_eq!((e.kind, e.reason, e.message.as_str()), (ErrorKind::Other, None, "invalid path"));
+
+        let plain =
+            error(StatusCode::NOT_FOUND, r#"{"error":{"code":"not_found","message":"not found"},"success":false}"#);
+        assert_eq!((plain.kind, plain.reason), (ErrorKind::NotFound, None));
+        let garbage = error(StatusCode::BAD_GATEWAY, "<html>");
+        assert_eq!((garbage.message.as_str(), garbage.reason), ("server answered 502 Bad Gateway", None));
     }
 }

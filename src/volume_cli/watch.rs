@@ -75,13 +75,7 @@ fn handshake_error(url: &str, e: tungstenite::Error) -> CliError {
         tungstenite::Error::Http(resp) => {
             let status =
                 reqwest::StatusCode::from_u16(resp.status().as_u16()).unwrap_or(reqwest::StatusCode::BAD_GATEWAY);
-            let message = resp
-                .body()
-                .as_deref()
-                .and_then(|b| serde_json::from_slice::<Value>(b).ok())
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
-                .unwrap_or_else(|| format!("server answered {status}"));
-            CliError::new(ErrorKind::from_status(status), message)
+            CliError::from_answer(status, resp.body().as_deref().unwrap_or_default())
         }
         other => CliError::new(ErrorKind::Unavailable, format!("reach {url}: {other}")),
     }

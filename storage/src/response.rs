@@ -4,6 +4,7 @@
 //! moves) and the caller is told why. Only I/O failures are errors of the state machine.
 
 use serde::{Deserialize, Serialize};
+use tideline_types::Reason;
 
 use crate::records::{ReplicaRecord, SnapshotRecord, VolumeRecord};
 use crate::sync_records::{AppendResult, ConflictRecord};
@@ -20,6 +21,12 @@ pub struct ApplyError {
     pub retained_after_seq: Option<u64>,
     #[prost(uint64, optional, tag = "4")]
     pub head_seq: Option<u64>,
+    /// Which refusal this is, as [`Reason::as_str`], for clients to match on instead of the
+    /// message. Optional on the wire: a response stored or sent by a node from before reasons
+    /// decodes with none, and a reason this build does not know reads as none.
+    #[prost(string, optional, tag = "5")]
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration, Serialize, Deserialize)]
@@ -37,13 +44,19 @@ pub enum ApplyErrorKind {
 
 impl ApplyError {
     pub fn new(kind: ApplyErrorKind, message: impl Into<String>) -> Self {
-        ApplyError { kind: kind as i32, message: message.into(), retained_after_seq: None, head_seq: None }
+        ApplyError {
+            kind: kind as i32,
+            message: message.into(),
+            retained_after_seq: None,
+            head_seq: None,
+            reason: None,
+        }
     }
     pub fn reseed(retained_after_seq: u64, head_seq: u64) -> Self {
         ApplyError {
             retained_after_seq: Some(retained_after_seq),
             head_seq: Some(head_seq),
-            ..Self::new(ApplyErrorKind::Reseed, "sync reseed required")
+            ..Self::new(ApplyErrorKind::Reseed, "sync reseed required").because(Reason::ReseedRequired)
         }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -57,6 +70,15 @@ impl ApplyError {
     }
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(ApplyErrorKind::Unavailable, message)
+    }
+    /// The same refusal, saying which one it is.
+    pub fn because(mut self, reason: Reason) -> Self {
+        self.reason = Some(reason.as_str().to_string());
+        self
+    }
+    /// Which refusal this is; `None` when unsaid or not one this build knows.
+    pub fn known_reason(&self) -> Option<Reason> {
+        self.reason.as_deref().and_then(|r| r.parse().ok())
     }
     pub fn error_kind(&self) -> ApplyErrorKind {
         ApplyErrorKind::try_from(self.kind).unwrap_or(ApplyErrorKind::Unspecified)
@@ -100,5 +122,56 @@ impl Response {
             Some(e) => Err(e),
             None => Ok(self),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    /// What a node from before reasons wrote: `ApplyError` with tags 1–4 only.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ApplyErrorWithoutReason {
+        #[prost(enumeration = "ApplyErrorKind", tag = "1")]
+        kind: i32,
+        #[prost(string, tag = "2")]
+        message: String,
+        #[prost(uint64, optional, tag = "3")]
+        retained_after_seq: Option<u64>,
+        #[prost(uint64, optional, tag = "4")]
+        head_seq: Option<u64>,
+    }
+
+    #[test]
+    fn the_reason_travels_and_older_bytes_still_decode() {
+        let e = ApplyError::conflict("sync replica lease expired").because(Reason::LeaseExpired);
+        assert_eq!(e.message, "sync replica lease expired");
+        let back = ApplyError::decode(e.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.known_reason(), Some(Reason::LeaseExpired));
+        assert_eq!(back.reason.as_deref(), Some("lease_expired"));
+
+        let old = ApplyErrorWithoutReason {
+            kind: ApplyErrorKind::Conflict as i32,
+            message: "volume is read-only".into(),
+            retained_after_seq: None,
+            head_seq: None,
+        };
+        let decoded = ApplyError::decode(old.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(decoded, ApplyError::conflict("volume is read-only"));
+        assert_eq!(decoded.known_reason(), None);
+        // A newer node's reason decodes on an older node: the unknown field is skipped.
+        let older = ApplyErrorWithoutReason::decode(e.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(older.message, "sync replica lease expired");
+
+        let reseed = ApplyError::reseed(3, 9);
+        assert_eq!(reseed.known_reason(), Some(Reason::ReseedRequired));
+        let unknown = ApplyError { reason: Some("from_a_newer_node".into()), ..ApplyError::conflict("x") };
+        assert_eq!(unknown.known_reason(), None);
+        // serde (JSON) without the field, as stored before reasons.
+        let json = r#"{"kind":2,"message":"m","retained_after_seq":null,"head_seq":null}"#;
+        assert_eq!(serde_json::from_str::<ApplyError>(json).unwrap().reason, None);
     }
 }

@@ -5,6 +5,8 @@
 //!
 //! Handlers (`apply/*`) build on these; nothing here names a command.
 
+use tideline_types::Reason;
+
 use crate::command::Origin;
 use crate::db::Cf;
 use crate::error::StorageError;
@@ -56,7 +58,7 @@ pub(crate) fn checked_path(p: &str) -> Result<String, Halt> {
 pub(crate) fn team_volume(txn: &Txn, volume_id: &str, team_id: &str) -> Result<VolumeRecord, Halt> {
     match txn.get::<VolumeRecord>(Cf::Volumes, volume_id.as_bytes())? {
         Some(v) if v.team_id == team_id => Ok(v),
-        _ => refuse(ApplyError::not_found("volume not found")),
+        _ => refuse(ApplyError::not_found("volume not found").because(Reason::VolumeNotFound)),
     }
 }
 
@@ -65,7 +67,7 @@ pub(crate) fn writable_volume<'o>(txn: &Txn, origin: Option<&'o Origin>) -> Resu
     let origin = origin.ok_or_else(|| ApplyError::bad_request("command without an origin"))?;
     let vol = team_volume(txn, &origin.volume_id, &origin.team_id)?;
     if vol.config.as_ref().is_some_and(|c| c.access_mode == "ROX") {
-        return refuse(ApplyError::conflict("volume is read-only"));
+        return refuse(ApplyError::conflict("volume is read-only").because(Reason::VolumeReadOnly));
     }
     Ok((vol, origin))
 }
@@ -75,7 +77,9 @@ pub(crate) fn create_parents(txn: &mut Txn, volume: &str, p: &str, origin: &Orig
     for dir in path::ancestors(p) {
         match txn.node(volume, dir)? {
             Some(n) if n.is_dir() => {}
-            Some(_) => return refuse(ApplyError::conflict("path is not a directory")),
+            Some(_) => {
+                return refuse(ApplyError::conflict("path is not a directory").because(Reason::PathNotDirectory))
+            }
             None => txn.put_node(volume, dir, &dir_node(origin, seq, DIR_MODE)),
         }
     }

@@ -195,6 +195,65 @@ string_enum! {
 }
 
 string_enum! {
+    /// Why the server refused a request (`error.details.reason` of an error envelope): one
+    /// value per refusal a client may need to tell apart. Clients decide on this, never on the
+    /// message text. A newer server may send a reason this build does not know: clients treat
+    /// an unknown reason as none.
+    pub enum Reason as "reason" {
+        // 404
+        /// No such volume (or another team's).
+        VolumeNotFound = "volume_not_found",
+        /// No file (or no path) at the path.
+        FileNotFound = "file_not_found",
+        /// No directory at the path a directory was expected.
+        DirectoryNotFound = "directory_not_found",
+        /// No such snapshot of the volume.
+        SnapshotNotFound = "snapshot_not_found",
+        /// No such sync replica of the volume.
+        ReplicaNotFound = "replica_not_found",
+        /// No such sync conflict of the volume.
+        ConflictNotFound = "conflict_not_found",
+        // 409
+        /// The sync replica's lease lapsed: register again, then retry.
+        LeaseExpired = "lease_expired",
+        /// Another replica holds the write lease of an RWO volume.
+        WriteLeaseHeld = "write_lease_held",
+        /// The volume is read-only (ROX).
+        VolumeReadOnly = "volume_read_only",
+        /// A volume with this id already exists.
+        VolumeAlreadyExists = "volume_already_exists",
+        /// The volume still has live sync replicas (delete with `force=true`).
+        VolumeHasActiveReplicas = "volume_has_active_replicas",
+        /// The path is a directory where a file is expected.
+        PathIsDirectory = "path_is_directory",
+        /// The path (or one of its ancestors) is a file where a directory is expected.
+        PathNotDirectory = "path_not_directory",
+        /// Something already exists at the path.
+        PathAlreadyExists = "path_already_exists",
+        /// Something already exists at a move's destination.
+        DestinationAlreadyExists = "destination_already_exists",
+        /// The sync cursor is below what the replica already applied.
+        CursorRegression = "cursor_regression",
+        /// The sync cursor is past the volume's head.
+        CursorAheadOfHead = "cursor_ahead_of_head",
+        /// The cursor is below the retained journal: re-bootstrap (`details` carries
+        /// `retained_after_seq` and `head_seq`).
+        ReseedRequired = "reseed_required",
+        /// The sync request id was used before with a different payload.
+        RequestIdReused = "request_id_reused",
+        /// A snapshot with this id already exists.
+        SnapshotAlreadyExists = "snapshot_already_exists",
+        /// The snapshot is already sealed with another manifest.
+        SnapshotSealed = "snapshot_sealed",
+        /// The bootstrap snapshot holds paths the replica's file system cannot hold.
+        NamespaceIncompatible = "namespace_incompatible",
+        // 503
+        /// The content is being garbage-collected: retry the write.
+        ContentBeingCollected = "content_being_collected",
+    }
+}
+
+string_enum! {
     /// What a watch client asks for (`action` of a client message on `files/watch`).
     pub enum WatchAction as "action" {
         Subscribe = "subscribe",
@@ -249,6 +308,25 @@ mod tests {
         );
         assert_eq!(EventType::Rename.as_str(), "rename");
         assert_eq!(AccessMode::default(), AccessMode::Rwo);
+    }
+
+    #[test]
+    fn every_reason_round_trips() {
+        assert_eq!(Reason::ALL.len(), Reason::STRINGS.len());
+        round_trips(Reason::ALL, Reason::STRINGS);
+        for r in Reason::ALL {
+            assert_eq!(r.as_str().parse::<Reason>(), Ok(*r));
+            let s = r.as_str();
+            assert!(!s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{s} is not snake_case");
+        }
+        let distinct: std::collections::BTreeSet<_> = Reason::STRINGS.iter().collect();
+        assert_eq!(distinct.len(), Reason::ALL.len(), "two reasons share a string");
+        // The bytes clients already match on.
+        assert_eq!(Reason::ReseedRequired.as_str(), "reseed_required");
+        assert_eq!(Reason::NamespaceIncompatible.as_str(), "namespace_incompatible");
+        let e = "lease expired".parse::<Reason>().unwrap_err();
+        assert_eq!(e.what, "reason");
+        assert_eq!(e.value, "lease expired");
     }
 
     #[test]

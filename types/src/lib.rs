@@ -3,8 +3,8 @@
 //!
 //! ```text
 //!  domain  closed sets of strings as enums: EventType, EntryKind, FileType, AccessMode,
-//!          ConflictStatus, Source, ErrorCode, WatchAction, WatchMessageType — parsed at the
-//!          edge, written as today's strings
+//!          ConflictStatus, Source, ErrorCode, Reason (an error's details.reason),
+//!          WatchAction, WatchMessageType — parsed at the edge, written as today's strings
 //!  wire    the JSON shapes of the HTTP API (docs/API.md): SandboxVolume, FileInfo,
 //!          SyncJournalEntry, SyncReplica, SyncConflict, Snapshot, the envelopes
 //!  limits  the bounds both sides rely on (body sizes, page sizes, leases), tied together by
@@ -19,6 +19,6 @@ pub mod limits;
 pub mod wire;
 
 pub use domain::{
-    AccessMode, ConflictStatus, EntryKind, ErrorCode, EventType, FileType, ParseError, Source, WatchAction,
+    AccessMode, ConflictStatus, EntryKind, ErrorCode, EventType, FileType, ParseError, Reason, Source, WatchAction,
     WatchMessageType,
 };

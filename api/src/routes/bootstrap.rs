@@ -9,6 +9,7 @@
 //! ```
 
 use std::io::{self, Read, Write};
+use tideline_types::Reason;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -87,8 +88,11 @@ pub async fn archive(
     let sid =
         q.snapshot_id.filter(|s| !s.trim().is_empty()).ok_or_else(|| ApiError::bad_request("missing snapshot_id"))?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    let snap =
-        st.node.state_machine().snapshot(&vol.id, &sid)?.ok_or_else(|| ApiError::not_found("snapshot not found"))?;
+    let snap = st
+        .node
+        .state_machine()
+        .snapshot(&vol.id, &sid)?
+        .ok_or_else(|| ApiError::not_found("snapshot not found").because(Reason::SnapshotNotFound))?;
     let m = load_manifest(&st, &snap).await?;
 
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(ARCHIVE_CHUNKS_AHEAD);

@@ -9,6 +9,7 @@ use serde_json::json;
 use tideline_storage::command::{MakeDir, MovePath, Origin, RemovePath, WriteFile};
 use tideline_storage::{path, CommandKind, ContentRef, VolumeRecord};
 use tideline_types::limits::DIR_LIST_ENTRIES_MAX as LIST_ENTRIES_MAX;
+use tideline_types::Reason;
 use tideline_types::Source;
 
 use super::{apply, content, flag, stage, team_volume, write_volume};
@@ -53,9 +54,13 @@ pub async fn read(
     let caller = principal.require(Permission::FileRead)?;
     let p = path::clean_non_root(q.path.as_deref().unwrap_or(""))?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    let node = st.node.state_machine().node(&vol.id, &p)?.ok_or_else(|| ApiError::not_found("file not found"))?;
+    let node = st
+        .node
+        .state_machine()
+        .node(&vol.id, &p)?
+        .ok_or_else(|| ApiError::not_found("file not found").because(Reason::FileNotFound))?;
     if node.is_dir() {
-        return Err(ApiError::conflict("path is a directory"));
+        return Err(ApiError::conflict("path is a directory").because(Reason::PathIsDirectory));
     }
     let r = node
         .content_ref
@@ -140,7 +145,11 @@ pub async fn stat(
     let caller = principal.require(Permission::FileRead)?;
     let p = path::clean(q.path.as_deref().unwrap_or(""))?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    let node = st.node.state_machine().node(&vol.id, &p)?.ok_or_else(|| ApiError::not_found("file not found"))?;
+    let node = st
+        .node
+        .state_machine()
+        .node(&vol.id, &p)?
+        .ok_or_else(|| ApiError::not_found("file not found").because(Reason::FileNotFound))?;
     Ok(ok(file_info(&p, &node)))
 }
 
@@ -154,9 +163,11 @@ pub async fn list(
     let p = path::clean(q.path.as_deref().unwrap_or(""))?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
     let sm = st.node.state_machine();
-    let node = sm.node(&vol.id, &p)?.ok_or_else(|| ApiError::not_found("directory not found"))?;
+    let node = sm
+        .node(&vol.id, &p)?
+        .ok_or_else(|| ApiError::not_found("directory not found").because(Reason::DirectoryNotFound))?;
     if !node.is_dir() {
-        return Err(ApiError::conflict("path is not a directory"));
+        return Err(ApiError::conflict("path is not a directory").because(Reason::PathNotDirectory));
     }
     let children = sm.children(&vol.id, &p, LIST_ENTRIES_MAX + 1)?;
     if children.len() > LIST_ENTRIES_MAX {

@@ -17,6 +17,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use tideline_storage::{Command, ContentRef, Response, VolumeRecord};
+use tideline_types::Reason;
 
 use crate::auth::TeamCaller;
 use crate::error::{ApiError, ApiResult};
@@ -142,7 +143,7 @@ pub(crate) async fn write_volume(st: &AppState, caller: &TeamCaller, id: &str) -
 pub(crate) fn owned_volume(st: &AppState, caller: &TeamCaller, id: &str) -> ApiResult<VolumeRecord> {
     match st.node.state_machine().volume(id)? {
         Some(v) if v.team_id == caller.team_id => Ok(v),
-        _ => Err(ApiError::not_found("not found")),
+        _ => Err(ApiError::not_found("not found").because(Reason::VolumeNotFound)),
     }
 }
 

@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use tideline_storage::command::{UpdateCursor, UpsertReplica};
 use tideline_storage::{Capabilities, CommandKind, ReplicaRecord};
+use tideline_types::Reason;
 
 use super::{apply, team_volume, write_volume};
 use crate::auth::{Permission, Principal};
@@ -128,7 +129,11 @@ pub async fn get(
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeRead)?;
     let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    let r = st.node.state_machine().replica(&vol.id, &rid)?.ok_or_else(|| ApiError::not_found("not found"))?;
+    let r = st
+        .node
+        .state_machine()
+        .replica(&vol.id, &rid)?
+        .ok_or_else(|| ApiError::not_found("not found").because(Reason::ReplicaNotFound))?;
     Ok(ok(envelope(&r, vol.head_seq)?))
 }
 

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use tideline_types::Reason;
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
@@ -94,7 +95,7 @@ pub(super) async fn take_snapshot(
                 "bootstrap snapshot contains namespace entries incompatible with the requested replica capabilities",
             )
             .with_details(json!({
-                "reason": "namespace_incompatible",
+                "reason": Reason::NamespaceIncompatible,
                 "snapshot_id": sid,
                 "capabilities": caps,
                 "issues": shown,
@@ -215,8 +216,11 @@ async fn owned_snapshot(
 ) -> ApiResult<(VolumeRecord, SnapshotRecord)> {
     let caller = principal.require(perm)?;
     let vol = team_volume(st, caller, id, None).await?;
-    let snap =
-        st.node.state_machine().snapshot(&vol.id, sid)?.ok_or_else(|| ApiError::not_found("snapshot not found"))?;
+    let snap = st
+        .node
+        .state_machine()
+        .snapshot(&vol.id, sid)?
+        .ok_or_else(|| ApiError::not_found("snapshot not found").because(Reason::SnapshotNotFound))?;
     Ok((vol, snap))
 }
 

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tideline_storage::journal_page::read_page;
 use tideline_storage::{ContentRef, PageStats, StateMachine, StorageError};
+use tideline_types::Reason;
 
 use super::{content, owned_volume, parse_consistency, team_volume, Consistency};
 use crate::auth::{Permission, Principal};
@@ -87,7 +88,8 @@ pub async fn changes(
         };
         if page.stats.first_seq.is_some_and(|seq| seq != after + 1) {
             // Compacted between reading the floor and the page: never skip silently.
-            let now = sm.volume(&vol.id)?.ok_or_else(|| ApiError::not_found("not found"))?;
+            let now =
+                sm.volume(&vol.id)?.ok_or_else(|| ApiError::not_found("not found").because(Reason::VolumeNotFound))?;
             return Err(ApiError::reseed_required(now.floor_seq, now.head_seq));
         }
         let waited_out = tokio::time::Instant::now() >= deadline;

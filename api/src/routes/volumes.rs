@@ -8,6 +8,7 @@ use tideline_storage::command::{CreateVolume, DeleteVolume, ForkVolume};
 use tideline_storage::{CommandKind, VolumeConfig, VolumeRecord};
 use tideline_types::limits::VOLUME_LIST_ENTRIES_MAX;
 use tideline_types::AccessMode;
+use tideline_types::Reason;
 
 use super::{apply, flag, read_barrier, team_volume};
 use crate::auth::{Permission, Principal, TeamCaller};
@@ -145,7 +146,9 @@ pub async fn delete(
     read_barrier(&st, q.consistency.as_deref()).await?;
     match st.node.state_machine().volume(&id)? {
         None => return Ok(ok(json!({ "deleted": true }))), // idempotent
-        Some(v) if v.team_id != caller.team_id => return Err(ApiError::not_found("not found")),
+        Some(v) if v.team_id != caller.team_id => {
+            return Err(ApiError::not_found("not found").because(Reason::VolumeNotFound))
+        }
         Some(_) => {}
     }
     let cmd = DeleteVolume { volume_id: id, team_id: caller.team_id.clone(), force, at_ms: now_ms() };
@@ -170,7 +173,7 @@ pub async fn fork(
     let cmd = ForkVolume { source_volume_id: source.id, team_id: caller.team_id.clone(), volume: Some(record) };
     let resp = apply(&st, CommandKind::ForkVolume(cmd)).await.map_err(|e| {
         if e.status == axum::http::StatusCode::NOT_FOUND {
-            ApiError::not_found("volume not found")
+            ApiError::not_found("volume not found").because(Reason::VolumeNotFound)
         } else {
             e
         }

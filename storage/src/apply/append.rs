@@ -18,6 +18,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::file::{chmod, invalidate, make_dir, move_path, remove, write_file};
+use tideline_types::Reason;
+
 use crate::codec;
 use crate::command::{AppendChanges, MakeDir, MovePath, Origin, RemovePath, ReplicaChange, WriteFile};
 use crate::conflict_path;
@@ -57,32 +59,36 @@ pub(crate) fn append_changes(txn: &mut Txn, c: &AppendChanges) -> Applied {
     let vol = team_volume(txn, &origin.volume_id, &origin.team_id)?;
     let replica_key = keys::replica(&vol.id, &replica_id);
     let Some(mut replica) = txn.get::<ReplicaRecord>(Cf::Replicas, &replica_key)? else {
-        return refuse(ApplyError::not_found("sync replica not found"));
+        return refuse(ApplyError::not_found("sync replica not found").because(Reason::ReplicaNotFound));
     };
     let request_key = keys::request(&vol.id, &replica_id, &c.request_id);
     if let Some(stored) = txn.get::<RequestRecord>(Cf::Requests, &request_key)? {
         if !stored.expired_at(origin.at_ms) {
             if stored.fingerprint != c.fingerprint {
-                return refuse(ApplyError::conflict("sync request id reused with different payload"));
+                return refuse(
+                    ApplyError::conflict("sync request id reused with different payload")
+                        .because(Reason::RequestIdReused),
+                );
             }
             let result = stored.result.unwrap_or_default();
             return Ok(Response { head_seq: result.head_seq, append: Some(result), ..Default::default() });
         }
     }
     if vol.config.as_ref().is_some_and(|cfg| cfg.access_mode == "ROX") {
-        return refuse(ApplyError::conflict("volume is read-only"));
+        return refuse(ApplyError::conflict("volume is read-only").because(Reason::VolumeReadOnly));
     }
     if origin.at_ms > replica.lease_expires_at_ms() {
-        return refuse(ApplyError::conflict("sync replica lease expired"));
+        return refuse(ApplyError::conflict("sync replica lease expired").because(Reason::LeaseExpired));
     }
     let mut vol = vol;
     if vol.config.as_ref().is_some_and(|cfg| cfg.access_mode == "RWO") {
         // One writing replica at a time: the write lease passes on only once it has lapsed.
         if let Some(writer) = vol.writer_replica_id.as_deref() {
             if writer != replica_id && origin.at_ms <= vol.writer_lease_until_ms {
-                return refuse(ApplyError::conflict(format!(
-                    "volume is RWO and replica {writer} holds the write lease"
-                )));
+                return refuse(
+                    ApplyError::conflict(format!("volume is RWO and replica {writer} holds the write lease"))
+                        .because(Reason::WriteLeaseHeld),
+                );
             }
         }
         vol.writer_replica_id = Some(replica_id.clone());
@@ -90,13 +96,13 @@ pub(crate) fn append_changes(txn: &mut Txn, c: &AppendChanges) -> Applied {
         txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
     }
     if c.base_seq > vol.head_seq {
-        return refuse(ApplyError::conflict("sync cursor ahead of head"));
+        return refuse(ApplyError::conflict("sync cursor ahead of head").because(Reason::CursorAheadOfHead));
     }
     if c.base_seq < vol.floor_seq {
         return refuse(ApplyError::reseed(vol.floor_seq, vol.head_seq));
     }
     if c.base_seq < replica.last_applied_seq {
-        return refuse(ApplyError::conflict("sync cursor regression"));
+        return refuse(ApplyError::conflict("sync cursor regression").because(Reason::CursorRegression));
     }
     let caps = vol.policy.unwrap_or(POSIX);
 

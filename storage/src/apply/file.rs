@@ -5,6 +5,8 @@
 //! The files API applies them one per command; a replica's batch (`append.rs`) and a restore
 //! (`restore.rs`) apply them change by change.
 
+use tideline_types::Reason;
+
 use crate::codec;
 use crate::command::{MakeDir, MovePath, Origin, RemovePath, WriteFile};
 use crate::content_ref::ContentRef;
@@ -29,11 +31,14 @@ pub(crate) fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
         }
     }
     if c.inline.is_none() && being_deleted(txn, &content.0)? {
-        return refuse(ApplyError::unavailable("this content is being garbage-collected; retry the write"));
+        return refuse(
+            ApplyError::unavailable("this content is being garbage-collected; retry the write")
+                .because(Reason::ContentBeingCollected),
+        );
     }
     let existing = txn.node(&vol.id, &p)?;
     if existing.as_ref().is_some_and(NodeRecord::is_dir) {
-        return refuse(ApplyError::conflict("path is a directory"));
+        return refuse(ApplyError::conflict("path is a directory").because(Reason::PathIsDirectory));
     }
     let seq = vol.head_seq + 1;
     create_parents(txn, &vol.id, &p, origin, seq)?;
@@ -74,8 +79,10 @@ pub(crate) fn make_dir(txn: &mut Txn, c: &MakeDir) -> Applied {
     let p = checked_path(&c.path)?;
     match txn.node(&vol.id, &p)? {
         Some(n) if n.is_dir() && c.recursive => return ok(0, vol.head_seq),
-        Some(n) if n.is_dir() => return refuse(ApplyError::conflict("path already exists")),
-        Some(_) => return refuse(ApplyError::conflict("path is not a directory")),
+        Some(n) if n.is_dir() => {
+            return refuse(ApplyError::conflict("path already exists").because(Reason::PathAlreadyExists))
+        }
+        Some(_) => return refuse(ApplyError::conflict("path is not a directory").because(Reason::PathNotDirectory)),
         None => {}
     }
     let seq = vol.head_seq + 1;
@@ -84,8 +91,10 @@ pub(crate) fn make_dir(txn: &mut Txn, c: &MakeDir) -> Applied {
     } else {
         let (parent, _) = path::split(&p);
         match txn.node(&vol.id, parent)? {
-            None => return refuse(ApplyError::not_found("directory not found")),
-            Some(n) if !n.is_dir() => return refuse(ApplyError::conflict("path is not a directory")),
+            None => return refuse(ApplyError::not_found("directory not found").because(Reason::DirectoryNotFound)),
+            Some(n) if !n.is_dir() => {
+                return refuse(ApplyError::conflict("path is not a directory").because(Reason::PathNotDirectory))
+            }
             Some(_) => {}
         }
     }
@@ -130,7 +139,7 @@ pub(crate) fn move_path(txn: &mut Txn, c: &MovePath) -> Applied {
     let src = checked_path(&c.source)?;
     let dst = checked_path(&c.destination)?;
     let Some(node) = txn.node(&vol.id, &src)? else {
-        return refuse(ApplyError::not_found("file not found"));
+        return refuse(ApplyError::not_found("file not found").because(Reason::FileNotFound));
     };
     if src == dst {
         return ok(0, vol.head_seq);
@@ -141,7 +150,9 @@ pub(crate) fn move_path(txn: &mut Txn, c: &MovePath) -> Applied {
     match txn.node(&vol.id, &dst)? {
         None => {}
         Some(existing) if !existing.is_dir() && !node.is_dir() => {} // a file replaces a file
-        Some(_) => return refuse(ApplyError::conflict("destination already exists")),
+        Some(_) => {
+            return refuse(ApplyError::conflict("destination already exists").because(Reason::DestinationAlreadyExists))
+        }
     }
     let seq = vol.head_seq + 1;
     create_parents(txn, &vol.id, &dst, origin, seq)?;
@@ -171,7 +182,7 @@ pub(crate) fn move_path(txn: &mut Txn, c: &MovePath) -> Applied {
 pub(crate) fn chmod(txn: &mut Txn, origin: &Origin, p: &str, mode: u32) -> Applied {
     let mut vol = team_volume(txn, &origin.volume_id, &origin.team_id)?;
     let Some(node) = txn.node(&vol.id, p)? else {
-        return refuse(ApplyError::not_found("file not found"));
+        return refuse(ApplyError::not_found("file not found").because(Reason::FileNotFound));
     };
     let seq = vol.head_seq + 1;
     txn.put_node(&vol.id, p, &NodeRecord { mode, seq, source: origin.source.clone(), ..node.clone() });

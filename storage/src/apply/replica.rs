@@ -4,6 +4,8 @@
 
 use serde_json::{json, Map, Value};
 
+use tideline_types::Reason;
+
 use crate::command::{PruneRequests, ResolveConflict, UpdateCursor, UpsertReplica};
 use crate::db::Cf;
 use crate::keys;
@@ -36,20 +38,20 @@ pub(crate) fn update_cursor(txn: &mut Txn, c: &UpdateCursor) -> Applied {
     let vol = team_volume(txn, &c.volume_id, &c.team_id)?;
     let key = keys::replica(&vol.id, &c.replica_id);
     let Some(mut r) = txn.get::<ReplicaRecord>(Cf::Replicas, &key)? else {
-        return refuse(ApplyError::not_found("sync replica not found"));
+        return refuse(ApplyError::not_found("sync replica not found").because(Reason::ReplicaNotFound));
     };
     // The order of the checks is the contract's: lease, ahead, reseed, regression.
     if c.at_ms > r.lease_expires_at_ms() {
-        return refuse(ApplyError::conflict("sync replica lease expired"));
+        return refuse(ApplyError::conflict("sync replica lease expired").because(Reason::LeaseExpired));
     }
     if c.last_applied_seq > vol.head_seq {
-        return refuse(ApplyError::conflict("sync cursor ahead of head"));
+        return refuse(ApplyError::conflict("sync cursor ahead of head").because(Reason::CursorAheadOfHead));
     }
     if c.last_applied_seq < vol.floor_seq {
         return refuse(ApplyError::reseed(vol.floor_seq, vol.head_seq));
     }
     if c.last_applied_seq < r.last_applied_seq {
-        return refuse(ApplyError::conflict("sync cursor regression"));
+        return refuse(ApplyError::conflict("sync cursor regression").because(Reason::CursorRegression));
     }
     r.last_applied_seq = c.last_applied_seq;
     r.last_seen_at_ms = r.last_seen_at_ms.max(c.at_ms);
@@ -63,7 +65,7 @@ pub(crate) fn resolve_conflict(txn: &mut Txn, c: &ResolveConflict) -> Applied {
     if c.status != CONFLICT_RESOLVED && c.status != CONFLICT_IGNORED {
         return refuse(ApplyError::bad_request("invalid sync conflict status"));
     }
-    let not_found = || ApplyError::not_found("sync conflict not found");
+    let not_found = || ApplyError::not_found("sync conflict not found").because(Reason::ConflictNotFound);
     let index: ConflictIndex =
         txn.get(Cf::Conflicts, &keys::conflict_id(&vol.id, &c.conflict_id))?.ok_or_else(not_found)?;
     let key = keys::conflict(&vol.id, index.ordinal);

@@ -10,6 +10,8 @@
 //! The record is part of Raft state; the manifest lives in the object store under
 //! `snapshots/<volume>/<snapshot>/manifest`. A snapshot whose builder died stays `pending`.
 
+use tideline_types::Reason;
+
 use crate::command::{CreateSnapshot, DeleteSnapshot, SealSnapshot};
 use crate::db::Cf;
 use crate::keys;
@@ -26,7 +28,7 @@ pub(crate) fn create_snapshot(txn: &mut Txn, c: &CreateSnapshot) -> Applied {
     }
     let key = keys::snapshot(&vol.id, &s.id);
     if txn.get::<SnapshotRecord>(Cf::Snapshots, &key)?.is_some() {
-        return refuse(ApplyError::conflict("snapshot already exists"));
+        return refuse(ApplyError::conflict("snapshot already exists").because(Reason::SnapshotAlreadyExists));
     }
     s.seq = vol.head_seq;
     // The namespace is frozen inside the retained journal: floor <= snapshot <= head.
@@ -43,14 +45,16 @@ pub(crate) fn create_snapshot(txn: &mut Txn, c: &CreateSnapshot) -> Applied {
 pub(crate) fn seal_snapshot(txn: &mut Txn, c: &SealSnapshot) -> Applied {
     let key = keys::snapshot(&c.volume_id, &c.snapshot_id);
     let Some(mut s) = txn.get::<SnapshotRecord>(Cf::Snapshots, &key)? else {
-        return refuse(ApplyError::not_found("snapshot not found"));
+        return refuse(ApplyError::not_found("snapshot not found").because(Reason::SnapshotNotFound));
     };
     if s.state == SNAPSHOT_READY {
         // Idempotent: a retried seal of the same manifest changes nothing.
         if s.manifest_sha256 == c.manifest_sha256 {
             return Ok(Response { snapshot: Some(s), ..Default::default() });
         }
-        return refuse(ApplyError::conflict("snapshot already sealed with another manifest"));
+        return refuse(
+            ApplyError::conflict("snapshot already sealed with another manifest").because(Reason::SnapshotSealed),
+        );
     }
     s.state = SNAPSHOT_READY.into();
     s.size_bytes = c.size_bytes;
@@ -65,7 +69,7 @@ pub(crate) fn delete_snapshot(txn: &mut Txn, c: &DeleteSnapshot) -> Applied {
     let vol = team_volume(txn, &c.volume_id, &c.team_id)?;
     let key = keys::snapshot(&vol.id, &c.snapshot_id);
     let Some(s) = txn.get::<SnapshotRecord>(Cf::Snapshots, &key)? else {
-        return refuse(ApplyError::not_found("snapshot not found"));
+        return refuse(ApplyError::not_found("snapshot not found").because(Reason::SnapshotNotFound));
     };
     txn.delete(Cf::Snapshots, &key);
     Ok(Response { snapshot: Some(s), ..Default::default() })

@@ -1,6 +1,8 @@
 //! Volume lifecycle: create, delete, fork (copy-on-write) and retention (`Compact` moves the
 //! floor of the retained journal).
 
+use tideline_types::Reason;
+
 use crate::command::{Compact, CreateVolume, DeleteVolume, ForkVolume};
 use crate::db::Cf;
 use crate::keys;
@@ -15,7 +17,7 @@ pub(crate) fn create_volume(txn: &mut Txn, c: &CreateVolume) -> Applied {
         return refuse(ApplyError::bad_request("invalid volume id"));
     }
     if txn.get::<VolumeRecord>(Cf::Volumes, vol.id.as_bytes())?.is_some() {
-        return refuse(ApplyError::conflict("volume already exists"));
+        return refuse(ApplyError::conflict("volume already exists").because(Reason::VolumeAlreadyExists));
     }
     txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
     Ok(Response { volume: Some(vol), ..Default::default() })
@@ -32,9 +34,12 @@ pub(crate) fn delete_volume(txn: &mut Txn, c: &DeleteVolume) -> Applied {
             .filter(|(_, r)| c.at_ms <= r.lease_expires_at_ms())
             .count();
         if live > 0 {
-            return refuse(ApplyError::conflict(format!(
-                "volume has {live} active sync replica(s); detach them or delete with force=true"
-            )));
+            return refuse(
+                ApplyError::conflict(format!(
+                    "volume has {live} active sync replica(s); detach them or delete with force=true"
+                ))
+                .because(Reason::VolumeHasActiveReplicas),
+            );
         }
     }
     for cf in [
@@ -63,7 +68,7 @@ pub(crate) fn fork_volume(txn: &mut Txn, c: &ForkVolume) -> Applied {
         return refuse(ApplyError::bad_request("invalid fork volume"));
     }
     if txn.get::<VolumeRecord>(Cf::Volumes, vol.id.as_bytes())?.is_some() {
-        return refuse(ApplyError::conflict("volume already exists"));
+        return refuse(ApplyError::conflict("volume already exists").because(Reason::VolumeAlreadyExists));
     }
     vol.head_seq = source.head_seq;
     vol.floor_seq = source.floor_seq;
