@@ -6,8 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use tideline_raft::ProposeError;
 use tideline_storage::blob::BlobError;
-use tideline_storage::path::PathError;
 use tideline_storage::{ApplyError, ApplyErrorKind, StorageError};
+use tideline_types::path::PathError;
 use tideline_types::wire::ErrorEnvelope;
 use tideline_types::{ErrorCode, Reason};
 

@@ -79,7 +79,7 @@ impl ToWire for VolumeRecord {
 /// A namespace node at `path` as `stat` and `list` show it.
 pub fn file_info(path: &str, node: &NodeRecord) -> FileInfo {
     FileInfo {
-        name: tideline_storage::path::name(path).to_string(),
+        name: tideline_types::path::name(path).to_string(),
         path: path.to_string(),
         kind: if node.is_dir() { FileType::Dir } else { FileType::File },
         size: if node.is_dir() { 0 } else { node.size },
@@ -221,8 +221,6 @@ const _: () = assert!(same(Source::Sandbox.as_str(), tideline_storage::state_mac
 const _: () = assert!(limits::REPLICA_LEASE_MS == tideline_storage::REPLICA_LEASE_MS);
 const _: () = assert!(limits::REQUEST_ID_TTL_MS == tideline_storage::REQUEST_TTL_MS);
 const _: () = assert!(limits::BOOTSTRAP_SNAPSHOT_TTL_MS == tideline_storage::BOOTSTRAP_SNAPSHOT_TTL_MS);
-const _: () = assert!(limits::PATH_BYTES_MAX == tideline_storage::path::PATH_BYTES_MAX);
-const _: () = assert!(limits::PATH_COMPONENT_BYTES_MAX == tideline_storage::path::COMPONENT_BYTES_MAX);
 // Content small enough to ride inside a Raft entry is well under one file.
 const _: () = assert!(tideline_storage::INLINE_BYTES_MAX < limits::FILE_BYTES_MAX);
 

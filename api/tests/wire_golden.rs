@@ -8,8 +8,8 @@ use serde::Serialize;
 use tideline_api::journal_json::JsonPage;
 use tideline_api::wire::*;
 use tideline_api::ApiError;
-use tideline_storage::path::PathError;
 use tideline_storage::*;
+use tideline_types::path::PathError;
 
 const T0: i64 = 1_795_000_000_123;
 const HELLO: &str = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";

@@ -8,8 +8,10 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use tideline_types::portability::collision_key;
+pub use tideline_types::portability::Capabilities;
 
 use super::index::{Entry, Kind};
 
@@ -194,14 +196,6 @@ pub fn scan(root: &Path, gitignore: bool) -> io::Result<Scan> {
     Ok(out)
 }
 
-/// The file system's behaviour, as the volume's portability policy needs it.
-#[derive(Clone, Copy, Debug, Serialize)]
-pub struct Capabilities {
-    pub case_sensitive: bool,
-    pub unicode_normalization_insensitive: bool,
-    pub windows_compatible_paths: bool,
-}
-
 /// Probes `root` by creating and looking up test names (removed afterwards).
 pub fn probe(root: &Path) -> io::Result<Capabilities> {
     let tag = format!("{TMP_PREFIX}probe-{}", std::process::id());
@@ -218,22 +212,11 @@ pub fn probe(root: &Path) -> io::Result<Capabilities> {
 }
 
 /// Whether `vpath` can exist beside `siblings` on a file system with `caps`: a name that folds
-/// to an existing different name (case, or Unicode normalization) cannot.
+/// to an existing different name (case, or Unicode normalization) cannot. The folding is the
+/// server's own (`tideline_types::portability::collision_key`), so both sides agree.
 pub fn collides(caps: &Capabilities, vpath: &str, siblings: impl IntoIterator<Item = String>) -> Option<String> {
-    use unicode_normalization::UnicodeNormalization;
-    if caps.case_sensitive && !caps.unicode_normalization_insensitive {
-        return None;
-    }
-    let fold = |s: &str| {
-        let s: String = s.nfc().collect();
-        if caps.case_sensitive {
-            s
-        } else {
-            s.to_lowercase()
-        }
-    };
-    let mine = fold(vpath);
-    siblings.into_iter().find(|s| s != vpath && fold(s) == mine)
+    let mine = collision_key(vpath, caps)?;
+    siblings.into_iter().find(|s| s != vpath && collision_key(s, caps).as_deref() == Some(mine.as_str()))
 }
 
 #[cfg(test)]

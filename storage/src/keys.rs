@@ -18,7 +18,7 @@
 //! sm_meta     "applied"  |  "format"
 //! ```
 
-use crate::path;
+use tideline_types::path;
 
 pub fn volume_prefix(volume: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(volume.len() + 1);

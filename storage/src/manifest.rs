@@ -37,8 +37,8 @@ use crate::content_ref::ContentRef;
 use crate::db::{Cf, Db};
 use crate::error::StorageError;
 use crate::keys;
-use crate::path;
 use crate::records::{NodeRecord, KIND_DIR, KIND_FILE};
+use tideline_types::path;
 
 /// The manifest format this build writes and reads.
 pub const MANIFEST_VERSION: u32 = 1;

@@ -82,6 +82,23 @@ pub struct Capabilities {
     pub windows_compatible_paths: bool,
 }
 
+/// The portability rules take the plain capabilities the sync worker also probes.
+impl From<&Capabilities> for tideline_types::portability::Capabilities {
+    fn from(c: &Capabilities) -> Self {
+        tideline_types::portability::Capabilities {
+            case_sensitive: c.case_sensitive,
+            unicode_normalization_insensitive: c.unicode_normalization_insensitive,
+            windows_compatible_paths: c.windows_compatible_paths,
+        }
+    }
+}
+
+impl From<Capabilities> for tideline_types::portability::Capabilities {
+    fn from(c: Capabilities) -> Self {
+        (&c).into()
+    }
+}
+
 impl Capabilities {
     /// The policy that serves both: case-sensitive only if both are, the others if either is.
     pub fn merge(self, other: Capabilities) -> Capabilities {

@@ -52,12 +52,12 @@ pub fn replay_entry(ns: &mut Namespace, e: &JournalEntry) {
             let moved: Vec<(String, ReplayNode)> = ns
                 .range(old.to_string()..)
                 .take_while(|(p, _)| p.starts_with(old))
-                .filter(|(p, _)| crate::path::is_within(p, old))
+                .filter(|(p, _)| tideline_types::path::is_within(p, old))
                 .map(|(p, n)| (p.clone(), n.clone()))
                 .collect();
             remove_subtree(ns, old);
             for (p, n) in moved {
-                ns.insert(crate::path::rebase(&p, old, &e.path), n);
+                ns.insert(tideline_types::path::rebase(&p, old, &e.path), n);
             }
         }
         "chmod" => {
@@ -80,7 +80,7 @@ pub fn replay<'a>(entries: impl IntoIterator<Item = &'a JournalEntry>) -> Namesp
 }
 
 fn ensure_parents(ns: &mut Namespace, p: &str, at_ms: i64) {
-    for dir in crate::path::ancestors(p) {
+    for dir in tideline_types::path::ancestors(p) {
         ns.entry(dir.to_string()).or_insert(ReplayNode {
             kind: KIND_DIR.into(),
             mode: 0o755,
@@ -95,7 +95,7 @@ fn remove_subtree(ns: &mut Namespace, p: &str) {
     let doomed: Vec<String> = ns
         .range(p.to_string()..)
         .take_while(|(k, _)| k.starts_with(p))
-        .filter(|(k, _)| crate::path::is_within(k, p))
+        .filter(|(k, _)| tideline_types::path::is_within(k, p))
         .map(|(k, _)| k.clone())
         .collect();
     for k in doomed {

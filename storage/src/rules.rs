@@ -11,10 +11,10 @@ use crate::command::Origin;
 use crate::db::Cf;
 use crate::error::StorageError;
 use crate::keys;
-use crate::path;
 use crate::records::{JournalEntry, NodeRecord, VolumeRecord, KIND_DIR};
 use crate::response::{ApplyError, Response};
 use crate::txn::{root_node, Txn, DIR_MODE};
+use tideline_types::path;
 
 /// Why a command stopped: a deterministic refusal, or an I/O failure that must stop the node.
 pub(crate) enum Halt {

@@ -13,9 +13,9 @@ use crate::codec;
 use crate::db::{Cf, Db, Rows};
 use crate::error::StorageError;
 use crate::keys;
-use crate::path;
 use crate::records::{AppliedMeta, JournalEntry, NodeRecord, VolumeRecord, KIND_DIR};
 use crate::sync_records::PathLatest;
+use tideline_types::path;
 
 /// Mode of directories created implicitly or by mkdir.
 pub const DIR_MODE: u32 = 0o755;

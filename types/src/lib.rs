@@ -9,13 +9,19 @@
 //!          SyncJournalEntry, SyncReplica, SyncConflict, Snapshot, the envelopes
 //!  limits  the bounds both sides rely on (body sizes, page sizes, leases), tied together by
 //!          compile-time assertions
+//!  path, portability, conflict_path
+//!          volume paths (cleaning, folding), which names a file system cannot hold, and where
+//!          a conflict's content goes: one copy for the server's checks and the sync worker's
 //! ```
 //!
 //! No RocksDB, no tokio, no HTTP: storage records are converted into these shapes by the
 //! `api` crate, at the boundary.
 
+pub mod conflict_path;
 pub mod domain;
 pub mod limits;
+pub mod path;
+pub mod portability;
 pub mod wire;
 
 pub use domain::{

@@ -11,11 +11,12 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tideline_storage::command::{AppendChanges, Origin, ReplicaChange};
-use tideline_storage::{path, CommandKind};
+use tideline_storage::CommandKind;
 use tideline_types::limits::{
     APPEND_BODY_BYTES_MAX, CHANGES_PER_REQUEST_MAX, CHANGE_METADATA_BYTES_MAX as METADATA_BYTES_MAX,
     REQUEST_ID_BYTES_MAX,
 };
+use tideline_types::path;
 use tideline_types::{EntryKind, EventType, Source};
 
 use super::replicas::replica_id;

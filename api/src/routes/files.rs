@@ -7,8 +7,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
 use tideline_storage::command::{MakeDir, MovePath, Origin, RemovePath, WriteFile};
-use tideline_storage::{path, CommandKind, ContentRef, VolumeRecord};
+use tideline_storage::{CommandKind, ContentRef, VolumeRecord};
 use tideline_types::limits::DIR_LIST_ENTRIES_MAX as LIST_ENTRIES_MAX;
+use tideline_types::path;
 use tideline_types::Reason;
 use tideline_types::Source;
 

@@ -19,9 +19,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use tideline_storage::command::{CreateSnapshot, DeleteSnapshot, Origin, RestoreChunk, RestoreOp, SealSnapshot};
 use tideline_storage::manifest::{self, ManifestHeader};
-use tideline_storage::{
-    path, portability, Capabilities, CommandKind, SnapshotRecord, VolumeRecord, KIND_DIR, SNAPSHOT_READY,
-};
+use tideline_storage::{Capabilities, CommandKind, SnapshotRecord, VolumeRecord, KIND_DIR, SNAPSHOT_READY};
+use tideline_types::{path, portability};
 
 use super::{apply, team_volume};
 use crate::auth::{Permission, Principal};

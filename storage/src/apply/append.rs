@@ -22,12 +22,9 @@ use tideline_types::Reason;
 
 use crate::codec;
 use crate::command::{AppendChanges, MakeDir, MovePath, Origin, RemovePath, ReplicaChange, WriteFile};
-use crate::conflict_path;
 use crate::db::Cf;
 use crate::error::StorageError;
 use crate::keys;
-use crate::path;
-use crate::portability;
 use crate::records::{
     Capabilities, JournalEntry, ReplicaRecord, KIND_DIR, REPLICA_LEASE_MS, SOURCE_REPLICA, SOURCE_SANDBOX,
 };
@@ -35,6 +32,9 @@ use crate::response::{ApplyError, ApplyErrorKind, Response};
 use crate::rules::{refuse, team_volume, Applied, Halt};
 use crate::sync_records::{AppendResult, ConflictIndex, ConflictRecord, PathLatest, RequestRecord, CONFLICT_OPEN};
 use crate::txn::Txn;
+use tideline_types::conflict_path;
+use tideline_types::path;
+use tideline_types::portability;
 
 /// Capabilities of a volume no replica has described: a case-sensitive POSIX file system.
 const POSIX: Capabilities =

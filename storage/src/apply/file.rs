@@ -12,7 +12,6 @@ use crate::command::{MakeDir, MovePath, Origin, RemovePath, WriteFile};
 use crate::content_ref::ContentRef;
 use crate::db::Cf;
 use crate::keys;
-use crate::path;
 use crate::records::{JournalEntry, NodeRecord, KIND_DIR, KIND_FILE};
 use crate::response::{ApplyError, Response};
 use crate::rules::{
@@ -20,6 +19,7 @@ use crate::rules::{
     writable_volume, Applied,
 };
 use crate::txn::{Txn, DIR_MODE, FILE_MODE};
+use tideline_types::path;
 
 pub(crate) fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
     let (mut vol, origin) = writable_volume(txn, c.origin.as_ref())?;

@@ -4,8 +4,10 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-pub const PATH_BYTES_MAX: usize = 4096;
-pub const COMPONENT_BYTES_MAX: usize = 255;
+/// A clean path's bytes at most ([`crate::limits::PATH_BYTES_MAX`]).
+pub const PATH_BYTES_MAX: usize = crate::limits::PATH_BYTES_MAX;
+/// One component's bytes at most ([`crate::limits::PATH_COMPONENT_BYTES_MAX`]).
+pub const COMPONENT_BYTES_MAX: usize = crate::limits::PATH_COMPONENT_BYTES_MAX;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {

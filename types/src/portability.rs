@@ -10,10 +10,24 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::records::Capabilities;
+/// What a file system can represent: a replica's, probed by the sync worker from the real
+/// file system, or a volume's merged policy (the server stores it as its own record and
+/// converts it with `From`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    pub case_sensitive: bool,
+    pub unicode_normalization_insensitive: bool,
+    pub windows_compatible_paths: bool,
+}
+
+impl From<&Capabilities> for Capabilities {
+    fn from(c: &Capabilities) -> Self {
+        *c
+    }
+}
 
 /// One reason a path cannot be represented (the `issues` of API.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,7 +67,8 @@ fn segment_issue(code: &'static str, path: &str, segment: &str, message: &str) -
 }
 
 /// Issues of one clean path's own segments (the Windows rules, if the capabilities need them).
-pub fn path_issues(path: &str, caps: &Capabilities) -> Vec<PortabilityIssue> {
+pub fn path_issues(path: &str, caps: impl Into<Capabilities>) -> Vec<PortabilityIssue> {
+    let caps: Capabilities = caps.into();
     let mut out = Vec::new();
     if !caps.windows_compatible_paths {
         return out;
@@ -86,7 +101,8 @@ pub fn path_issues(path: &str, caps: &Capabilities) -> Vec<PortabilityIssue> {
 }
 
 /// The key under which two paths collide for these capabilities (`None`: they never do).
-pub fn collision_key(path: &str, caps: &Capabilities) -> Option<String> {
+pub fn collision_key(path: &str, caps: impl Into<Capabilities>) -> Option<String> {
+    let caps: Capabilities = caps.into();
     if !caps.case_sensitive {
         Some(crate::path::normalized(path))
     } else if caps.unicode_normalization_insensitive {
@@ -97,7 +113,11 @@ pub fn collision_key(path: &str, caps: &Capabilities) -> Option<String> {
 }
 
 /// Every issue of a whole namespace: each path's own, and every group of colliding paths.
-pub fn namespace_issues<'a>(paths: impl IntoIterator<Item = &'a str>, caps: &Capabilities) -> Vec<PortabilityIssue> {
+pub fn namespace_issues<'a>(
+    paths: impl IntoIterator<Item = &'a str>,
+    caps: impl Into<Capabilities>,
+) -> Vec<PortabilityIssue> {
+    let caps: Capabilities = caps.into();
     let mut out = Vec::new();
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for p in paths {
@@ -172,7 +192,7 @@ mod tests {
         assert_eq!(codes(&[nfc, nfd], &UNICODE_ONLY), vec!["casefold_collision"]);
         assert!(codes(&["/Readme", "/README"], &UNICODE_ONLY).is_empty());
         assert!(codes(&["/Readme", "/README", nfc, nfd], &LINUX).is_empty());
-        let issue = &namespace_issues(["/b/X", "/b/x", "/c"], &MAC)[0];
+        let issue = &namespace_issues(["/b/X", "/b/x", "/c"], MAC)[0];
         assert_eq!(issue.paths, vec!["/b/X".to_string(), "/b/x".to_string()]);
         assert_eq!(issue.normalized_path.as_deref(), Some("/b/x"));
         let json = serde_json::to_value(issue).unwrap();

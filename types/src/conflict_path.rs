@@ -47,12 +47,12 @@ pub fn portable(p: &str) -> String {
             seg.pop();
             seg.push('_');
         }
-        let caps = crate::records::Capabilities {
+        let caps = crate::portability::Capabilities {
             case_sensitive: true,
             unicode_normalization_insensitive: false,
             windows_compatible_paths: true,
         };
-        if !crate::portability::path_issues(&format!("/{seg}"), &caps).is_empty() {
+        if !crate::portability::path_issues(&format!("/{seg}"), caps).is_empty() {
             seg.insert(0, '_');
         }
         out.push_str(&seg);
@@ -74,14 +74,14 @@ mod tests {
 
     #[test]
     fn portable_spelling_has_no_issues() {
-        let caps = crate::records::Capabilities {
+        let caps = crate::portability::Capabilities {
             case_sensitive: false,
             unicode_normalization_insensitive: true,
             windows_compatible_paths: true,
         };
         for p in ["/CON/a:b", "/x/name.", "/tab\there ", "/lpt1.txt", "/ok/fine.txt"] {
             let q = portable(p);
-            assert!(crate::portability::path_issues(&q, &caps).is_empty(), "{p} -> {q}");
+            assert!(crate::portability::path_issues(&q, caps).is_empty(), "{p} -> {q}");
         }
         assert_eq!(portable("/ok/fine.txt"), "/ok/fine.txt");
         assert_eq!(portable("/CON/a:b"), "/_CON/a_b");
