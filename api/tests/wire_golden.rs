@@ -3,8 +3,10 @@
 //! checked in under `types/tests/golden/` — written by `main`'s serializers from these same
 //! records before the wire types moved to `tideline-types`.
 
+#[path = "../../types/tests/support/golden.rs"]
+mod golden;
 use axum::response::IntoResponse;
-use serde::Serialize;
+use golden::{check, ok};
 use tideline_api::journal_json::JsonPage;
 use tideline_api::wire::*;
 use tideline_api::ApiError;
@@ -13,25 +15,6 @@ use tideline_types::path::PathError;
 
 const T0: i64 = 1_795_000_000_123;
 const HELLO: &str = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
-
-fn golden(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../types/tests/golden").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// The body as `envelope::ok` sends it, plus the newline the golden files end with.
-fn ok<T: Serialize>(data: &T) -> String {
-    serde_json::to_string(&success_body(data).unwrap()).unwrap() + "\n"
-}
-
-#[track_caller]
-fn check(name: &str, got: String) {
-    let want = golden(name);
-    if got != want {
-        let at = got.bytes().zip(want.bytes()).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
-        panic!("{name} differs at byte {at}:\n want {want}\n got  {got}");
-    }
-}
 
 fn volume_full() -> VolumeRecord {
     VolumeRecord {

@@ -5,7 +5,9 @@
 //! so a difference is a change to what clients receive. `api/tests/wire_golden.rs` holds the
 //! server's conversions from storage records to the same files.
 
-use serde::Serialize;
+#[path = "support/golden.rs"]
+mod golden;
+use golden::{check, golden, ok};
 use serde_json::json;
 use tideline_types::wire::*;
 use tideline_types::{AccessMode, ConflictStatus, EntryKind, ErrorCode, EventType, FileType, Source};
@@ -13,27 +15,8 @@ use tideline_types::{AccessMode, ConflictStatus, EntryKind, ErrorCode, EventType
 const HELLO: &str = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 const HELLO_HEX: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
 
-fn golden(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// The body as the server sends it, plus the newline the golden files end with.
-fn ok<T: Serialize>(data: &T) -> String {
-    serde_json::to_string(&success_body(data).unwrap()).unwrap() + "\n"
-}
-
 fn err(e: &ErrorEnvelope) -> String {
     serde_json::to_string(e).unwrap() + "\n"
-}
-
-#[track_caller]
-fn check(name: &str, got: String) {
-    let want = golden(name);
-    if got != want {
-        let at = got.bytes().zip(want.bytes()).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
-        panic!("{name} differs at byte {at}:\n want {want}\n got  {got}");
-    }
 }
 
 fn volume_full() -> SandboxVolume {
