@@ -17,7 +17,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -27,6 +26,7 @@ use std::time::{Duration, Instant};
 use common::{show, Client, Server};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tideline_test_support::wait_until;
 
 /// `sync attach` does the initial sync in the foreground; a big one may take a while in debug.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(180);
@@ -34,8 +34,6 @@ const ATTACH_TIMEOUT: Duration = Duration::from_secs(180);
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
 /// Edits reach the other side "within ~1 s"; this is the bound a debug build gets.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the waits look.
-const POLL: Duration = Duration::from_millis(100);
 
 fn phase(what: &str) {
     tracing::info!("--- {what}");
@@ -119,27 +117,6 @@ async fn wait_dead(pid: i32) {
         }
     })
     .await
-}
-
-/// Polls `check` every [`POLL`] until it returns `Ok`, or panics after `timeout` with the last
-/// reason it gave.
-async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let start = Instant::now();
-    loop {
-        match check().await {
-            Ok(v) => return v,
-            Err(last) => {
-                if start.elapsed() > timeout {
-                    panic!("timed out after {timeout:?} waiting for {what}; last seen:\n{last}");
-                }
-            }
-        }
-        tokio::time::sleep(POLL).await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

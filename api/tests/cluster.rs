@@ -16,6 +16,7 @@ use tideline_api::{router, AppState};
 use tideline_raft::peer_client::FaultFilter;
 use tideline_raft::{RaftNode, RaftNodeConfig};
 use tideline_storage::{BlobStore, Db};
+use tideline_test_support::wait_for;
 
 const ADMIN: &str = "admin";
 const SECRET: &str = "secret";
@@ -96,21 +97,6 @@ impl TestCluster {
         for n in &self.nodes {
             n.faults.heal();
         }
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

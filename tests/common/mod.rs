@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+#[allow(unused_imports)] // each test binary uses its own part of `common`, like the dead_code allow above
+pub use tideline_test_support::{free_ports, wait_for};
 
 pub const ADMIN: &str = "test-admin-token";
 
@@ -237,29 +239,6 @@ impl Client {
             }
             out.extend(page);
         }
-    }
-}
-
-/// Free loopback ports for a cluster whose members must know each other's address up front.
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<std::net::TcpListener> =
-        (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0")).collect();
-    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
-}
-
-/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
