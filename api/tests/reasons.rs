@@ -16,6 +16,7 @@ use tideline_api::ApiError;
 use tideline_raft::CompactionConfig;
 use tideline_storage::command::{CreateSnapshot, CreateVolume, MarkGarbage, SealSnapshot, SweepGarbage, UpsertReplica};
 use tideline_storage::{CommandKind, ContentRef};
+use tideline_test_support::wait_for;
 use tideline_types::Reason;
 
 use common::*;
@@ -305,15 +306,11 @@ async fn reseed_required() {
     for i in 0..12 {
         v.write(&format!("/f{i}"), "x").await;
     }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let changes = loop {
+    let changes = wait_for("compaction to 7", std::time::Duration::from_secs(10), || async {
         let r = app.call("GET", &v.url("/sync/changes?after=0"), Some(&v.t), None).await;
-        if r.status == StatusCode::CONFLICT && r.json()["error"]["details"]["retained_after_seq"] == 7 {
-            break r;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no compaction to 7 within 10 s");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+        (r.status == StatusCode::CONFLICT && r.json()["error"]["details"]["retained_after_seq"] == 7).then_some(r)
+    })
+    .await;
     let (c, code) = (StatusCode::CONFLICT, "conflict");
     let expected = json!({ "reason": "reseed_required", "retained_after_seq": 7, "head_seq": 12 });
     assert_eq!(refused(&changes, c, code, Reason::ReseedRequired, "sync reseed required"), expected);

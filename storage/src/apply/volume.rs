@@ -107,7 +107,7 @@ pub(crate) fn compact(txn: &mut Txn, c: &Compact) -> Applied {
     let to = keys::journal(&vol.id, c.through_seq + 1);
     txn.delete_range(Cf::Journal, &from, &to);
     vol.floor_seq = c.through_seq;
-    assert!(vol.floor_seq <= vol.head_seq, "compaction of {} moved the floor past the head", vol.id);
+    vol.assert_floor_within_head();
     txn.put(Cf::Volumes, vol.id.as_bytes(), &vol);
     ok(0, vol.head_seq)
 }
