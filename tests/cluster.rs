@@ -194,7 +194,7 @@ async fn leader_sigkill_during_writes_loses_nothing() {
             "tideline_raft_apply_lag",
             "tideline_journal_appends_total",
         ] {
-            assert!(text.contains(name), "node {} metrics lack {name}", j + 1);
+            assert!(text.contains(&format!("# HELP {name} ")), "node {} metrics lack {name}", j + 1);
         }
         let is_leader = if j as u64 + 1 == new_leader { 1 } else { 0 };
         assert!(text.contains(&format!("tideline_raft_is_leader{{node_id=\"{}\"}} {is_leader}", j + 1)), "{text}");

@@ -36,8 +36,35 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder may already be installed (an embedding program's); ours still renders.
         let _ = metrics::set_global_recorder(recorder);
+        describe();
         handle
     })
+}
+
+/// Describes every metric and registers each counter at zero, so a scrape shows the whole set
+/// from the first request on, not only what this node happened to do since it started (a node
+/// that caught up by snapshot has appended nothing yet).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!("tideline_journal_appends_total", "Journal entries applied on this node");
+    describe_counter!("tideline_commands_applied_total", "State-machine commands applied on this node");
+    metrics::counter!("tideline_journal_appends_total").increment(0);
+    metrics::counter!("tideline_commands_applied_total").increment(0);
+    describe_histogram!("tideline_proposer_batch_commands", "Commands coalesced into one Raft entry");
+    describe_histogram!("tideline_read_index_round_reads", "Reads served by one read-index confirmation");
+    describe_histogram!(
+        "tideline_http_request_duration_seconds",
+        Unit::Seconds,
+        "Request latency by matched route, method and status"
+    );
+    describe_gauge!("tideline_raft_term", "Current Raft term");
+    describe_gauge!("tideline_raft_leader_id", "Node id of the known leader (0: none)");
+    describe_gauge!("tideline_raft_is_leader", "1 on the leader, 0 elsewhere");
+    describe_gauge!("tideline_raft_last_log_index", "Index of the last entry in this node's log");
+    describe_gauge!("tideline_raft_commit_index", "Highest index known committed");
+    describe_gauge!("tideline_raft_applied_index", "Highest index applied to the state machine");
+    describe_gauge!("tideline_raft_apply_lag", "Committed entries not yet applied");
+    describe_gauge!("tideline_raft_snapshot_index", "Index covered by the last state-machine snapshot");
 }
 
 /// Records every request's latency by matched route and status.
