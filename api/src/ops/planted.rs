@@ -75,3 +75,26 @@ impl Propose for AckBeforeCommit {
         Box::pin(async { Ok(Response::default()) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Bytes;
+
+    use super::*;
+    use crate::ops::files;
+    use crate::ops::testing::Fixture;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ack_before_commit_acknowledges_file_writes_that_never_commit_and_nothing_else() {
+        let f = Fixture::new().await;
+        let vol = f.volume().await;
+        let bugs = PlantedBugs { ack_before_commit: true, ..Default::default() };
+        // Every proposal refused: a write acknowledged anyway is a lost write.
+        let ops = f.refusing(|_| true).with_planted(bugs);
+        files::write(&ops, &vol, "/lost".into(), Bytes::from_static(b"x")).await.unwrap();
+        files::mkdir(&ops, &vol, "/d".into(), false).await.unwrap_err();
+        assert_eq!(f.head(&vol), 0, "nothing committed");
+        let off = f.refusing(|_| true).with_planted(PlantedBugs::default());
+        files::write(&off, &vol, "/lost".into(), Bytes::from_static(b"x")).await.unwrap_err();
+    }
+}
