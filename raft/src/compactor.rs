@@ -37,7 +37,24 @@ impl RaftNode {
     /// `retain_entries` move their floor, request ids older than 24 h before `now` are
     /// forgotten. The timer calls it; tests and operators may too. This node must lead.
     pub async fn compact_at(&self, retain_entries: u64, now: i64) {
-        compact(self, retain_entries, now).await
+        let candidates = match self.state_machine().compaction_candidates(retain_entries, VOLUMES_PER_TICK_MAX) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "list volumes to compact");
+                return;
+            }
+        };
+        prune_requests(self, now).await;
+        for (volume_id, through_seq) in candidates {
+            let cmd = CommandKind::Compact(Compact { volume_id: volume_id.clone(), through_seq });
+            match self.propose_local(cmd.into()).await {
+                Ok(_) => tracing::debug!(%volume_id, through_seq, "compacted journal"),
+                Err(e) => {
+                    tracing::warn!(%volume_id, error = %e, "compaction not proposed");
+                    break;
+                }
+            }
+        }
     }
 
     /// Runs `work` every `interval` while this node leads; stops when Raft stops.
@@ -65,27 +82,6 @@ impl RaftNode {
                 }
             }
         })
-    }
-}
-
-async fn compact(node: &RaftNode, retain_entries: u64, now: i64) {
-    let candidates = match node.state_machine().compaction_candidates(retain_entries, VOLUMES_PER_TICK_MAX) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "list volumes to compact");
-            return;
-        }
-    };
-    prune_requests(node, now).await;
-    for (volume_id, through_seq) in candidates {
-        let cmd = CommandKind::Compact(Compact { volume_id: volume_id.clone(), through_seq });
-        match node.propose_local(cmd.into()).await {
-            Ok(_) => tracing::debug!(%volume_id, through_seq, "compacted journal"),
-            Err(e) => {
-                tracing::warn!(%volume_id, error = %e, "compaction not proposed");
-                break;
-            }
-        }
     }
 }
 
