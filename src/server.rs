@@ -8,10 +8,12 @@
 //!   admin.token  generated admin token (0600), if none was given
 //! ```
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use axum::serve::ListenerExt;
-use tideline_api::AppState;
-use tideline_raft::{CompactionConfig, GcConfig, RaftNode, RaftNodeConfig};
+use tideline_api::{AppState, Ops};
+use tideline_raft::{CompactionConfig, GcConfig, RaftNode, RaftNodeConfig, SystemClock};
 use tideline_storage::{Db, StateMachine};
 
 pub use crate::config::ServerArgs;
@@ -49,17 +51,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         cfg.planted_ack_batch_before_commit = args.planted_bugs.ack_batch_before_commit;
     }
     let node = RaftNode::start(cfg, db).await.context("start raft")?;
-    node.spawn_compactor(CompactionConfig {
-        retain_entries: args.journal_retain_entries,
-        interval: args.compaction_interval,
-    });
-
-    node.spawn_collector(blobs.clone(), GcConfig { interval: args.gc_interval, grace: args.gc_grace });
-
-    #[allow(unused_mut)]
-    let mut state = AppState::new(node.clone(), blobs, &admin_token, &secret);
+    // Every operation, the collector and the compactor read this one clock.
+    let ops = Ops::new(node.clone(), blobs, Arc::new(SystemClock));
     #[cfg(feature = "planted-bugs")]
-    {
+    let ops = {
         if args.planted_bugs.ack_before_commit {
             tracing::warn!("PLANTED BUG ack-before-commit is on: file writes are acknowledged before they commit");
         }
@@ -68,9 +63,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 "PLANTED BUG ack-batch-before-commit is on: batched proposals are acknowledged before they commit"
             );
         }
-        state.planted = args.planted_bugs;
-    }
-    let app = tideline_api::router(state);
+        ops.with_planted(args.planted_bugs)
+    };
+    ops.spawn_compactor(CompactionConfig {
+        retain_entries: args.journal_retain_entries,
+        interval: args.compaction_interval,
+    });
+    ops.spawn_collector(GcConfig { interval: args.gc_interval, grace: args.gc_grace });
+
+    let app = tideline_api::router(AppState::new(ops, &admin_token, &secret));
     println!("tideline listening on http://{addr}");
     tracing::info!(%addr, %advertise, node_id = args.node_id, data_dir = %args.data_dir.display(), "serving");
     // Small requests and answers (Raft RPCs, 256-byte writes) must not wait for Nagle.

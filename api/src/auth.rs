@@ -110,11 +110,11 @@ impl FromRequestParts<AppState> for Principal {
         if sha == state.admin_token_sha256 {
             return Ok(Principal::Admin);
         }
-        let sm = state.node.state_machine();
+        let sm = state.ops.node().state_machine();
         let mut found = sm.token(&sha)?;
         if found.is_none() {
             // A token just created through another node may not be applied here yet.
-            state.node.read_barrier().await?;
+            state.ops.node().read_barrier().await?;
             found = sm.token(&sha)?;
         }
         match found {

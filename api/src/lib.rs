@@ -1,10 +1,14 @@
-//! Tideline's HTTP API: the Sandbox0 Volume API (see `shared/API.md`) over a [`RaftNode`].
+//! Tideline's HTTP API: the Sandbox0 Volume API (see `docs/API.md`) over a [`RaftNode`].
 //!
 //! ```text
-//!  request ─▶ auth (Principal) ─▶ validate + normalize ─▶ decide ids/times/hashes
-//!          ─▶ (large content ─▶ blob store) ─▶ RaftNode::propose(Command) ─▶ envelope
+//!  request ─▶ routes: parse + validate ─▶ auth (Principal, the caller's volume)
+//!          ─▶ ops: decide ids/times (injected clock)/hashes ─▶ (large content ─▶ blob store)
+//!              ─▶ Propose (RaftNode::propose) ─▶ typed result ─▶ routes: envelope
 //!  reads   ─▶ read_barrier (unless consistency=local) ─▶ state machine
 //! ```
+//!
+//! `routes` never propose: every command is built and proposed in [`ops`]
+//! (`scripts/check-routes` holds the rule).
 //!
 //! [`RaftNode`]: tideline_raft::RaftNode
 
@@ -15,10 +19,12 @@ pub mod extract;
 pub mod journal_json;
 pub mod journal_proto;
 pub mod observe;
+pub mod ops;
 mod routes;
 pub mod state;
 pub mod wire;
 
 pub use error::{ApiError, ApiResult};
+pub use ops::Ops;
 pub use routes::router;
 pub use state::AppState;

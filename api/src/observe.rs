@@ -85,10 +85,10 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 pub async fn readyz(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
-    let m = st.node.metrics();
+    let m = st.ops.node().metrics();
     let member = m.membership_config.membership().get_node(&m.id).is_some();
     let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-    let lag = st.node.committed_index().saturating_sub(applied);
+    let lag = st.ops.node().committed_index().saturating_sub(applied);
     let reason = if m.running_state.is_err() {
         Some("raft has stopped")
     } else if !member {
@@ -111,10 +111,10 @@ pub async fn readyz(State(st): State<AppState>) -> ApiResult<impl IntoResponse> 
 }
 
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
-    let m = st.node.metrics();
+    let m = st.ops.node().metrics();
     let node = [("node_id", m.id.to_string())];
     let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
-    let committed = st.node.committed_index();
+    let committed = st.ops.node().committed_index();
     metrics::gauge!("tideline_raft_term", &node).set(m.current_term as f64);
     metrics::gauge!("tideline_raft_leader_id", &node).set(m.current_leader.unwrap_or(0) as f64);
     metrics::gauge!("tideline_raft_is_leader", &node).set(if m.current_leader == Some(m.id) { 1.0 } else { 0.0 });

@@ -1,5 +1,6 @@
 //! The JSON wire types of the API — defined in `tideline-types` and re-exported here — and
-//! their conversions from storage records ([`ToWire`], [`file_info`]), plus times and ids.
+//! their conversions from storage records ([`ToWire`], [`file_info`]), plus time formats and
+//! ids. (The time itself comes from the injected clock: [`Ops::now_ms`](crate::ops::Ops::now_ms).)
 //!
 //! ```text
 //!  storage record (strings, prost) ──ToWire: parse closed sets, format times──▶ wire shape (enums)
@@ -28,10 +29,6 @@ pub fn rfc3339(ms: i64) -> String {
 /// Snapshot times: `YYYY-MM-DDTHH:MM:SSZ`, whole seconds (API.md).
 pub fn snapshot_time(ms: i64) -> String {
     rfc3339(ms.div_euclid(1000) * 1000).replace(".000Z", "Z")
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A fresh random id with a readable prefix.

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tideline_api::journal_proto::{decode_page, MEDIA_TYPE};
 use tideline_api::wire::ToWire;
 use tideline_raft::CompactionConfig;
+use tideline_test_support::wait_for;
 
 mod common;
 use common::*;
@@ -103,18 +104,14 @@ async fn a_compact_reader_below_the_floor_gets_the_json_reseed() {
     for i in 0..12 {
         v.write(&format!("/f{i}"), "x").await;
     }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    let r = wait_for("compaction to 7 (within 10 s)", std::time::Duration::from_secs(10), || async {
         let r = get(&app, &v.url("/sync/changes?after=0"), &v.t, Some(MEDIA_TYPE)).await;
         assert_eq!(content_type(&r), if r.status == StatusCode::OK { MEDIA_TYPE } else { "application/json" });
-        if r.status == StatusCode::CONFLICT && r.json()["error"]["details"]["retained_after_seq"] == 7 {
-            assert_eq!(r.error(StatusCode::CONFLICT, "conflict"), "sync reseed required");
-            assert_eq!(r.json()["error"]["details"]["reason"], "reseed_required");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no compaction to 7 within 10 s");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        (r.status == StatusCode::CONFLICT && r.json()["error"]["details"]["retained_after_seq"] == 7).then_some(r)
+    })
+    .await;
+    assert_eq!(r.error(StatusCode::CONFLICT, "conflict"), "sync reseed required");
+    assert_eq!(r.json()["error"]["details"]["reason"], "reseed_required");
     let r = get(&app, &v.url("/sync/changes?after=7"), &v.t, Some(MEDIA_TYPE)).await;
     let (header, entries) = decode_page(&r.body).unwrap();
     assert_eq!((header.head_seq, header.retained_after_seq), (12, 7));

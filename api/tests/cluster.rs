@@ -3,6 +3,7 @@
 //! a node cut off while the leader snapshots and purges catches up through a snapshot.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -12,11 +13,12 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use tideline_api::{router, AppState};
+use tideline_api::ops::SystemClock;
+use tideline_api::{router, AppState, Ops};
 use tideline_raft::peer_client::FaultFilter;
 use tideline_raft::{RaftNode, RaftNodeConfig};
 use tideline_storage::{BlobStore, Db};
-use tideline_test_support::wait_for;
+use tideline_test_support::{wait_for, wait_until};
 
 const ADMIN: &str = "admin";
 const SECRET: &str = "secret";
@@ -58,7 +60,8 @@ impl TestCluster {
             let faults = FaultFilter::default();
             let node = RaftNode::start_with_faults(cfg, db, faults.clone()).await.unwrap();
             let blobs = BlobStore::local(shared.path()).unwrap();
-            let app = router(AppState::new(node.clone(), blobs, ADMIN, SECRET));
+            let ops = Ops::new(node.clone(), blobs, Arc::new(SystemClock));
+            let app = router(AppState::new(ops, ADMIN, SECRET));
             let serve = axum::serve(listener, app.clone());
             tokio::spawn(async move { serve.await });
             nodes.push(TestNode { id, node, router: app, faults, _dir: dir });
@@ -147,22 +150,18 @@ async fn local_journal(c: &TestCluster, id: u64, token: &str, vol: &str) -> Vec<
 }
 
 async fn converged(c: &TestCluster, token: &str, vol: &str, want_len: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    wait_until("the journals to converge", Duration::from_secs(30), || async {
         let mut js = Vec::new();
         for n in &c.nodes {
             js.push(local_journal(c, n.id, token, vol).await);
         }
         if js[0].len() >= want_len && js.iter().all(|j| *j == js[0]) {
-            return js.swap_remove(0);
+            Ok(js.swap_remove(0))
+        } else {
+            Err(format!("journals did not converge: lengths {:?}", js.iter().map(Vec::len).collect::<Vec<_>>()))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "journals did not converge: lengths {:?}",
-            js.iter().map(Vec::len).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

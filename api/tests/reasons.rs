@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use tideline_api::ApiError;
 use tideline_raft::CompactionConfig;
-use tideline_storage::command::{CreateSnapshot, CreateVolume, MarkGarbage, SealSnapshot, SweepGarbage, UpsertReplica};
+use tideline_storage::command::{CreateSnapshot, CreateVolume, MarkGarbage, SealSnapshot, SweepGarbage};
 use tideline_storage::{CommandKind, ContentRef};
 use tideline_test_support::wait_for;
 use tideline_types::Reason;
@@ -162,11 +162,9 @@ async fn lease_expired() {
     let app = App::new().await;
     let v = Vol::new(&app).await;
     v.replica("r1", json!({})).await;
-    // The replica was last seen long ago: its lease has lapsed.
-    let mut record = app.node.state_machine().replica(&v.id, "r1").unwrap().unwrap();
-    record.last_seen_at_ms = 1;
-    let resp = app.node.propose(CommandKind::UpsertReplica(UpsertReplica { replica: Some(record) }).into()).await;
-    assert!(resp.unwrap().error.is_none());
+    // The replica is not seen again for longer than its lease: it has lapsed.
+    let lease = std::time::Duration::from_millis(tideline_types::limits::REPLICA_LEASE_MS as u64);
+    app.clock.advance(lease + std::time::Duration::from_millis(1));
     let (c, code) = (StatusCode::CONFLICT, "conflict");
     let r = v.append("r1", "q", 0, write("/a")).await;
     refused(&r, c, code, Reason::LeaseExpired, "sync replica lease expired");

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use tideline_raft::CompactionConfig;
+use tideline_test_support::wait_for;
 
 mod common;
 use common::*;
@@ -508,16 +509,12 @@ async fn compaction_moves_the_floor_and_below_it_is_a_reseed() {
     let changes = |q: &str| format!("/api/v1/sandboxvolumes/{vol}/sync/changes{q}");
 
     tracing::info!("--- the leader compacts to the last 5 entries; after=0 is now a reseed");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let err = loop {
+    let err = wait_for("compaction to 7 (within 10 s)", std::time::Duration::from_secs(10), || async {
         let r = app.call("GET", &changes("?after=0"), Some(&t), None).await;
         // The compactor may tick while the writes are still landing: wait for the final floor.
-        if r.status == StatusCode::CONFLICT && r.json()["error"]["details"]["retained_after_seq"] == 7 {
-            break r.json();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no compaction to 7 within 10 s");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+        (r.status == StatusCode::CONFLICT && r.json()["error"]["details"]["retained_after_seq"] == 7).then(|| r.json())
+    })
+    .await;
     assert_eq!(err["error"]["message"], "sync reseed required");
     assert_eq!(
         err["error"]["details"],
@@ -597,15 +594,11 @@ async fn replicas_and_cursors() {
     assert_eq!(again["replica"]["last_applied_seq"], 2, "an upsert keeps the cursor");
 
     tracing::info!("--- below the floor is a reseed (checked before regression)");
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    wait_for("compaction (within 10 s)", std::time::Duration::from_secs(10), || async {
         let r = app.call("GET", &format!("/api/v1/sandboxvolumes/{vol}/sync/changes?after=0"), Some(&t), None).await;
-        if r.status == StatusCode::CONFLICT {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no compaction");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        (r.status == StatusCode::CONFLICT).then_some(())
+    })
+    .await;
     let r = app.call("PUT", &cursor("mac"), Some(&t), Some(json!({ "last_applied_seq": 0 }))).await;
     r.error(StatusCode::CONFLICT, "conflict");
     assert_eq!(

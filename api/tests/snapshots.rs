@@ -39,7 +39,8 @@ async fn snapshot_routes() {
     assert_eq!(one["size_bytes"], 11, "the real total of the files");
     let created = one["created_at"].as_str().unwrap();
     assert!(created.len() == 20 && created.ends_with('Z') && !created.contains('.'), "{created}");
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    // Newest first is by creation time: the second is taken later by the app's clock.
+    app.clock.advance(std::time::Duration::from_millis(5));
     let two = app.call("POST", &url(""), Some(&v.t), Some(json!({ "name": "two" }))).await.data();
     assert!(two.get("description").is_none());
 
@@ -189,11 +190,13 @@ async fn forks_are_isolated_and_share_content() {
 
 /// A blob is deleted only when nothing references it — no namespace row, retained journal entry
 /// or snapshot of any volume — and only after the grace period; a blob shared by a fork and a
-/// snapshot survives deleting the volume it was written to.
+/// snapshot survives deleting the volume it was written to. The grace period passes on the
+/// app's clock, moved by hand (objects are stamped with real time, a little after the clock's
+/// start, so it moves in steps far longer than the test runs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_collection_frees_only_unreferenced_blobs_after_the_grace_period() {
     let app = App::new().await;
-    let grace = std::time::Duration::from_millis(300);
+    let grace = std::time::Duration::from_secs(3600);
     let t = app.token("team-a", &["*"]).await;
     let big = |c: &str| c.repeat(70_000);
     let origin = Vol { app: &app, t: t.clone(), id: app.volume(&t).await };
@@ -215,18 +218,18 @@ async fn garbage_collection_frees_only_unreferenced_blobs_after_the_grace_period
     app.call("DELETE", &doomed.url("?force=true"), Some(&t), None).await.data();
 
     tracing::info!("--- within the grace period nothing is deleted: candidates are only marked");
-    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    let r = app.ops.collect_garbage(grace).await.unwrap();
     assert_eq!((r.marked, r.swept, r.deleted_objects), (1, 0, 0), "the inline copy is marked: {r:?}");
     assert_eq!(blob_count(&app), 3, "the object is younger than the grace period");
-    tokio::time::sleep(grace * 2).await;
-    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    app.clock.advance(grace * 2);
+    let r = app.ops.collect_garbage(grace).await.unwrap();
     assert_eq!((r.marked, r.swept, r.deleted_objects), (1, 1, 0), "object marked, inline copy swept: {r:?}");
     assert_eq!(app.node.state_machine().inline_content().unwrap().len(), 1, "only the referenced inline copy is left");
-    tokio::time::sleep(grace * 2).await;
-    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    app.clock.advance(grace * 2);
+    let r = app.ops.collect_garbage(grace).await.unwrap();
     assert_eq!((r.swept, r.deleted_objects), (1, 1), "{r:?}");
     assert_eq!(blob_count(&app), 2, "only the unreferenced object is gone");
-    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    let r = app.ops.collect_garbage(grace).await.unwrap();
     assert_eq!((r.marked, r.swept), (0, 0), "nothing left to collect: {r:?}");
 
     tracing::info!("--- what is referenced is intact");
@@ -240,13 +243,13 @@ async fn garbage_collection_frees_only_unreferenced_blobs_after_the_grace_period
     let again = Vol { app: &app, t: t.clone(), id: app.volume(&t).await };
     again.write("/tmp.bin", &big("t")).await;
     app.call("DELETE", &again.url("?force=true"), Some(&t), None).await.data();
-    tokio::time::sleep(grace * 2).await;
-    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    app.clock.advance(grace * 2);
+    let r = app.ops.collect_garbage(grace).await.unwrap();
     assert_eq!(r.marked, 1, "{r:?}");
     let back = Vol { app: &app, t: t.clone(), id: app.volume(&t).await };
     back.write("/tmp.bin", &big("t")).await; // same content again, before the sweep
-    tokio::time::sleep(grace * 2).await;
-    let r = app.node.collect_garbage(&app.blobs, grace).await.unwrap();
+    app.clock.advance(grace * 2);
+    let r = app.ops.collect_garbage(grace).await.unwrap();
     assert_eq!(r.swept, 0, "{r:?}");
     assert_eq!(back.read("/tmp.bin").await, Some(big("t")));
 }
@@ -272,11 +275,12 @@ async fn a_snapshot_that_cannot_be_stored_leaves_nothing_behind() {
 /// then is deleted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_pending_snapshot_is_deleted_after_an_hour() {
+    use tideline_raft::Clock;
     use tideline_storage::command::CreateSnapshot;
     use tideline_storage::{CommandKind, SnapshotRecord};
     let app = App::new().await;
     let v = Vol::new(&app).await;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let now = app.clock.now_ms();
     let record = SnapshotRecord {
         id: "snap-abandoned".into(),
         volume_id: v.id.clone(),
@@ -291,9 +295,13 @@ async fn an_abandoned_pending_snapshot_is_deleted_after_an_hour() {
         app.node.propose(CommandKind::CreateSnapshot(CreateSnapshot { snapshot: Some(record) }).into()).await.unwrap();
     assert!(r.error.is_none(), "{r:?}");
     let grace = std::time::Duration::from_secs(3600);
-    let r = app.node.collect_garbage_at(&app.blobs, grace, now + 10 * 60 * 1000).await.unwrap();
+    let minutes = |n: u64| std::time::Duration::from_secs(n * 60);
+    app.clock.advance(minutes(10));
+    let r = app.ops.collect_garbage(grace).await.unwrap();
     assert_eq!(r.skipped.as_deref(), Some("a snapshot is being frozen"), "{r:?}");
-    let r = app.node.collect_garbage_at(&app.blobs, grace, now + 61 * 60 * 1000).await.unwrap();
+    app.clock.advance(minutes(51));
+    assert_eq!(app.clock.now_ms(), now + 61 * 60 * 1000);
+    let r = app.ops.collect_garbage(grace).await.unwrap();
     assert_eq!((r.expired_snapshots, r.skipped.as_deref()), (1, None), "{r:?}");
     app.call("GET", &v.url("/snapshots/snap-abandoned"), Some(&v.t), None)
         .await

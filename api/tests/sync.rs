@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tideline_raft::CompactionConfig;
+use tideline_test_support::wait_for;
 
 mod common;
 use common::*;
@@ -443,22 +444,20 @@ async fn append_below_the_floor_is_a_reseed() {
     for i in 0..6 {
         v.write(&format!("/f{i}"), "x").await;
     }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    for attempt in 0.. {
+    let mut attempt = 0;
+    let e = wait_for("compaction to 4 (within 10 s)", std::time::Duration::from_secs(10), || {
         // A fresh request id each time: a stored request would answer with its old result.
-        let r = v.append("r1", &format!("late-{attempt}"), 1, json!([])).await;
-        if r.status == StatusCode::CONFLICT && r.json()["error"]["details"]["retained_after_seq"] == 4 {
-            let e = r.json();
-            assert_eq!(e["error"]["message"], "sync reseed required");
-            assert_eq!(
-                e["error"]["details"],
-                json!({ "reason": "reseed_required", "retained_after_seq": 4, "head_seq": 6 })
-            );
-            break;
+        attempt += 1;
+        let (v, request_id) = (&v, format!("late-{attempt}"));
+        async move {
+            let r = v.append("r1", &request_id, 1, json!([])).await;
+            (r.status == StatusCode::CONFLICT && r.json()["error"]["details"]["retained_after_seq"] == 4)
+                .then(|| r.json())
         }
-        assert!(tokio::time::Instant::now() < deadline, "no compaction within 10 s");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    assert_eq!(e["error"]["message"], "sync reseed required");
+    assert_eq!(e["error"]["details"], json!({ "reason": "reseed_required", "retained_after_seq": 4, "head_seq": 6 }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -556,15 +555,12 @@ async fn a_lagging_replica_reseeds_from_a_bootstrap_and_converges() {
     for i in 0..20 {
         v.write(&format!("/d{}/f{i}", i % 3), &format!("content {i}")).await;
     }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    let details = loop {
+    let details = wait_for("compaction to 15 (within 10 s)", std::time::Duration::from_secs(10), || async {
         let r = app.call("GET", &v.url("/sync/changes?after=0"), Some(&v.t), None).await;
-        if r.status == StatusCode::CONFLICT && r.json()["error"]["details"]["retained_after_seq"] == 15 {
-            break r.json()["error"]["details"].clone();
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no compaction to 15 within 10 s");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    };
+        (r.status == StatusCode::CONFLICT && r.json()["error"]["details"]["retained_after_seq"] == 15)
+            .then(|| r.json()["error"]["details"].clone())
+    })
+    .await;
     assert_eq!(details, json!({ "reason": "reseed_required", "retained_after_seq": 15, "head_seq": 20 }));
     let m = app
         .call("PUT", &v.url("/sync/replicas/laggard/cursor"), Some(&v.t), Some(json!({ "last_applied_seq": 3 })))
@@ -682,10 +678,12 @@ async fn bootstrap_snapshots_expire_after_a_day() {
     assert!(user.get("expires_at").is_none(), "user snapshots do not expire");
 
     let grace = std::time::Duration::from_secs(3600);
-    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-    let r = app.node.collect_garbage_at(&app.blobs, grace, now + 23 * 3600 * 1000).await.unwrap();
+    let hours = |n: u64| std::time::Duration::from_secs(n * 3600);
+    app.clock.advance(hours(23));
+    let r = app.ops.collect_garbage(grace).await.unwrap();
     assert_eq!(r.expired_snapshots, 0, "{r:?}");
-    let r = app.node.collect_garbage_at(&app.blobs, grace, now + 25 * 3600 * 1000).await.unwrap();
+    app.clock.advance(hours(2));
+    let r = app.ops.collect_garbage(grace).await.unwrap();
     assert_eq!(r.expired_snapshots, 1, "{r:?}");
     app.raw("GET", &path, &v.t, "").await.error(StatusCode::NOT_FOUND, "not_found");
     let left = app.call("GET", &v.url("/snapshots"), Some(&v.t), None).await.data();

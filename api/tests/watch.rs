@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tideline_test_support::wait_until;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -411,9 +412,13 @@ async fn closed_connections_leave_no_tasks() {
     drop(rude);
 
     tracing::info!("--- every connection task ends");
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while tasks() > baseline {
-        assert!(tokio::time::Instant::now() < deadline, "{} tasks alive, {baseline} before", tasks());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until("every connection task to end", DEADLINE, || async {
+        let alive = tasks();
+        if alive > baseline {
+            Err(format!("{alive} tasks alive, {baseline} before"))
+        } else {
+            Ok(())
+        }
+    })
+    .await;
 }

@@ -11,13 +11,19 @@
 //! Expired snapshots (bootstrap snapshots live a day) are deleted at the start of a run.
 //! A run is skipped while a snapshot is being frozen (its manifest is not readable yet), and
 //! aborted if any sealed manifest cannot be read: never delete on a partial view.
+//!
+//! Every time a run needs — snapshot expiry, the marks' `at_ms`, the sweep's cut-off, object
+//! ages — comes from one reading of the injected [`Clock`], so a test moves a run past the grace
+//! period by advancing a [`ManualClock`](crate::clock::ManualClock), not by sleeping.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tideline_storage::command::{DeleteSnapshot, MarkGarbage, SweepDone, SweepGarbage};
 use tideline_storage::{manifest, BlobStore, CommandKind, ContentRef, SNAPSHOT_READY};
 
+use crate::clock::Clock;
 use crate::node::RaftNode;
 
 /// Objects listed per run, and digests marked or swept per command, at most.
@@ -50,17 +56,20 @@ pub struct GcReport {
     pub skipped: Option<String>,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 impl RaftNode {
-    /// Starts the collection timer; it works only while this node leads.
-    pub fn spawn_collector(&self, blobs: BlobStore, cfg: GcConfig) -> tokio::task::JoinHandle<()> {
+    /// Starts the collection timer; it works only while this node leads, and reads `clock` once
+    /// per run.
+    pub fn spawn_collector(
+        &self,
+        blobs: BlobStore,
+        cfg: GcConfig,
+        clock: Arc<dyn Clock>,
+    ) -> tokio::task::JoinHandle<()> {
         self.spawn_leader_task(cfg.interval, move |node| {
             let blobs = blobs.clone();
+            let now = clock.now_ms();
             async move {
-                match node.collect_garbage(&blobs, cfg.grace).await {
+                match node.collect_garbage_at(&blobs, cfg.grace, now).await {
                     Ok(r) => tracing::info!(?r, "blob garbage collection"),
                     Err(e) => tracing::warn!(error = %e, "blob garbage collection failed"),
                 }
@@ -68,24 +77,20 @@ impl RaftNode {
         })
     }
 
-    /// One collection run (the timer calls it; tests call it directly).
-    pub async fn collect_garbage(&self, blobs: &BlobStore, grace: Duration) -> Result<GcReport, String> {
-        self.collect_garbage_at(blobs, grace, now_ms()).await
-    }
-
-    /// One collection run as if the wall clock read `now` (milliseconds since the epoch) for
-    /// snapshot expiry and marks; object ages still come from the store.
+    /// One collection run at `now` (the clock's reading, milliseconds since the epoch): snapshot
+    /// expiry, marks, the sweep's cut-off and the age of every object (its store timestamp
+    /// against `now`) all use it. The timer calls it; tests call it with a hand-moved clock.
     pub async fn collect_garbage_at(&self, blobs: &BlobStore, grace: Duration, now: i64) -> Result<GcReport, String> {
         let sm = self.state_machine();
         let mut report = GcReport::default();
         // What exists, listed before the references are read: anything written later is young.
-        let objects = blobs.list_blobs(OBJECTS_PER_RUN_MAX).await.map_err(|e| e.to_string())?;
+        let objects = blobs.list_blobs(OBJECTS_PER_RUN_MAX, now).await.map_err(|e| e.to_string())?;
         let inline = sm.inline_content().map_err(|e| e.to_string())?;
         // A sweep whose leader stopped before reporting its deletions: finish it first.
         let unfinished = sm.swept_tombstones().map_err(|e| e.to_string())?;
         if !unfinished.is_empty() {
             let all: HashSet<[u8; 32]> = unfinished.iter().copied().collect();
-            report.deleted_objects += self.finish_sweep(blobs, &unfinished, &all, grace).await?;
+            report.deleted_objects += self.finish_sweep(blobs, &unfinished, &all, grace, now).await?;
         }
         report.objects = objects.len();
         report.inline = inline.len();
@@ -168,7 +173,7 @@ impl RaftNode {
             report.swept += resp.swept.len();
             let swept: Vec<[u8; 32]> =
                 resp.swept.iter().filter_map(|s| <[u8; 32]>::try_from(s.as_slice()).ok()).collect();
-            report.deleted_objects += self.finish_sweep(blobs, &swept, &object_set, grace).await?;
+            report.deleted_objects += self.finish_sweep(blobs, &swept, &object_set, grace, now).await?;
         }
         Ok(report)
     }
@@ -183,10 +188,11 @@ impl RaftNode {
         swept: &[[u8; 32]],
         objects: &HashSet<[u8; 32]>,
         grace: Duration,
+        now: i64,
     ) -> Result<usize, String> {
         let mut deleted = 0;
         for sha in swept.iter().filter(|s| objects.contains(*s)) {
-            if blobs.delete_if_older(&ContentRef(*sha), grace).await.map_err(|e| e.to_string())? {
+            if blobs.delete_if_older(&ContentRef(*sha), grace, now).await.map_err(|e| e.to_string())? {
                 deleted += 1;
             }
         }

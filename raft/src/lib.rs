@@ -10,6 +10,7 @@
 //!  peers ◀── HttpNetwork (prost over HTTP, cluster secret) ──▶ /raft/* on every node
 //! ```
 
+pub mod clock;
 pub mod codec;
 pub mod collector;
 pub mod compactor;
@@ -24,6 +25,7 @@ pub mod snapshot_policy;
 pub mod state_machine;
 pub mod typ;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use collector::{GcConfig, GcReport};
 pub use compactor::CompactionConfig;
 pub use log_store::LogStore;

@@ -49,14 +49,15 @@ impl BlobStore {
         ObjectPath::from(format!("blobs/sha256/{}", content.hex()))
     }
 
-    /// Stores `bytes` under their address, durably. Idempotent.
-    pub async fn put(&self, content: &ContentRef, bytes: Bytes) -> Result<(), BlobError> {
+    /// Stores `bytes` under their address, durably. Idempotent. `now_ms` is the caller's clock
+    /// (milliseconds since the epoch), the one garbage collection ages objects by.
+    pub async fn put(&self, content: &ContentRef, bytes: Bytes, now_ms: i64) -> Result<(), BlobError> {
         debug_assert_eq!(&ContentRef::of(&bytes), content);
         let location = Self::location(content);
         match self.store.head(&location).await {
             // Already there and fresh: garbage collection leaves objects younger than its grace
             // period alone, so the command about to reference it is safe.
-            Ok(meta) if age(meta.last_modified.timestamp_millis()) < REFRESH_AGE => return Ok(()),
+            Ok(meta) if age(meta.last_modified.timestamp_millis(), now_ms) < REFRESH_AGE => return Ok(()),
             // Old enough to be a collection candidate: write it again, which makes it fresh.
             Ok(_) => {}
             Err(object_store::Error::NotFound { .. }) => {}
@@ -96,16 +97,20 @@ impl BlobStore {
 /// uploaded again. Must stay well under the collector's grace period.
 pub const REFRESH_AGE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
-/// How long ago a store timestamp (milliseconds since the epoch) was.
-fn age(last_modified_ms: i64) -> std::time::Duration {
-    let then = std::time::UNIX_EPOCH + std::time::Duration::from_millis(last_modified_ms.max(0) as u64);
-    std::time::SystemTime::now().duration_since(then).unwrap_or_default()
+/// How long before `now_ms` a store timestamp was (both milliseconds since the epoch); zero for
+/// a timestamp after it. The caller's clock, never this module's: storage reads no clock.
+fn age(last_modified_ms: i64, now_ms: i64) -> std::time::Duration {
+    std::time::Duration::from_millis(now_ms.saturating_sub(last_modified_ms).max(0) as u64)
 }
 
 /// Garbage collection of content-addressed objects.
 impl BlobStore {
-    /// Every content blob in the store with its age, at most `limit`.
-    pub async fn list_blobs(&self, limit: usize) -> Result<Vec<(ContentRef, std::time::Duration)>, BlobError> {
+    /// Every content blob in the store with its age at `now_ms`, at most `limit`.
+    pub async fn list_blobs(
+        &self,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<Vec<(ContentRef, std::time::Duration)>, BlobError> {
         use futures::TryStreamExt;
         let prefix = ObjectPath::from("blobs/sha256");
         let mut stream = self.store.list(Some(&prefix));
@@ -113,7 +118,7 @@ impl BlobStore {
         while let Some(meta) = stream.try_next().await.map_err(|e| BlobError::Unavailable(e.to_string()))? {
             let name = meta.location.filename().unwrap_or_default();
             if let Some(r) = ContentRef::parse(&format!("sha256:{name}")) {
-                out.push((r, age(meta.last_modified.timestamp_millis())));
+                out.push((r, age(meta.last_modified.timestamp_millis(), now_ms)));
             }
             if out.len() >= limit {
                 break;
@@ -122,12 +127,18 @@ impl BlobStore {
         Ok(out)
     }
 
-    /// Deletes a blob only if it is still at least `min_age` old (a writer that re-put it since
-    /// the collector listed it has made it young again). Returns whether it was deleted.
-    pub async fn delete_if_older(&self, content: &ContentRef, min_age: std::time::Duration) -> Result<bool, BlobError> {
+    /// Deletes a blob only if it is still at least `min_age` old at `now_ms` (a writer that
+    /// re-put it since the collector listed it has made it young again). Returns whether it was
+    /// deleted.
+    pub async fn delete_if_older(
+        &self,
+        content: &ContentRef,
+        min_age: std::time::Duration,
+        now_ms: i64,
+    ) -> Result<bool, BlobError> {
         let location = Self::location(content);
         match self.store.head(&location).await {
-            Ok(meta) if age(meta.last_modified.timestamp_millis()) >= min_age => {}
+            Ok(meta) if age(meta.last_modified.timestamp_millis(), now_ms) >= min_age => {}
             Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(BlobError::Unavailable(e.to_string())),
         }
@@ -216,8 +227,9 @@ mod tests {
         let data = Bytes::from_static(b"some content");
         let r = ContentRef::of(&data);
         assert_eq!(store.get(&r).await.unwrap(), None);
-        store.put(&r, data.clone()).await.unwrap();
-        store.put(&r, data.clone()).await.unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        store.put(&r, data.clone(), now).await.unwrap();
+        store.put(&r, data.clone(), now).await.unwrap();
         assert_eq!(store.get(&r).await.unwrap(), Some(data));
 
         let on_disk = dir.path().join(format!("blobs/sha256/{}", r.hex()));

@@ -1,35 +1,31 @@
 //! `POST /sandboxvolumes/{id}/sync/replicas/{rid}/changes`: a replica's batch of changes.
 //!
 //! Everything about the request is checked here, before anything is proposed: one malformed
-//! change refuses the whole batch (400) and nothing is applied. Content is hashed here; large
-//! content is made durable in the object store first. The state machine then decides each
-//! change against the journal: applied, a no-op, or a conflict.
+//! change refuses the whole batch (400) and nothing is applied. Content is decoded and its
+//! hash checked here; [`ops::append`](crate::ops::append) then stages it (large content durable
+//! in the object store first) and proposes the batch, and the state machine decides each change
+//! against the journal: applied, a no-op, or a conflict.
 
 use axum::extract::{Path, Request, State};
 use axum::response::IntoResponse;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tideline_storage::command::{AppendChanges, Origin, ReplicaChange};
-use tideline_storage::CommandKind;
 use tideline_types::limits::{
     APPEND_BODY_BYTES_MAX, CHANGES_PER_REQUEST_MAX, CHANGE_METADATA_BYTES_MAX as METADATA_BYTES_MAX,
     REQUEST_ID_BYTES_MAX,
 };
 use tideline_types::path;
-use tideline_types::{EntryKind, EventType, Source};
+use tideline_types::{EntryKind, EventType};
 
 use super::replicas::replica_id;
-use super::{apply, stage, write_volume};
 use crate::auth::{Permission, Principal};
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::read_body;
+use crate::ops::append::{append as append_changes, Append, Change};
 use crate::state::{AppState, FILE_BYTES_MAX};
-use crate::wire::{now_ms, to_wire_all, AppendResponse};
-
-/// Content inlined into one command, at most; the rest goes to the object store first.
-const APPEND_INLINE_BYTES_MAX: usize = 1024 * 1024;
+use crate::wire::{to_wire_all, AppendResponse};
 
 #[derive(Deserialize, Serialize)]
 struct AppendBody {
@@ -59,13 +55,8 @@ fn invalid(index: usize, why: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("invalid sync change: changes[{index}]: {why}"))
 }
 
-/// A change checked and normalized, with its decoded content (if any).
-struct Checked {
-    change: ReplicaChange,
-    content: Option<axum::body::Bytes>,
-}
-
-fn check(index: usize, c: ChangeBody) -> ApiResult<Checked> {
+/// Checks and normalizes one change, decoding its content (if any).
+fn check(index: usize, c: ChangeBody) -> ApiResult<Change> {
     let event: EventType = c
         .event_type
         .trim()
@@ -162,18 +153,7 @@ fn check(index: usize, c: ChangeBody) -> ApiResult<Checked> {
             Some(text)
         }
     };
-    let change = ReplicaChange {
-        event_type: event.as_str().to_string(),
-        path: p,
-        old_path,
-        entry_kind: kind.map(|k| k.as_str().to_string()),
-        mode: c.mode,
-        content_ref: None,
-        size: content.as_ref().map_or(0, |b| b.len() as u64),
-        inline: None,
-        metadata_json,
-    };
-    Ok(Checked { change, content })
+    Ok(Change { event, path: p, old_path, entry_kind: kind, mode: c.mode, content, metadata_json })
 }
 
 pub async fn append(
@@ -202,31 +182,10 @@ pub async fn append(
         serde_json::to_vec(&(&body.base_seq, &body.changes)).map_err(|e| ApiError::internal(e.to_string()))?,
     )
     .to_vec();
-    let checked = body.changes.into_iter().enumerate().map(|(i, c)| check(i, c)).collect::<ApiResult<Vec<_>>>()?;
-    let vol = write_volume(&st, caller, &id).await?;
-
-    let mut inline_budget = APPEND_INLINE_BYTES_MAX;
-    let mut changes = Vec::with_capacity(checked.len());
-    for Checked { mut change, content } in checked {
-        if let Some(bytes) = content {
-            let may_inline = bytes.len() <= inline_budget;
-            let (r, inline) = stage(&st, bytes, may_inline).await?;
-            inline_budget -= inline.as_ref().map_or(0, Vec::len);
-            change.content_ref = Some(r.to_string());
-            change.inline = inline;
-        }
-        changes.push(change);
-    }
-    let origin = Origin {
-        volume_id: vol.id.clone(),
-        team_id: vol.team_id.clone(),
-        source: Source::Replica.as_str().into(),
-        replica_id: Some(rid),
-        at_ms: now_ms(),
-    };
-    let cmd = AppendChanges { origin: Some(origin), request_id, fingerprint, base_seq, changes };
-    let resp = apply(&st, CommandKind::AppendChanges(cmd)).await?;
-    let result = resp.append.ok_or_else(|| ApiError::internal("append returned no result"))?;
+    let changes = body.changes.into_iter().enumerate().map(|(i, c)| check(i, c)).collect::<ApiResult<Vec<_>>>()?;
+    let vol = st.ops.write_volume(caller, &id).await?;
+    let batch = Append { replica_id: rid, request_id, fingerprint, base_seq, changes };
+    let result = append_changes(&st.ops, &vol, batch).await?;
     Ok(ok(AppendResponse {
         accepted: to_wire_all(&result.accepted)?,
         conflicts: to_wire_all(&result.conflicts)?,

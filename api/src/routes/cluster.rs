@@ -1,24 +1,24 @@
-//! `/api/v1/cluster…` (admin): where the cluster stands, and membership changes.
-//! Membership changes run on the leader; another node answers 503 naming the leader.
+//! `/api/v1/cluster…` (admin): where the cluster stands, and membership changes
+//! ([`ops::cluster`](crate::ops::cluster): they run on the leader; another node answers 503
+//! naming the leader).
 
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
-use openraft::ChangeMembers;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tideline_raft::typ::Node;
 
 use crate::auth::Principal;
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
+use crate::ops::cluster;
 use crate::state::AppState;
 
 /// The cluster as this node sees it.
 pub fn status(st: &AppState) -> Value {
-    let m = st.node.metrics();
+    let m = st.ops.node().metrics();
     let leader = m.current_leader;
     let membership = m.membership_config.membership();
     let voters: BTreeSet<u64> = membership.voter_ids().collect();
@@ -58,26 +58,6 @@ pub async fn get(State(st): State<AppState>, principal: Principal) -> ApiResult<
     Ok(ok(status(&st)))
 }
 
-fn not_leader(st: &AppState) -> ApiError {
-    let m = st.node.metrics();
-    let leader = m.current_leader;
-    let addr = leader.and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone()));
-    ApiError::unavailable("membership changes run on the leader")
-        .with_details(json!({ "leader_id": leader, "leader_addr": addr }))
-}
-
-fn change_error(
-    st: &AppState,
-    e: openraft::error::RaftError<u64, openraft::error::ClientWriteError<u64, Node>>,
-) -> ApiError {
-    use openraft::error::{ClientWriteError, RaftError};
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => not_leader(st),
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => ApiError::conflict(e.to_string()),
-        RaftError::Fatal(e) => ApiError::unavailable(e.to_string()),
-    }
-}
-
 #[derive(Deserialize)]
 pub struct AddNode {
     node_id: u64,
@@ -94,13 +74,7 @@ pub async fn add_node(
     if body.node_id == 0 || body.addr.trim().is_empty() {
         return Err(ApiError::bad_request("node_id (> 0) and addr are required"));
     }
-    let raft = st.node.raft();
-    raft.add_learner(body.node_id, Node { addr: body.addr.trim().to_string() }, true)
-        .await
-        .map_err(|e| change_error(&st, e))?;
-    raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([body.node_id])), false)
-        .await
-        .map_err(|e| change_error(&st, e))?;
+    cluster::add_node(&st.ops, body.node_id, body.addr.trim().to_string()).await?;
     Ok(ok(status(&st)))
 }
 
@@ -110,10 +84,6 @@ pub async fn remove_node(
     Path(id): Path<u64>,
 ) -> ApiResult<impl IntoResponse> {
     principal.require_admin()?;
-    st.node
-        .raft()
-        .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([id])), false)
-        .await
-        .map_err(|e| change_error(&st, e))?;
+    cluster::remove_node(&st.ops, id).await?;
     Ok(ok(status(&st)))
 }

@@ -4,18 +4,18 @@
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use tideline_storage::command::ResolveConflict;
-use tideline_storage::CommandKind;
 use tideline_types::limits::{CONFLICTS_PAGE_DEFAULT, CONFLICTS_PAGE_MAX, CONFLICT_NOTE_BYTES_MAX as NOTE_BYTES_MAX};
 use tideline_types::ConflictStatus;
 
-use super::{apply, team_volume};
+use super::consistency;
 use crate::auth::{Permission, Principal};
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Query};
+use crate::ops::conflicts::{self, Resolve};
+use crate::ops::Consistency;
 use crate::state::AppState;
-use crate::wire::{now_ms, to_wire_all, ConflictList, ToWire};
+use crate::wire::{to_wire_all, ConflictList, ToWire};
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -48,9 +48,9 @@ pub async fn list(
             Err(_) => return Err(ApiError::bad_request(format!("invalid limit {s:?}"))),
         },
     };
-    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    let conflicts = st.node.state_machine().conflicts(&vol.id, status.map(ConflictStatus::as_str), limit)?;
-    Ok(ok(ConflictList { conflicts: to_wire_all(&conflicts)? }))
+    let vol = st.ops.team_volume(caller, &id, consistency(q.consistency.as_deref())?).await?;
+    let found = conflicts::list(&st.ops, &vol, status, limit)?;
+    Ok(ok(ConflictList { conflicts: to_wire_all(&found)? }))
 }
 
 #[derive(Deserialize)]
@@ -77,17 +77,8 @@ pub async fn resolve(
             return Err(ApiError::bad_request("resolution and note are at most 4096 bytes"));
         }
     }
-    let vol = team_volume(&st, caller, &id, None).await?;
-    let cmd = ResolveConflict {
-        volume_id: vol.id.clone(),
-        team_id: vol.team_id.clone(),
-        conflict_id: cid,
-        status: status.as_str().to_string(),
-        resolution: body.resolution,
-        note: body.note,
-        at_ms: now_ms(),
-    };
-    let resp = apply(&st, CommandKind::ResolveConflict(cmd)).await?;
-    let conflict = resp.conflict.ok_or_else(|| ApiError::internal("resolve returned no conflict"))?;
+    let vol = st.ops.team_volume(caller, &id, Consistency::Linearizable).await?;
+    let r = Resolve { conflict_id: cid, status, resolution: body.resolution, note: body.note };
+    let conflict = conflicts::resolve(&st.ops, &vol, r).await?;
     Ok(ok(conflict.to_wire()?))
 }

@@ -1,4 +1,6 @@
-//! The router and what its handlers share.
+//! The router and what its handlers share. A handler parses and validates the request,
+//! authorizes the caller, calls one operation of [`crate::ops`] and wraps its typed result in
+//! the envelope; it never builds or proposes a command itself (`scripts/check-routes`).
 
 mod append;
 mod bootstrap;
@@ -16,12 +18,10 @@ mod watch;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use tideline_storage::{Command, ContentRef, Response, VolumeRecord};
-use tideline_types::Reason;
 
-use crate::auth::TeamCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::observe;
+use crate::ops::Consistency;
 use crate::state::AppState;
 
 /// Client requests served at once, at most (one budget for every `/api/v1` route); more wait.
@@ -86,94 +86,13 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// How current a read must be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Consistency {
-    /// Reflects every write committed before the request (a read barrier).
-    Linearizable,
-    /// Whatever this node has applied.
-    Local,
-}
-
 /// Parses `consistency=linearizable|local` (default linearizable).
-pub(crate) fn parse_consistency(consistency: Option<&str>) -> ApiResult<Consistency> {
+pub(crate) fn consistency(consistency: Option<&str>) -> ApiResult<Consistency> {
     match consistency.unwrap_or("linearizable") {
         "linearizable" | "" => Ok(Consistency::Linearizable),
         "local" => Ok(Consistency::Local),
         other => Err(ApiError::bad_request(format!("invalid consistency {other:?}: use linearizable or local"))),
     }
-}
-
-/// Parses `consistency` and, unless local, waits until this node reflects every write committed
-/// before the request.
-pub(crate) async fn read_barrier(st: &AppState, consistency: Option<&str>) -> ApiResult<()> {
-    match parse_consistency(consistency)? {
-        Consistency::Linearizable => Ok(st.node.read_barrier().await?),
-        Consistency::Local => Ok(()),
-    }
-}
-
-/// The caller's volume after a read barrier; another team's volume is indistinguishable from a
-/// missing one.
-pub(crate) async fn team_volume(
-    st: &AppState,
-    caller: &TeamCaller,
-    id: &str,
-    consistency: Option<&str>,
-) -> ApiResult<VolumeRecord> {
-    read_barrier(st, consistency).await?;
-    owned_volume(st, caller, id)
-}
-
-/// The caller's volume for a write: this node's view, without a read barrier. A write needs
-/// none: apply checks the volume, its team and its access mode again against the committed
-/// state, in log order. Only a volume this node has not applied yet (just created through
-/// another node) costs a barrier.
-pub(crate) async fn write_volume(st: &AppState, caller: &TeamCaller, id: &str) -> ApiResult<VolumeRecord> {
-    match owned_volume(st, caller, id) {
-        Ok(v) => Ok(v),
-        Err(_) => {
-            st.node.read_barrier().await?;
-            owned_volume(st, caller, id)
-        }
-    }
-}
-
-/// The caller's volume as this node has applied it (no barrier); another team's is 404.
-pub(crate) fn owned_volume(st: &AppState, caller: &TeamCaller, id: &str) -> ApiResult<VolumeRecord> {
-    match st.node.state_machine().volume(id)? {
-        Some(v) if v.team_id == caller.team_id => Ok(v),
-        _ => Err(ApiError::not_found("not found").because(Reason::VolumeNotFound)),
-    }
-}
-
-/// Proposes a command; a refusal by the state machine becomes its HTTP error.
-pub(crate) async fn apply(st: &AppState, cmd: impl Into<Command>) -> ApiResult<Response> {
-    Ok(st.node.propose(cmd.into()).await?.into_result()?)
-}
-
-/// The bytes behind a content ref: kept inline by the state machine, or in the blob store.
-pub(crate) async fn content(st: &AppState, r: &ContentRef) -> ApiResult<Option<axum::body::Bytes>> {
-    if let Some(b) = st.node.state_machine().inline_blob(r)? {
-        return Ok(Some(b.into()));
-    }
-    Ok(st.blobs.get(r).await?)
-}
-
-/// Readies file content for a command: small content (when `may_inline`) rides inside it;
-/// anything else is made durable in the object store first, so no committed entry can point at
-/// missing bytes. Returns the content's address and the bytes to inline, if any.
-pub(crate) async fn stage(
-    st: &AppState,
-    body: axum::body::Bytes,
-    may_inline: bool,
-) -> ApiResult<(ContentRef, Option<Vec<u8>>)> {
-    let r = ContentRef::of(&body);
-    if may_inline && body.len() <= tideline_storage::INLINE_BYTES_MAX {
-        return Ok((r, Some(body.to_vec())));
-    }
-    st.blobs.put(&r, body).await?;
-    Ok((r, None))
 }
 
 /// Parses a boolean query flag (`true`/`false`/`1`/`0`, absent = false).

@@ -24,7 +24,7 @@ async fn admit<M: Message + Default>(st: &AppState, req: Request) -> ApiResult<M
         return Err(ApiError::unauthorized("missing or wrong cluster secret"));
     }
     let from = headers.get(FROM_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if from.is_some_and(|f| st.node.peers().faults.blocks(f)) {
+    if from.is_some_and(|f| st.ops.node().peers().faults.blocks(f)) {
         return Err(ApiError::unavailable("cut off by the fault filter"));
     }
     let body = read_body(req, PEER_BODY_BYTES_MAX, "raft message").await?;
@@ -45,13 +45,13 @@ fn fatal(e: impl std::fmt::Display) -> ApiError {
 
 pub async fn append(State(st): State<AppState>, req: Request) -> ApiResult<Response> {
     let rpc = append_from(admit(&st, req).await?).map_err(ApiError::bad_request)?;
-    let resp = st.node.raft().append_entries(rpc).await.map_err(fatal)?;
+    let resp = st.ops.node().raft().append_entries(rpc).await.map_err(fatal)?;
     Ok(proto(append_resp_to(&resp)))
 }
 
 pub async fn vote(State(st): State<AppState>, req: Request) -> ApiResult<Response> {
     let rpc = vote_req_from(admit(&st, req).await?).map_err(ApiError::bad_request)?;
-    let resp = st.node.raft().vote(rpc).await.map_err(fatal)?;
+    let resp = st.ops.node().raft().vote(rpc).await.map_err(fatal)?;
     Ok(proto(vote_resp_to(&resp)))
 }
 
@@ -61,7 +61,7 @@ pub async fn snapshot(State(st): State<AppState>, req: Request) -> ApiResult<Res
     // the stream's offset does, so a chunk cut off by a sender's timeout (dropping this
     // handler) would make the retried chunk land at the wrong place and corrupt the snapshot.
     // Run it to completion in its own task; a retry waits for it and finds a consistent offset.
-    let raft = st.node.raft().clone();
+    let raft = st.ops.node().raft().clone();
     let received = tokio::spawn(async move { raft.install_snapshot(rpc).await })
         .await
         .map_err(|e| ApiError::internal(format!("snapshot chunk task: {e}")))?;
@@ -95,7 +95,7 @@ pub async fn propose(State(st): State<AppState>, req: Request) -> ApiResult<Resp
         Some(CommandKind::Batch(b)) => (b.commands, true),
         _ => (vec![cmd], false),
     };
-    Ok(proto(match st.node.propose_forwarded(commands).await {
+    Ok(proto(match st.ops.node().propose_forwarded(commands).await {
         Ok(mut responses) if !batched && responses.len() == 1 => {
             ProposeResponse { response: responses.pop(), refusal: None }
         }
@@ -110,7 +110,7 @@ pub async fn propose(State(st): State<AppState>, req: Request) -> ApiResult<Resp
 /// The index a follower must have applied to serve a linearizable read.
 pub async fn read_index(State(st): State<AppState>, req: Request) -> ApiResult<Response> {
     let _: ReadIndexResponse = admit(&st, req).await?;
-    Ok(proto(match st.node.read_index_local().await {
+    Ok(proto(match st.ops.node().read_index_local().await {
         Ok(index) => ReadIndexResponse { read_index: index, refusal: None },
         Err(e) => ReadIndexResponse { read_index: 0, refusal: Some(refusal(e, true)) },
     }))

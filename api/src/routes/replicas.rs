@@ -1,20 +1,19 @@
 //! `/sandboxvolumes/{id}/sync/replicas/{rid}` and its cursor: the durable state of one sync
-//! client (capabilities, lease, last applied seq).
+//! client (capabilities, lease, last applied seq). The writes are [`ops::replicas`](crate::ops::replicas).
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use tideline_storage::command::{UpdateCursor, UpsertReplica};
-use tideline_storage::{Capabilities, CommandKind, ReplicaRecord};
-use tideline_types::Reason;
+use tideline_storage::{Capabilities, ReplicaRecord};
 
-use super::{apply, team_volume, write_volume};
+use super::consistency;
 use crate::auth::{Permission, Principal};
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, OptionalJson};
+use crate::ops::replicas::{self, Replica};
 use crate::state::AppState;
-use crate::wire::{now_ms, ReplicaResponse, ToWire};
+use crate::wire::{ReplicaResponse, ToWire};
 use tideline_types::limits::{REPLICA_ID_BYTES_MAX, REPLICA_TEXT_BYTES_MAX};
 
 #[derive(Deserialize, Default)]
@@ -96,24 +95,16 @@ pub async fn upsert(
     let caller = principal.require(Permission::VolumeWrite)?;
     let rid = replica_id(&rid)?;
     let caps = capabilities(body.platform.as_deref(), body.case_sensitive, body.capabilities.as_ref());
-    let vol = write_volume(&st, caller, &id).await?;
-    let now = now_ms();
-    let replica = ReplicaRecord {
+    let vol = st.ops.write_volume(caller, &id).await?;
+    let replica = Replica {
         id: rid.to_string(),
-        volume_id: vol.id.clone(),
-        team_id: vol.team_id.clone(),
         display_name: bounded("display_name", body.display_name)?,
         platform: bounded("platform", body.platform)?,
         root_path: bounded("root_path", body.root_path)?,
-        capabilities: Some(caps),
-        last_applied_seq: 0,
-        last_seen_at_ms: now,
-        created_at_ms: now,
-        updated_at_ms: now,
+        capabilities: caps,
     };
-    let resp = apply(&st, CommandKind::UpsertReplica(UpsertReplica { replica: Some(replica) })).await?;
-    let r = resp.replica.ok_or_else(|| ApiError::internal("upsert returned no replica"))?;
-    Ok(ok(envelope(&r, resp.head_seq)?))
+    let (r, head_seq) = replicas::upsert(&st.ops, &vol, replica).await?;
+    Ok(ok(envelope(&r, head_seq)?))
 }
 
 #[derive(Deserialize)]
@@ -128,12 +119,8 @@ pub async fn get(
     crate::extract::Query(q): crate::extract::Query<ReadQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeRead)?;
-    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
-    let r = st
-        .node
-        .state_machine()
-        .replica(&vol.id, &rid)?
-        .ok_or_else(|| ApiError::not_found("not found").because(Reason::ReplicaNotFound))?;
+    let vol = st.ops.team_volume(caller, &id, consistency(q.consistency.as_deref())?).await?;
+    let r = replicas::get(&st.ops, &vol, &rid)?;
     Ok(ok(envelope(&r, vol.head_seq)?))
 }
 
@@ -150,15 +137,7 @@ pub async fn cursor(
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeWrite)?;
     let seq = body.last_applied_seq.ok_or_else(|| ApiError::bad_request("last_applied_seq is required"))?;
-    let vol = write_volume(&st, caller, &id).await?;
-    let cmd = UpdateCursor {
-        volume_id: vol.id.clone(),
-        team_id: vol.team_id.clone(),
-        replica_id: rid,
-        last_applied_seq: seq,
-        at_ms: now_ms(),
-    };
-    let resp = apply(&st, CommandKind::UpdateCursor(cmd)).await?;
-    let r = resp.replica.ok_or_else(|| ApiError::internal("cursor update returned no replica"))?;
-    Ok(ok(envelope(&r, resp.head_seq)?))
+    let vol = st.ops.write_volume(caller, &id).await?;
+    let (r, head_seq) = replicas::cursor(&st.ops, &vol, rid, seq).await?;
+    Ok(ok(envelope(&r, head_seq)?))
 }

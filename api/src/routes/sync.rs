@@ -15,12 +15,13 @@ use tideline_storage::journal_page::read_page;
 use tideline_storage::{ContentRef, PageStats, StateMachine, StorageError};
 use tideline_types::Reason;
 
-use super::{content, owned_volume, parse_consistency, team_volume, Consistency};
+use super::consistency;
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
 use crate::journal_json::JsonPage;
 use crate::journal_proto::{self, ProtoPage};
+use crate::ops::Consistency;
 use crate::state::AppState;
 
 pub use tideline_types::limits::{
@@ -64,18 +65,19 @@ pub async fn changes(
     );
     let deadline = tokio::time::Instant::now() + wait;
     // Subscribe before the first read, so an entry applied in between still wakes us.
-    let mut applied = st.node.raft().metrics();
+    let mut applied = st.ops.applied_watch();
     // A full page this node has already applied needs no barrier: a committed entry never
     // changes, so any linearizable read of it returns these same bytes.
-    let applied_here = match parse_consistency(q.consistency.as_deref())? {
-        Consistency::Linearizable => owned_volume(&st, caller, &id).ok(),
+    let level = consistency(q.consistency.as_deref())?;
+    let applied_here = match level {
+        Consistency::Linearizable => st.ops.owned_volume(caller, &id).ok(),
         Consistency::Local => None,
     };
     let mut vol = match applied_here {
         Some(v) if after.checked_add(limit as u64).is_some_and(|end| v.head_seq >= end) => v,
-        _ => team_volume(&st, caller, &id, q.consistency.as_deref()).await?,
+        _ => st.ops.team_volume(caller, &id, level).await?,
     };
-    let sm = st.node.state_machine().clone();
+    let sm = st.ops.node().state_machine().clone();
     loop {
         if after < vol.floor_seq {
             return Err(ApiError::reseed_required(vol.floor_seq, vol.head_seq));
@@ -100,7 +102,7 @@ pub async fn changes(
         if tokio::time::timeout_at(deadline, applied.changed()).await.is_ok_and(|r| r.is_err()) {
             return Err(ApiError::unavailable("raft is shutting down"));
         }
-        vol = owned_volume(&st, caller, &vol.id)?;
+        vol = st.ops.owned_volume(caller, &vol.id)?;
     }
 }
 
@@ -174,12 +176,12 @@ pub async fn replay_payload(
         .as_deref()
         .and_then(ContentRef::parse)
         .ok_or_else(|| ApiError::bad_request("invalid sync replay payload reference"))?;
-    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    let vol = st.ops.team_volume(caller, &id, consistency(q.consistency.as_deref())?).await?;
     // Only content this volume has held is served: a hash is not a capability across teams.
-    if !st.node.state_machine().volume_references(&vol.id, &r)? {
+    if !st.ops.node().state_machine().volume_references(&vol.id, &r)? {
         return Err(ApiError::not_found("not found"));
     }
-    let bytes = content(&st, &r).await?.ok_or_else(|| ApiError::not_found("not found"))?;
+    let bytes = st.ops.content(&r).await?.ok_or_else(|| ApiError::not_found("not found"))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store")], bytes)
         .into_response())
 }

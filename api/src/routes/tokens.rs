@@ -1,19 +1,16 @@
 //! `POST /api/v1/tokens` (admin only): create a team token; it is shown once, stored hashed.
 
+use crate::auth::{is_known_permission, Principal, PERMISSIONS};
+use crate::envelope::created;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::ops::tokens::{self, NewToken};
+use crate::state::AppState;
+use crate::wire::rfc3339;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
-use tideline_storage::command::CreateToken;
-use tideline_storage::{CommandKind, TokenRecord};
-
-use super::apply;
-use crate::auth::{is_known_permission, token_sha256, Principal, PERMISSIONS};
-use crate::envelope::created;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
-use crate::state::AppState;
-use crate::wire::{new_id, now_ms, rfc3339};
 
 use tideline_types::limits::TEAM_ID_BYTES_MAX;
 
@@ -42,26 +39,15 @@ pub async fn create(
         return Err(ApiError::bad_request(format!("unknown permission {bad:?}"))
             .with_details(json!({ "known": PERMISSIONS, "all": "*" })));
     }
-    let id = new_id("tok-");
-    let subject = body.subject.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| id.clone());
-    let secret: [u8; 32] = rand::random();
-    let token = format!("tl_{}", hex::encode(secret));
-    let record = TokenRecord {
-        id: id.clone(),
-        team_id: team_id.clone(),
-        subject: subject.clone(),
-        permissions: body.permissions.clone(),
-        created_at_ms: now_ms(),
-    };
-    let created_at = rfc3339(record.created_at_ms);
-    let cmd = CreateToken { token_sha256: token_sha256(&token).to_vec(), token: Some(record) };
-    apply(&st, CommandKind::CreateToken(cmd)).await?;
+    let subject = body.subject.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let made = tokens::create(&st.ops, NewToken { team_id, permissions: body.permissions, subject }).await?;
+    let t = made.record;
     Ok(created(json!({
-        "id": id,
-        "token": token,
-        "team_id": team_id,
-        "subject": subject,
-        "permissions": body.permissions,
-        "created_at": created_at,
+        "id": t.id,
+        "token": made.token,
+        "team_id": t.team_id,
+        "subject": t.subject,
+        "permissions": t.permissions,
+        "created_at": rfc3339(t.created_at_ms),
     })))
 }

@@ -1,22 +1,23 @@
-//! `/sandboxvolumes…`: create, list, get, delete, fork.
+//! `/sandboxvolumes…`: create, list, get, delete, fork. A request's config is parsed here (a
+//! fork's unset fields come from its source); [`ops::volumes`](crate::ops::volumes) decides ids
+//! and times and proposes.
 
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
-use tideline_storage::command::{CreateVolume, DeleteVolume, ForkVolume};
-use tideline_storage::{CommandKind, VolumeConfig, VolumeRecord};
+use tideline_storage::VolumeConfig;
 use tideline_types::limits::VOLUME_LIST_ENTRIES_MAX;
 use tideline_types::AccessMode;
-use tideline_types::Reason;
 
-use super::{apply, flag, read_barrier, team_volume};
-use crate::auth::{Permission, Principal, TeamCaller};
+use super::{consistency, flag};
+use crate::auth::{Permission, Principal};
 use crate::envelope::{created, ok};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{OptionalJson, Query};
+use crate::ops::{volumes, Consistency};
 use crate::state::AppState;
-use crate::wire::{new_id, now_ms, to_wire_all, ToWire};
+use crate::wire::{to_wire_all, ToWire};
 
 /// Body of create and fork: every field optional.
 #[derive(Deserialize, Default)]
@@ -81,25 +82,6 @@ fn config(b: VolumeBody, base: &VolumeConfig) -> ApiResult<VolumeConfig> {
     })
 }
 
-fn new_record(caller: &TeamCaller, config: VolumeConfig, source: Option<String>) -> VolumeRecord {
-    let now = now_ms();
-    VolumeRecord {
-        id: new_id("vol-"),
-        team_id: caller.team_id.clone(),
-        user_id: caller.subject.clone(),
-        source_volume_id: source,
-        config: Some(config),
-        created_at_ms: now,
-        updated_at_ms: now,
-        head_seq: 0,
-        floor_seq: 0,
-        policy: None,
-        conflict_count: 0,
-        writer_replica_id: None,
-        writer_lease_until_ms: 0,
-    }
-}
-
 pub async fn create(
     State(st): State<AppState>,
     principal: Principal,
@@ -107,9 +89,7 @@ pub async fn create(
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeCreate)?;
     let defaults = VolumeConfig { cache_size: "1G".into(), buffer_size: "32M".into(), ..Default::default() };
-    let record = new_record(caller, config(body, &defaults)?, None);
-    let resp = apply(&st, CommandKind::CreateVolume(CreateVolume { volume: Some(record) })).await?;
-    let vol = resp.volume.ok_or_else(|| ApiError::internal("create returned no volume"))?;
+    let vol = volumes::create(&st.ops, caller, config(body, &defaults)?).await?;
     Ok(created(vol.to_wire()?))
 }
 
@@ -119,8 +99,8 @@ pub async fn list(
     Query(q): Query<ReadQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeRead)?;
-    read_barrier(&st, q.consistency.as_deref()).await?;
-    let vols = st.node.state_machine().volumes_of_team(&caller.team_id, VOLUME_LIST_ENTRIES_MAX)?;
+    st.ops.read_barrier(consistency(q.consistency.as_deref())?).await?;
+    let vols = volumes::list(&st.ops, caller, VOLUME_LIST_ENTRIES_MAX)?;
     Ok(ok(to_wire_all(&vols)?))
 }
 
@@ -131,7 +111,7 @@ pub async fn get(
     Query(q): Query<ReadQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeRead)?;
-    let vol = team_volume(&st, caller, &id, q.consistency.as_deref()).await?;
+    let vol = st.ops.team_volume(caller, &id, consistency(q.consistency.as_deref())?).await?;
     Ok(ok(vol.to_wire()?))
 }
 
@@ -143,21 +123,8 @@ pub async fn delete(
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeDelete)?;
     let force = flag("force", q.force.as_deref())?;
-    read_barrier(&st, q.consistency.as_deref()).await?;
-    match st.node.state_machine().volume(&id)? {
-        None => return Ok(ok(json!({ "deleted": true }))), // idempotent
-        Some(v) if v.team_id != caller.team_id => {
-            return Err(ApiError::not_found("not found").because(Reason::VolumeNotFound))
-        }
-        Some(_) => {}
-    }
-    let cmd = DeleteVolume { volume_id: id, team_id: caller.team_id.clone(), force, at_ms: now_ms() };
-    match apply(&st, CommandKind::DeleteVolume(cmd)).await {
-        Ok(_) => Ok(ok(json!({ "deleted": true }))),
-        // Deleted by someone else between our read and our commit: still deleted.
-        Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => Ok(ok(json!({ "deleted": true }))),
-        Err(e) => Err(e),
-    }
+    volumes::delete(&st.ops, caller, &id, force, consistency(q.consistency.as_deref())?).await?;
+    Ok(ok(json!({ "deleted": true })))
 }
 
 pub async fn fork(
@@ -167,17 +134,8 @@ pub async fn fork(
     OptionalJson(body): OptionalJson<VolumeBody>,
 ) -> ApiResult<impl IntoResponse> {
     let caller = principal.require(Permission::VolumeWrite)?;
-    let source = team_volume(&st, caller, &id, None).await?;
+    let source = st.ops.team_volume(caller, &id, Consistency::Linearizable).await?;
     let base = source.config.clone().unwrap_or_default();
-    let record = new_record(caller, config(body, &base)?, Some(source.id.clone()));
-    let cmd = ForkVolume { source_volume_id: source.id, team_id: caller.team_id.clone(), volume: Some(record) };
-    let resp = apply(&st, CommandKind::ForkVolume(cmd)).await.map_err(|e| {
-        if e.status == axum::http::StatusCode::NOT_FOUND {
-            ApiError::not_found("volume not found").because(Reason::VolumeNotFound)
-        } else {
-            e
-        }
-    })?;
-    let vol = resp.volume.ok_or_else(|| ApiError::internal("fork returned no volume"))?;
+    let vol = volumes::fork(&st.ops, caller, source, config(body, &base)?).await?;
     Ok(created(vol.to_wire()?))
 }

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 
-use tideline_api::{router, AppState};
-use tideline_raft::{CompactionConfig, RaftNode, RaftNodeConfig};
+use tideline_api::{router, AppState, Ops};
+use tideline_raft::{CompactionConfig, ManualClock, RaftNode, RaftNodeConfig};
 use tideline_storage::{BlobStore, Db};
 
 pub const ADMIN: &str = "admin-secret";
@@ -23,6 +23,9 @@ pub struct App {
     pub router: Router,
     pub node: RaftNode,
     pub blobs: BlobStore,
+    /// What every operation of this app reads the time from: tests move it by hand.
+    pub clock: ManualClock,
+    pub ops: Ops,
 }
 
 pub struct Reply {
@@ -61,12 +64,14 @@ impl App {
         let db = Db::open(&dir.path().join("db")).unwrap();
         let cfg = RaftNodeConfig::single(1, "127.0.0.1:1".into(), dir.path().join("snapshots"));
         let node = RaftNode::start(cfg, db).await.unwrap();
-        if let Some(c) = compaction {
-            node.spawn_compactor(c);
-        }
         let blobs = BlobStore::local(&dir.path().join("objects")).unwrap();
-        let router = router(AppState::new(node.clone(), blobs.clone(), ADMIN, "cluster-secret"));
-        App { router, node, blobs, _dir: dir }
+        let clock = ManualClock::new();
+        let ops = Ops::new(node.clone(), blobs.clone(), std::sync::Arc::new(clock.clone()));
+        if let Some(c) = compaction {
+            ops.spawn_compactor(c);
+        }
+        let router = router(AppState::new(ops.clone(), ADMIN, "cluster-secret"));
+        App { router, node, blobs, clock, ops, _dir: dir }
     }
 
     pub async fn send(&self, req: Request<Body>) -> Reply {
