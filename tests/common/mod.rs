@@ -29,7 +29,8 @@ pub fn client_bin() -> &'static Path {
         let out = Command::new(cargo)
             .args(["build", "--locked", "--quiet", "-p", "tideline", "--no-default-features", "--target-dir"])
             .arg(&target)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            // Run time, not `env!`: a binary built by another clone carries that clone's path.
+            .current_dir(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
             .output()
             .expect("run cargo");
         assert!(out.status.success(), "client-only build failed:\n{}", String::from_utf8_lossy(&out.stderr));

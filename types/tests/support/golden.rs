@@ -8,7 +8,10 @@ use tideline_types::wire::success_body;
 
 /// `types/tests/golden/`, found from the including crate's directory (both sit in the workspace root).
 fn dir() -> PathBuf {
-    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Read at run time (cargo sets it for the test process): a binary another clone built into
+    // the shared target dir carries that clone's path in `env!`.
+    let crate_dir =
+        std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     crate_dir.parent().expect("a workspace member has a parent").join("types/tests/golden")
 }
 
