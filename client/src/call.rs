@@ -1,9 +1,6 @@
 //! [`Call`]: one request as data — method, path, query, body, deadline and whether it is
 //! idempotent — so the client can send it again at a leader or after a retry-safe failure.
-//! [`Upload`] is a file body: bytes in memory (sendable again) or a stream sent once, never
-//! buffered.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,6 +8,7 @@ use reqwest::Method;
 use serde::Serialize;
 
 use crate::error::{ClientError, ErrorKind};
+use crate::upload::Upload;
 
 /// Where a call goes.
 pub(crate) enum Target {
@@ -26,57 +24,6 @@ pub(crate) enum Payload {
     /// Serialized once; sent again as the same bytes.
     Json(Bytes),
     Upload(Upload),
-}
-
-/// A file body for `write_file`.
-pub struct Upload {
-    inner: UploadBody,
-    len: Option<u64>,
-}
-
-enum UploadBody {
-    Bytes(Bytes),
-    /// Taken by the first send: a stream is never buffered, so it cannot be sent twice.
-    Stream(Mutex<Option<reqwest::Body>>),
-}
-
-impl Upload {
-    /// Content in memory (it can be sent again after a leader hint).
-    pub fn bytes(content: impl Into<Bytes>) -> Upload {
-        let content = content.into();
-        Upload { len: Some(content.len() as u64), inner: UploadBody::Bytes(content) }
-    }
-
-    /// Content read as it is sent, `len` bytes long (sent as `Content-Length`): a local file
-    /// of up to 100 MiB is never held in memory.
-    pub fn stream(body: impl Into<reqwest::Body>, len: u64) -> Upload {
-        Upload { len: Some(len), inner: UploadBody::Stream(Mutex::new(Some(body.into()))) }
-    }
-
-    /// A stream of chunks (e.g. counted for a progress bar as they go), `len` bytes in all.
-    pub fn chunks<S>(chunks: S, len: u64) -> Upload
-    where
-        S: futures::TryStream + Send + 'static,
-        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-        Bytes: From<S::Ok>,
-    {
-        Upload::stream(reqwest::Body::wrap_stream(chunks), len)
-    }
-
-    fn resendable(&self) -> bool {
-        matches!(self.inner, UploadBody::Bytes(_))
-    }
-
-    fn take(&self) -> Result<reqwest::Body, ClientError> {
-        match &self.inner {
-            UploadBody::Bytes(b) => Ok(reqwest::Body::from(b.clone())),
-            UploadBody::Stream(s) => s
-                .lock()
-                .map_err(|_| ClientError::new(ErrorKind::Request, "upload body lock poisoned"))?
-                .take()
-                .ok_or_else(|| ClientError::new(ErrorKind::Request, "a streamed upload cannot be sent twice")),
-        }
-    }
 }
 
 /// How long a call may take.
@@ -178,14 +125,10 @@ impl Call {
         Ok(match &self.payload {
             Payload::Empty => req,
             Payload::Json(b) => req.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone()),
-            Payload::Upload(u) => {
-                let req = req.header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
-                let req = match u.len {
-                    Some(n) => req.header(reqwest::header::CONTENT_LENGTH, n),
-                    None => req,
-                };
-                req.body(u.take()?)
-            }
+            Payload::Upload(u) => req
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .header(reqwest::header::CONTENT_LENGTH, u.content_length())
+                .body(u.take()?),
         })
     }
 }

@@ -8,10 +8,11 @@ use reqwest::Method;
 use tideline_types::limits::FILE_BYTES_MAX;
 use tideline_types::wire::{Created, Deleted, FileContent, FileInfo, FileList, MoveRequest, Moved, Written};
 
-use crate::call::{Call, Deadline, Upload};
+use crate::call::{Call, Deadline};
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::stream::ByteStream;
+use crate::upload::Upload;
 
 /// Where a `files/watch` WebSocket connects, and the `Authorization` header value it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,10 +46,10 @@ mod files;
 mod retry;
 mod stream;
 mod sync;
+mod upload;
 mod volumes;
 
 pub use builder::{ClientBuilder, Timeouts, LEADER_HOPS_MAX};
-pub use call::Upload;
 pub use client::{Client, JSON_ANSWER_BYTES_MAX};
 pub use error::{ClientError, ErrorKind};
 pub use files::WatchEndpoint;
@@ -58,3 +58,4 @@ pub use retry::RetryPolicy;
 pub use stream::ByteStream;
 pub use sync::{ChangesQuery, Consistency};
 pub use tideline_types as types;
+pub use upload::Upload;
