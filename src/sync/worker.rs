@@ -330,7 +330,8 @@ impl Worker {
             match self.remote.append(&request_id, self.index.cursor(), &changes).await {
                 Ok(a) => break a,
                 Err(SyncError::LeaseExpired) => self.register().await?,
-                // The same request id and payload are answered once: retrying is safe.
+                // The same request id and payload are answered once: retrying is safe. The client
+                // already retried a 503 or a refused connection; this also covers a timeout.
                 Err(SyncError::Other(e)) if e.kind == ErrorKind::Unavailable && attempt < 4 => {
                     attempt += 1;
                     sleep(RETRY_AFTER * attempt).await;
