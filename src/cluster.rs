@@ -1,10 +1,9 @@
 //! `tideline cluster status | add-node | remove-node`: membership from the command line.
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
-use reqwest::Method;
-use serde_json::json;
-
-use crate::client::AdminClient;
+use tideline_client::{Client, ClientError};
+use tideline_types::wire::AddNodeRequest;
 
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
@@ -37,17 +36,23 @@ enum ClusterCommand {
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let token =
         args.admin_token.ok_or_else(|| anyhow::anyhow!("--admin-token (or TIDELINE_ADMIN_TOKEN) is required"))?;
-    let client = AdminClient::new(&args.server, &token);
-    let data = match args.command {
-        ClusterCommand::Status => client.call(Method::GET, "/api/v1/cluster", None).await?,
-        ClusterCommand::AddNode { node_id, addr } => {
-            let body = json!({ "node_id": node_id, "addr": addr });
-            client.call(Method::POST, "/api/v1/cluster/nodes", Some(&body)).await?
-        }
-        ClusterCommand::RemoveNode { node_id } => {
-            client.call(Method::DELETE, &format!("/api/v1/cluster/nodes/{node_id}"), None).await?
-        }
-    };
+    let client = Client::new(&args.server, &token)?;
+    // Membership changes run on the leader: the client follows the node's leader hint.
+    let status = match args.command {
+        ClusterCommand::Status => client.cluster_status().await,
+        ClusterCommand::AddNode { node_id, addr } => client.add_node(&AddNodeRequest { node_id, addr }).await,
+        ClusterCommand::RemoveNode { node_id } => client.remove_node(node_id).await,
+    }
+    .map_err(refused)?;
+    let data = serde_json::to_value(&status).context("encode the cluster status")?;
     println!("{}", serde_json::to_string_pretty(&data)?);
     Ok(())
+}
+
+/// A failed admin call for the terminal: a refusal names the status the server answered.
+pub fn refused(e: ClientError) -> anyhow::Error {
+    match e.status {
+        Some(status) => anyhow::anyhow!("server refused: {status}: {}", e.message),
+        None => anyhow::Error::new(e),
+    }
 }

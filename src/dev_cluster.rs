@@ -16,11 +16,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-
-use crate::client::AdminClient;
+use tideline_client::{Client, RetryPolicy};
+use tideline_types::wire::AddNodeRequest;
 
 #[derive(Args, Debug)]
 pub struct DevClusterArgs {
@@ -93,14 +91,13 @@ fn node_args(dir: &Path, state: &DevState, i: usize) -> Vec<String> {
     args
 }
 
-async fn wait_healthy(url: &str) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+async fn wait_healthy(url: &str, admin_token: &str) -> anyhow::Result<()> {
+    // This loop is the retry: each probe is sent once.
+    let node = Client::builder(url, admin_token).retry(RetryPolicy::none()).build()?;
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
-        if let Ok(r) = http.get(format!("{url}/healthz")).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
+        if node.healthz().await.is_ok() {
+            return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             bail!("{url} did not become healthy within {START_TIMEOUT:?}");
@@ -142,14 +139,14 @@ async fn start_all(exe: &Path, dir: &Path, state: &DevState, children: &mut Vec<
     }
     let urls: Vec<String> = state.ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
     for url in &urls {
-        wait_healthy(url).await?;
+        wait_healthy(url, &state.admin_token).await?;
     }
-    let admin = AdminClient::new(&urls[0], &state.admin_token);
+    let admin = Client::new(&urls[0], &state.admin_token)?;
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-    let mut status = loop {
-        let s = admin.call(Method::GET, "/api/v1/cluster", None).await?;
-        if s["leader_id"].is_u64() {
-            break s;
+    let (mut status, leader) = loop {
+        let s = admin.cluster_status().await.map_err(crate::cluster::refused)?;
+        if let Some(leader) = s.leader_id {
+            break (s, leader);
         }
         if tokio::time::Instant::now() >= deadline {
             bail!("no leader within {START_TIMEOUT:?}");
@@ -158,17 +155,18 @@ async fn start_all(exe: &Path, dir: &Path, state: &DevState, children: &mut Vec<
     };
     for i in 1..state.ports.len() {
         let id = i as u64 + 1;
-        let member =
-            status["nodes"].as_array().is_some_and(|ns| ns.iter().any(|n| n["node_id"] == id && n["voter"] == true));
+        let member = status.nodes.iter().any(|n| n.node_id == id && n.voter);
         if !member {
-            let body = json!({ "node_id": id, "addr": format!("127.0.0.1:{}", state.ports[i]) });
+            let req = AddNodeRequest { node_id: id, addr: format!("127.0.0.1:{}", state.ports[i]) };
             status = admin
-                .call(Method::POST, "/api/v1/cluster/nodes", Some(&body))
+                .add_node(&req)
                 .await
+                .map_err(crate::cluster::refused)
                 .with_context(|| format!("add node {id}"))?;
         }
     }
-    println!("tideline dev-cluster: {} nodes, leader is node {}", urls.len(), status["leader_id"]);
+    let leader = status.leader_id.unwrap_or(leader);
+    println!("tideline dev-cluster: {} nodes, leader is node {leader}", urls.len());
     for (i, url) in urls.iter().enumerate() {
         println!(
             "  node {}  {url}  pid {}  log {}",

@@ -13,7 +13,6 @@
 
 #[cfg(feature = "server")]
 mod admin_token;
-mod client;
 mod cluster;
 #[cfg(feature = "server")]
 mod config;

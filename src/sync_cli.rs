@@ -26,7 +26,7 @@ use tideline_types::{AccessMode, ConflictStatus};
 
 use crate::sync::home::{AttachDir, Attachment, Home};
 use crate::sync::init::InitFrom;
-use crate::sync::remote::{Remote, SyncError};
+use crate::sync::remote::{to_values, Remote, SyncError};
 use crate::sync::status::{self, Status};
 use crate::sync::worker::Worker;
 use crate::volume_cli::http::{CliError, CliResult, ErrorKind};
@@ -237,15 +237,15 @@ async fn attach(
                 }
             }
             let vol = Remote::new(server, token, volume, "probe")?.volume().await?;
-            match vol["access_mode"].as_str().map(str::parse::<AccessMode>) {
-                Some(Ok(AccessMode::Rwo)) => eprintln!(
+            match vol.access_mode {
+                AccessMode::Rwo => eprintln!(
                     "warning: volume {volume} is RWO: one replica at a time may write (another one's uploads wait \
                      until its write lease lapses); use an RWX volume for several writers"
                 ),
-                Some(Ok(AccessMode::Rox)) => {
+                AccessMode::Rox => {
                     eprintln!("warning: volume {volume} is read-only (ROX): local changes will not upload")
                 }
-                _ => {}
+                AccessMode::Rwx => {}
             }
             let att = Attachment {
                 volume_id: volume.to_string(),
@@ -459,7 +459,7 @@ async fn conflicts(ad: &AttachDir, att: &Attachment, command: ConflictsCommand, 
     };
     match command {
         ConflictsCommand::List => {
-            let mut open = remote.conflicts(ConflictStatus::Open).await?;
+            let mut open = to_values(&remote.conflicts(ConflictStatus::Open).await?);
             // Entries this directory cannot hold, as the worker reported them.
             let local = Status::load(ad).map(|s| s.local_conflicts).unwrap_or_default();
             open.extend(local.iter().map(|c| {
@@ -497,7 +497,7 @@ async fn conflicts(ad: &AttachDir, att: &Attachment, command: ConflictsCommand, 
             let path = volume_path_arg(att, &path)?;
             let mut all = Vec::new();
             for &status in ConflictStatus::ALL {
-                all.extend(remote.conflicts(status).await?.into_iter().filter(|c| on(c, &path)));
+                all.extend(to_values(&remote.conflicts(status).await?).into_iter().filter(|c| on(c, &path)));
             }
             if all.is_empty() {
                 return Err(CliError::new(ErrorKind::NotFound, format!("no conflict on {path}")));
@@ -513,14 +513,17 @@ async fn conflicts(ad: &AttachDir, att: &Attachment, command: ConflictsCommand, 
         ConflictsCommand::Mark { path, ignore } => {
             let path = volume_path_arg(att, &path)?;
             let status = if ignore { ConflictStatus::Ignored } else { ConflictStatus::Resolved };
-            let open: Vec<Value> =
-                remote.conflicts(ConflictStatus::Open).await?.into_iter().filter(|c| on(c, &path)).collect();
+            let open: Vec<Value> = to_values(&remote.conflicts(ConflictStatus::Open).await?)
+                .into_iter()
+                .filter(|c| on(c, &path))
+                .collect();
             if open.is_empty() {
                 return Err(CliError::new(ErrorKind::NotFound, format!("no open conflict on {path}")));
             }
             let mut marked = Vec::new();
             for c in &open {
-                marked.push(remote.mark(c["id"].as_str().unwrap_or(""), status).await?);
+                let updated = remote.mark(c["id"].as_str().unwrap_or(""), status).await?;
+                marked.extend(to_values(&[updated]));
             }
             if json {
                 println!("{}", Value::Array(marked));

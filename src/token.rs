@@ -1,10 +1,9 @@
 //! `tideline token create`: asks a server (with the admin token) for a new team token.
 
+use anyhow::Context;
 use clap::Subcommand;
-use reqwest::Method;
-use serde_json::json;
-
-use crate::client::AdminClient;
+use tideline_client::Client;
+use tideline_types::wire::TokenRequest;
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {
@@ -31,9 +30,10 @@ pub enum TokenCommand {
 pub async fn run(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Create { team, permissions, subject, server, admin_token } => {
-            let body = json!({ "team_id": team, "permissions": permissions, "subject": subject });
-            let data =
-                AdminClient::new(&server, &admin_token).call(Method::POST, "/api/v1/tokens", Some(&body)).await?;
+            let req = TokenRequest { team_id: team, permissions, subject };
+            let created =
+                Client::new(&server, &admin_token)?.create_token(&req).await.map_err(crate::cluster::refused)?;
+            let data = serde_json::to_value(&created).context("encode the token")?;
             println!("{}", serde_json::to_string_pretty(&data)?);
             Ok(())
         }

@@ -20,11 +20,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use reqwest::{header, Method};
+use serde::Serialize;
 use serde_json::{json, Value};
+use tideline_client::{ByteStream, Client, Upload};
+use tideline_types::wire::{MoveRequest, SnapshotRequest, VolumeRequest};
 use tokio::io::AsyncWriteExt;
 
-use http::{CliError, CliResult, VolumeClient, TRANSFER_TIMEOUT};
+use http::{CliError, CliResult};
 
 /// Largest file the server accepts in one write; refused locally before sending anything.
 const UPLOAD_BYTES_MAX: u64 = tideline_types::limits::FILE_BYTES_MAX as u64;
@@ -173,7 +175,7 @@ pub async fn run(args: VolumeArgs) -> anyhow::Result<()> {
         eprintln!("error: --token (or TIDELINE_TOKEN) is required");
         std::process::exit(EXIT_USAGE);
     };
-    let result = match VolumeClient::new(&args.client.server, &token) {
+    let result = match http::connect(&args.client.server, &token) {
         Ok(client) => Cli { client, json: args.client.json }.execute(args.command).await,
         Err(e) => Err(e),
     };
@@ -186,8 +188,13 @@ pub async fn run(args: VolumeArgs) -> anyhow::Result<()> {
 }
 
 struct Cli {
-    client: VolumeClient,
+    client: Client,
     json: bool,
+}
+
+/// A volume request with the given access mode, or the server's defaults.
+fn volume_request(access_mode: Option<AccessMode>) -> VolumeRequest {
+    VolumeRequest { access_mode: access_mode.map(Into::into), ..VolumeRequest::default() }
 }
 
 impl Cli {
@@ -195,26 +202,17 @@ impl Cli {
         let c = &self.client;
         match command {
             VolumeCommand::Create { access_mode } => {
-                let body = access_mode.map(|m| json!({ "access_mode": tideline_types::AccessMode::from(m) }));
-                let v = c.call(Method::POST, "/sandboxvolumes", &[], body.as_ref()).await?;
+                let v = c.create_volume(&volume_request(access_mode)).await?;
                 self.show(&v, print_volume)
             }
-            VolumeCommand::List => {
-                let v = c.call(Method::GET, "/sandboxvolumes", &[], None).await?;
-                self.show(&v, print_volume_table)
-            }
-            VolumeCommand::Get { volume } => {
-                let v = c.call(Method::GET, &volume_path(&volume), &[], None).await?;
-                self.show(&v, print_volume)
-            }
+            VolumeCommand::List => self.show(&c.list_volumes().await?, print_volume_table),
+            VolumeCommand::Get { volume } => self.show(&c.get_volume(&volume).await?, print_volume),
             VolumeCommand::Delete { volume, force } => {
-                let query: &[(&str, &str)] = if force { &[("force", "true")] } else { &[] };
-                let v = c.call(Method::DELETE, &volume_path(&volume), query, None).await?;
+                let v = c.delete_volume(&volume, force).await?;
                 self.show(&v, |_| println!("deleted volume {volume}"))
             }
             VolumeCommand::Fork { volume, access_mode } => {
-                let body = access_mode.map(|m| json!({ "access_mode": tideline_types::AccessMode::from(m) }));
-                let v = c.call(Method::POST, &format!("{}/fork", volume_path(&volume)), &[], body.as_ref()).await?;
+                let v = c.fork_volume(&volume, &volume_request(access_mode)).await?;
                 self.show(&v, print_volume)
             }
             VolumeCommand::Files { volume, command } => self.files(&volume, command).await,
@@ -224,94 +222,66 @@ impl Cli {
 
     async fn files(&self, volume: &str, command: FilesCommand) -> CliResult<()> {
         let c = &self.client;
-        let files = format!("{}/files", volume_path(volume));
         match command {
-            FilesCommand::Ls { path } => {
-                let v = c.call(Method::GET, &format!("{files}/list"), &[("path", &path)], None).await?;
-                self.show(&v, print_entries)
-            }
-            FilesCommand::Cat { path } => self.cat(&files, &path).await,
-            FilesCommand::Stat { path } => {
-                let v = c.call(Method::GET, &format!("{files}/stat"), &[("path", &path)], None).await?;
-                self.show(&v, print_stat)
-            }
+            FilesCommand::Ls { path } => self.show(&c.list_dir(volume, &path).await?, print_entries),
+            FilesCommand::Cat { path } => self.cat(volume, &path).await,
+            FilesCommand::Stat { path } => self.show(&c.stat(volume, &path).await?, print_stat),
             FilesCommand::Mkdir { path, parents } => {
-                let mut query = vec![("path", path.as_str()), ("mkdir", "true")];
-                if parents {
-                    query.push(("recursive", "true"));
-                }
-                let v = c.call(Method::POST, &files, &query, None).await?;
+                let v = c.mkdir(volume, &path, parents).await?;
                 self.show(&v, |_| println!("created directory {path}"))
             }
-            FilesCommand::Upload { local, remote } => self.upload(&files, &local, &remote).await,
-            FilesCommand::Download { remote, local } => self.download(&files, &remote, &local).await,
+            FilesCommand::Upload { local, remote } => self.upload(volume, &local, &remote).await,
+            FilesCommand::Download { remote, local } => self.download(volume, &remote, &local).await,
             FilesCommand::Mv { source, destination } => {
-                let body = json!({ "source": source, "destination": destination });
-                let v = c.call(Method::POST, &format!("{files}/move"), &[], Some(&body)).await?;
+                let req = MoveRequest { source: source.clone(), destination: destination.clone() };
+                let v = c.move_path(volume, &req).await?;
                 self.show(&v, |_| println!("moved {source} -> {destination}"))
             }
             FilesCommand::Rm { path } => {
-                let v = c.call(Method::DELETE, &files, &[("path", &path)], None).await?;
+                let v = c.delete_path(volume, &path).await?;
                 self.show(&v, |_| println!("removed {path}"))
             }
             FilesCommand::Watch { path, recursive, count } => {
-                watch::watch(c, &files, &path, recursive, count, self.json).await
+                watch::watch(c, volume, &path, recursive, count, self.json).await
             }
         }
     }
 
     async fn snapshot(&self, volume: &str, command: SnapshotCommand) -> CliResult<()> {
         let c = &self.client;
-        let snapshots = format!("{}/snapshots", volume_path(volume));
         match command {
             SnapshotCommand::Create { name, description } => {
-                let mut body = json!({ "name": name });
-                if let Some(d) = description {
-                    body["description"] = Value::String(d);
-                }
-                let v = c.call(Method::POST, &snapshots, &[], Some(&body)).await?;
+                let v = c.create_snapshot(volume, &SnapshotRequest { name, description }).await?;
                 self.show(&v, print_fields)
             }
-            SnapshotCommand::List => {
-                let v = c.call(Method::GET, &snapshots, &[], None).await?;
-                self.show(&v, print_snapshot_table)
-            }
+            SnapshotCommand::List => self.show(&c.list_snapshots(volume).await?, print_snapshot_table),
             SnapshotCommand::Restore { snapshot } => {
-                let path = format!("{snapshots}/{}/restore", segment(&snapshot));
-                let v = c.call(Method::POST, &path, &[], None).await?;
+                let v = c.restore_snapshot(volume, &snapshot).await?;
                 self.show(&v, |_| println!("restored snapshot {snapshot}"))
             }
             SnapshotCommand::Delete { snapshot } => {
-                let path = format!("{snapshots}/{}", segment(&snapshot));
-                let v = c.call(Method::DELETE, &path, &[], None).await?;
+                let v = c.delete_snapshot(volume, &snapshot).await?;
                 self.show(&v, |_| println!("deleted snapshot {snapshot}"))
             }
         }
     }
 
     /// Raw bytes to stdout, streamed; with `--json`, the API's base64 document instead.
-    async fn cat(&self, files: &str, path: &str) -> CliResult<()> {
+    async fn cat(&self, volume: &str, path: &str) -> CliResult<()> {
         if self.json {
-            let req = self
-                .client
-                .request(Method::GET, files, TRANSFER_TIMEOUT)
-                .query(&[("path", path)])
-                .header(header::ACCEPT, "application/json");
-            let resp = self.client.send(req).await?;
-            let v: Value = resp.json().await.map_err(|e| CliError::other(format!("read {path}: {e}")))?;
-            return self.show(&v["data"], |_| {});
+            let v = self.client.read_file_json(volume, path).await?;
+            return self.show(&v, |_| {});
         }
-        let req = self.client.request(Method::GET, files, TRANSFER_TIMEOUT).query(&[("path", path)]);
-        let mut resp = self.client.send(req).await?;
+        let mut body = self.client.read_file_stream(volume, path).await?;
         let mut out = std::io::stdout().lock();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| CliError::other(format!("read {path}: {e}")))? {
+        while let Some(chunk) = body.chunk().await.map_err(|e| CliError::reading(format_args!("read {path}"), e))? {
             out.write_all(&chunk).map_err(|e| CliError::io("write stdout", e))?;
         }
         out.flush().map_err(|e| CliError::io("write stdout", e))
     }
 
     /// Streams a local file as the request body, after checking its size against the limit.
-    async fn upload(&self, files: &str, local: &Path, remote: &str) -> CliResult<()> {
+    async fn upload(&self, volume: &str, local: &Path, remote: &str) -> CliResult<()> {
         let shown = local.display();
         let meta = tokio::fs::metadata(local).await.map_err(|e| CliError::io(format_args!("read {shown}"), e))?;
         if !meta.is_file() {
@@ -325,7 +295,7 @@ impl Cli {
         }
         let file = tokio::fs::File::open(local).await.map_err(|e| CliError::io(format_args!("open {shown}"), e))?;
         let body = match progress::transfer(Some(meta.len()), &format!("upload {remote}"), self.json) {
-            None => reqwest::Body::from(file),
+            None => Upload::stream(file, meta.len()),
             Some(bar) => {
                 let chunks = futures::stream::unfold((file, bar), |(mut file, bar)| async move {
                     let mut buf = vec![0u8; 256 * 1024];
@@ -342,40 +312,31 @@ impl Cli {
                         Err(e) => Some((Err(e), (file, bar))),
                     }
                 });
-                reqwest::Body::wrap_stream(chunks)
+                Upload::chunks(chunks, meta.len())
             }
         };
-        let req = self
-            .client
-            .request(Method::POST, files, TRANSFER_TIMEOUT)
-            .query(&[("path", remote)])
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, meta.len())
-            .body(body);
-        let resp = self.client.send(req).await?;
-        let v: Value = resp.json().await.map_err(|e| CliError::other(format!("read upload response: {e}")))?;
-        self.show(&v["data"], |_| println!("uploaded {shown} -> {remote} ({} bytes)", meta.len()))
+        let v = self.client.write_file(volume, remote, body).await?;
+        self.show(&v, |_| println!("uploaded {shown} -> {remote} ({} bytes)", meta.len()))
     }
 
     /// Downloads into a temporary file in the target's directory, fsyncs it, then renames it
     /// over the target, so the target is never seen half-written.
-    async fn download(&self, files: &str, remote: &str, local: &Path) -> CliResult<()> {
+    async fn download(&self, volume: &str, remote: &str, local: &Path) -> CliResult<()> {
         let target = if local.is_dir() {
             let name = remote.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty());
             local.join(name.ok_or_else(|| CliError::other(format!("no file name in {remote:?}")))?)
         } else {
             local.to_path_buf()
         };
-        let req = self.client.request(Method::GET, files, TRANSFER_TIMEOUT).query(&[("path", remote)]);
-        let resp = self.client.send(req).await?;
+        let body = self.client.read_file_stream(volume, remote).await?;
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
         let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{base}.tideline-{}-{:016x}.tmp", std::process::id(), rand::random::<u64>()));
-        let bar = progress::transfer(resp.content_length(), &format!("download {remote}"), self.json);
-        let result = write_durably(resp, &tmp, &target, &dir, bar.as_ref()).await;
+        let bar = progress::transfer(body.content_length(), &format!("download {remote}"), self.json);
+        let result = write_durably(body, &tmp, &target, &dir, bar.as_ref()).await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -388,13 +349,15 @@ impl Cli {
         self.show(&summary, |_| println!("downloaded {remote} -> {shown} ({bytes} bytes)"))
     }
 
-    /// `--json`: the document; otherwise the human form.
-    fn show(&self, data: &Value, human: impl FnOnce(&Value)) -> CliResult<()> {
+    /// `--json`: the document; otherwise the human form. Answers go through a JSON value, so
+    /// keys print in the server's (byte) order, as the API sent them.
+    fn show<T: Serialize>(&self, data: &T, human: impl FnOnce(&Value)) -> CliResult<()> {
+        let data = serde_json::to_value(data).map_err(|e| CliError::other(format!("encode JSON: {e}")))?;
         if self.json {
-            let text = serde_json::to_string_pretty(data).map_err(|e| CliError::other(format!("encode JSON: {e}")))?;
+            let text = serde_json::to_string_pretty(&data).map_err(|e| CliError::other(format!("encode JSON: {e}")))?;
             println!("{text}");
         } else {
-            human(data);
+            human(&data);
         }
         Ok(())
     }
@@ -402,7 +365,7 @@ impl Cli {
 
 /// temp file → fsync → rename → fsync dir; returns the byte count.
 async fn write_durably(
-    mut resp: reqwest::Response,
+    mut body: ByteStream,
     tmp: &Path,
     target: &Path,
     dir: &Path,
@@ -416,7 +379,7 @@ async fn write_durably(
         .await
         .map_err(|e| CliError::io(format_args!("create {shown}"), e))?;
     let mut bytes = 0u64;
-    while let Some(chunk) = resp.chunk().await.map_err(|e| CliError::other(format!("read download: {e}")))? {
+    while let Some(chunk) = body.chunk().await.map_err(|e| CliError::reading("read download", e))? {
         file.write_all(&chunk).await.map_err(|e| CliError::io(format_args!("write {shown}"), e))?;
         bytes += chunk.len() as u64;
         if let Some(bar) = bar {
@@ -433,23 +396,6 @@ async fn write_durably(
         let _ = d.sync_all().await;
     }
     Ok(bytes)
-}
-
-/// Percent-encodes one path segment (IDs are opaque; do not trust them to be URL-safe).
-fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn volume_path(volume: &str) -> String {
-    format!("/sandboxvolumes/{}", segment(volume))
 }
 
 fn text(v: &Value) -> String {
@@ -535,12 +481,6 @@ fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segment_escapes_reserved_characters() {
-        assert_eq!(segment("vol-1_a.b~"), "vol-1_a.b~");
-        assert_eq!(segment("a/b c?"), "a%2Fb%20c%3F");
-    }
 
     #[test]
     fn rows_pick_fields_and_show_missing_as_dash() {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, ADMIN};
+use common::{Client, Server, ADMIN};
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,11 +28,8 @@ async fn token_create_prints_a_working_token() {
     assert_eq!(created["team_id"], "team-cli");
     let token = created["token"].as_str().unwrap();
 
-    let http = reqwest::Client::new();
-    let r = http.post(format!("{}/api/v1/sandboxvolumes", server.url)).bearer_auth(token).send().await.unwrap();
-    assert_eq!(r.status(), 201);
-    let vol: Value = r.json().await.unwrap();
-    assert_eq!(vol["data"]["team_id"], "team-cli");
+    let vol = Client::new(&server.url, token).api.create_volume(&Default::default()).await.unwrap();
+    assert_eq!(vol.team_id, "team-cli");
 
     tracing::info!("--- a wrong admin token is refused with the server's message");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tideline"))

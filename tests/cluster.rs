@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{content, free_ports, wait_for, Client, Server, ADMIN};
-use serde_json::Value;
+use common::{content, free_ports, wait_for, Client, Consistency, Server, ADMIN};
+use tideline_client::types::wire::SyncJournalEntry;
 
 const SECRET: &str = "test-cluster-secret";
 
@@ -72,12 +72,12 @@ impl Cluster {
     }
 
     fn admin(&self, i: usize) -> Client {
-        Client { http: reqwest::Client::new(), url: self.url(i), token: ADMIN.into() }
+        Client::new(&self.url(i), ADMIN)
     }
 
     /// The leader as node `i` reports it, if it knows one.
     async fn leader_seen_by(&self, i: usize) -> Option<u64> {
-        self.admin(i).get_json("/api/v1/cluster").await.ok()?["leader_id"].as_u64()
+        self.admin(i).cluster().await.ok()?.leader_id
     }
 }
 
@@ -110,11 +110,11 @@ async fn leader_sigkill_during_writes_loses_nothing() {
             while acked.len() < 300 {
                 assert!(i < 5000, "too many failed writes: {failed}");
                 match clients[i % 3].write(&vol, &format!("/w/{i}"), content(i)).await {
-                    Ok(s) if s.is_success() => {
+                    Ok(_) => {
                         acked.push(i);
                         acked_count.store(acked.len(), Ordering::SeqCst);
                     }
-                    _ => failed += 1,
+                    Err(_) => failed += 1,
                 }
                 i += 1;
             }
@@ -146,33 +146,34 @@ async fn leader_sigkill_during_writes_loses_nothing() {
         "a purge past the kill point (300 writes, snapshots every 40 entries)",
         Duration::from_secs(10),
         || async {
-            let cluster_info = cluster.admin(survivors[0]).get_json("/api/v1/cluster").await.ok()?;
-            (cluster_info["purged_index"].as_u64().unwrap_or(0) > 150).then_some(())
+            let cluster_info = cluster.admin(survivors[0]).cluster().await.ok()?;
+            (cluster_info.purged_index.unwrap_or(0) > 150).then_some(())
         },
     )
     .await;
 
     tracing::info!("--- restart the old leader; it catches up (through a snapshot)");
     cluster.restart(leader as usize - 1);
-    let journals: Vec<Vec<Value>> = wait_for("identical journals on all nodes", Duration::from_secs(30), || async {
-        let mut js = Vec::new();
-        for client in &clients {
-            js.push(client.journal_with(&vol, "local").await);
-        }
-        (js[0].len() >= acked.len() && js.iter().all(|j| *j == js[0])).then_some(js)
-    })
-    .await;
+    let journals: Vec<Vec<SyncJournalEntry>> =
+        wait_for("identical journals on all nodes", Duration::from_secs(30), || async {
+            let mut js = Vec::new();
+            for client in &clients {
+                js.push(client.journal_with(&vol, Consistency::Local).await);
+            }
+            (js[0].len() >= acked.len() && js.iter().all(|j| *j == js[0])).then_some(js)
+        })
+        .await;
 
-    let restarted = cluster.admin(leader as usize - 1).get_json("/api/v1/cluster").await.unwrap();
-    assert!(restarted["snapshot_index"].as_u64().unwrap_or(0) > 150, "caught up through a snapshot: {restarted}");
+    let restarted = cluster.admin(leader as usize - 1).cluster().await.unwrap();
+    assert!(restarted.snapshot_index.unwrap_or(0) > 150, "caught up through a snapshot: {restarted:?}");
 
     tracing::info!("--- every acknowledged write present exactly once, journals gapless");
     let journal = &journals[0];
-    let seqs: Vec<u64> = journal.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = journal.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=journal.len() as u64).collect::<Vec<_>>());
     let mut count: HashMap<&str, usize> = HashMap::new();
     for e in journal {
-        *count.entry(e["path"].as_str().unwrap()).or_default() += 1;
+        *count.entry(e.path.as_str()).or_default() += 1;
     }
     assert!(count.values().all(|&n| n == 1), "a write was applied twice");
     for i in &acked {
@@ -180,14 +181,11 @@ async fn leader_sigkill_during_writes_loses_nothing() {
     }
     tracing::info!("--- health, readiness and metrics on every node");
     for j in 0..3 {
-        let http = reqwest::Client::new();
-        assert_eq!(http.get(format!("{}/healthz", cluster.url(j))).send().await.unwrap().status(), 200);
-        let ready = wait_for("readiness", Duration::from_secs(10), || async {
-            let r = http.get(format!("{}/readyz", cluster.url(j))).send().await.ok()?;
-            (r.status() == 200).then_some(())
-        });
+        let node = cluster.admin(j).api;
+        node.healthz().await.unwrap();
+        let ready = wait_for("readiness", Duration::from_secs(10), || async { node.readyz().await.ok().map(|_| ()) });
         ready.await;
-        let text = http.get(format!("{}/metrics", cluster.url(j))).send().await.unwrap().text().await.unwrap();
+        let text = node.metrics().await.unwrap();
         for name in [
             "tideline_raft_term",
             "tideline_raft_commit_index",
@@ -203,8 +201,8 @@ async fn leader_sigkill_during_writes_loses_nothing() {
         ));
     }
     for (j, c) in clients.iter().enumerate() {
-        let (s, bytes) = c.read(&vol, &format!("/w/{}", acked[acked.len() - 1])).await;
-        assert!(s.is_success() && bytes == content(acked[acked.len() - 1]), "node {} serves the last write", j + 1);
+        let bytes = c.read(&vol, &format!("/w/{}", acked[acked.len() - 1])).await.ok();
+        assert!(bytes == Some(content(acked[acked.len() - 1])), "node {} serves the last write", j + 1);
     }
 }
 
@@ -227,7 +225,7 @@ async fn membership_three_to_four_to_three_while_writing() {
             let mut i = 0usize;
             while !stop.load(Ordering::SeqCst) || acked.len() < 50 {
                 assert!(i < 20_000);
-                if matches!(client.write(&vol, &format!("/m/{i}"), content(i)).await, Ok(s) if s.is_success()) {
+                if client.write(&vol, &format!("/m/{i}"), content(i)).await.is_ok() {
                     acked.push(i);
                 }
                 i += 1;
@@ -251,15 +249,9 @@ async fn membership_three_to_four_to_three_while_writing() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let status = admin.get_json("/api/v1/cluster").await.unwrap();
-    let voters: Vec<u64> = status["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["voter"] == true)
-        .map(|n| n["node_id"].as_u64().unwrap())
-        .collect();
-    assert_eq!(voters, vec![1, 2, 3, 4], "{status}");
+    let status = admin.cluster().await.unwrap();
+    let voters: Vec<u64> = status.nodes.iter().filter(|n| n.voter).map(|n| n.node_id).collect();
+    assert_eq!(voters, vec![1, 2, 3, 4], "{status:?}");
 
     tracing::info!("--- remove a voter that is not the leader: back to three");
     let gone = (1..=3u64).find(|id| *id != leader && *id != 1).unwrap();
@@ -268,9 +260,9 @@ async fn membership_three_to_four_to_three_while_writing() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let status = admin.get_json("/api/v1/cluster").await.unwrap();
-    let ids: Vec<u64> = status["nodes"].as_array().unwrap().iter().map(|n| n["node_id"].as_u64().unwrap()).collect();
-    assert!(!ids.contains(&gone) && ids.len() == 3, "{status}");
+    let status = admin.cluster().await.unwrap();
+    let ids: Vec<u64> = status.nodes.iter().map(|n| n.node_id).collect();
+    assert!(!ids.contains(&gone) && ids.len() == 3, "{status:?}");
     cluster.servers[gone as usize - 1].take().unwrap().terminate();
 
     stop.store(true, Ordering::SeqCst);
@@ -282,12 +274,12 @@ async fn membership_three_to_four_to_three_while_writing() {
     let journals = wait_for("identical journals on the remaining nodes", Duration::from_secs(30), || async {
         let mut js = Vec::new();
         for url in &remaining {
-            js.push(client.with_url(url).journal_with(&vol, "local").await);
+            js.push(client.with_url(url).journal_with(&vol, Consistency::Local).await);
         }
         (js[0].len() >= acked.len() && js.iter().all(|j| *j == js[0])).then_some(js)
     })
     .await;
-    let paths: std::collections::HashSet<&str> = journals[0].iter().map(|e| e["path"].as_str().unwrap()).collect();
+    let paths: std::collections::HashSet<&str> = journals[0].iter().map(|e| e.path.as_str()).collect();
     for i in &acked {
         assert!(paths.contains(format!("/m/{i}").as_str()), "acknowledged write {i} lost");
     }
@@ -305,7 +297,7 @@ async fn a_peer_without_the_cluster_secret_is_refused() {
         }
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), 401);
-        let v: Value = r.json().await.unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
         assert_eq!(v["error"]["code"], "unauthorized");
     }
 }

@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{wait_for, Client};
-use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_cluster_starts_three_voters_and_stops_them() {
@@ -39,17 +38,13 @@ async fn dev_cluster_starts_three_voters_and_stops_them() {
     assert_eq!(urls.len(), 3);
 
     tracing::info!("--- three voters, writes through node 2 are readable on node 3");
-    let status: Value = Client { http: reqwest::Client::new(), url: urls[0].clone(), token: admin.clone() }
-        .get_json("/api/v1/cluster")
-        .await
-        .unwrap();
-    let voters = status["nodes"].as_array().unwrap().iter().filter(|n| n["voter"] == true).count();
-    assert_eq!(voters, 3, "{status}");
+    let status = Client::new(&urls[0], &admin).cluster().await.unwrap();
+    let voters = status.nodes.iter().filter(|n| n.voter).count();
+    assert_eq!(voters, 3, "{status:?}");
     let client = Client::for_team_as(&urls[1], "dev", &admin).await;
     let vol = client.create_volume().await;
-    assert!(client.write(&vol, "/hello", b"hi".to_vec()).await.unwrap().is_success());
-    let (s, bytes) = client.with_url(&urls[2]).read(&vol, "/hello").await;
-    assert!(s.is_success() && bytes == b"hi");
+    assert!(client.write(&vol, "/hello", b"hi".to_vec()).await.unwrap().written);
+    assert_eq!(client.with_url(&urls[2]).read(&vol, "/hello").await.unwrap(), b"hi");
 
     tracing::info!("--- SIGINT stops dev-cluster and every node it started");
     assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());

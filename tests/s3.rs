@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{free_ports, wait_for, Client, Server};
+use tideline_client::types::ErrorCode;
 
 const AK: &str = "tideline-test-ak";
 const SK: &str = "tideline-test-sk";
@@ -85,9 +86,8 @@ async fn s3_object_store_round_trip_and_outage() {
 
     tracing::info!("--- large content goes to the bucket and reads back");
     let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
-    assert!(client.write(&vol, "/big.bin", big.clone()).await.unwrap().is_success());
-    let (s, bytes) = client.read(&vol, "/big.bin").await;
-    assert!(s.is_success() && bytes == big);
+    assert!(client.write(&vol, "/big.bin", big.clone()).await.unwrap().written);
+    assert!(client.read(&vol, "/big.bin").await.unwrap() == big);
     let hex = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&big))
@@ -97,22 +97,12 @@ async fn s3_object_store_round_trip_and_outage() {
     tracing::info!("--- the object store goes down: large writes are 503 and leave no trace");
     s3.kill();
     let before = client.journal(&vol).await.len();
-    let resp = client
-        .http
-        .post(format!("{}/api/v1/sandboxvolumes/{vol}/files?path=/down.bin", client.url))
-        .bearer_auth(&client.token)
-        .body(vec![1u8; 200_000])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 503);
-    let v: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "unavailable");
+    let e = client.write(&vol, "/down.bin", vec![1u8; 200_000]).await.unwrap_err();
+    assert_eq!((e.status.map(|s| s.as_u16()), e.code), (Some(503), Some(ErrorCode::Unavailable)), "{e}");
     assert_eq!(client.journal(&vol).await.len(), before, "nothing was journaled");
-    let (s, _) = client.read(&vol, "/down.bin").await;
-    assert_eq!(s, 404);
+    assert!(client.read(&vol, "/down.bin").await.unwrap_err().is_not_found());
 
     tracing::info!("--- back up: writes succeed again");
     let _s3 = S3::start(root.path(), port).await;
-    assert!(client.write(&vol, "/after.bin", vec![2u8; 200_000]).await.unwrap().is_success());
+    assert!(client.write(&vol, "/after.bin", vec![2u8; 200_000]).await.unwrap().written);
 }

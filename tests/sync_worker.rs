@@ -23,9 +23,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{show, Client, Server};
+use common::{show, ChangesQuery, Client, Server};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use tideline_client::types::wire::{AppendRequest, FileInfo, ReplicaChange, ReplicaRequest, VolumeRequest};
+use tideline_client::types::{AccessMode, ConflictStatus, FileType, Reason};
 use tideline_test_support::wait_until;
 
 /// `sync attach` does the initial sync in the foreground; a big one may take a while in debug.
@@ -221,42 +223,14 @@ impl Remote {
         let server = Server::start_with(data.path(), &args);
         let c = Client::for_team(&server.url, team).await;
         // Two laptops write to it: RWX (an RWO volume gives the write lease to one replica).
-        let r: Value = c
-            .http
-            .post(format!("{}/api/v1/sandboxvolumes", c.url))
-            .bearer_auth(&c.token)
-            .json(&json!({ "access_mode": "RWX" }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let vol = r["data"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_string();
-        assert_eq!(r["data"]["access_mode"], "RWX", "{r}");
-        Remote { _server: server, _data: data, c, vol }
+        let vol = c.api.create_volume(&VolumeRequest::with_access_mode(AccessMode::Rwx)).await.unwrap();
+        assert_eq!(vol.access_mode, AccessMode::Rwx, "{vol:?}");
+        Remote { _server: server, _data: data, c, vol: vol.id }
     }
 
-    fn url(&self, rest: &str) -> String {
-        format!("{}/api/v1/sandboxvolumes/{}{rest}", self.c.url, self.vol)
-    }
-
-    async fn list(&self, dir: &str) -> Result<Vec<Value>, String> {
-        let resp = self
-            .c
-            .http
-            .get(self.url("/files/list"))
-            .query(&[("path", dir)])
-            .bearer_auth(&self.c.token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let v: Value = resp.json().await.map_err(|e| e.to_string())?;
-        if !status.is_success() {
-            return Err(format!("list {dir}: {status}: {v}"));
-        }
-        Ok(v["data"]["entries"].as_array().cloned().unwrap_or_default())
+    async fn list(&self, dir: &str) -> Result<Vec<FileInfo>, String> {
+        let list = self.c.api.list_dir(&self.vol, dir).await.map_err(|e| format!("list {dir}: {e}"))?;
+        Ok(list.entries)
     }
 
     /// The whole namespace, walked through the files API.
@@ -265,20 +239,15 @@ impl Remote {
         let mut dirs = vec!["/".to_string()];
         while let Some(dir) = dirs.pop() {
             for e in self.list(&dir).await? {
-                let path = e["path"].as_str().ok_or_else(|| format!("entry without path: {e}"))?.to_string();
-                let mode = u32::from_str_radix(e["mode"].as_str().unwrap_or("?"), 8)
-                    .map_err(|_| format!("{path}: mode {}", e["mode"]))?
-                    & 0o777;
-                match e["type"].as_str() {
-                    Some("dir") => {
+                let path = e.path.clone();
+                let mode = u32::from_str_radix(&e.mode, 8).map_err(|_| format!("{path}: mode {}", e.mode))? & 0o777;
+                match e.kind {
+                    FileType::Dir => {
                         out.insert(path.clone(), Node::Dir { mode });
                         dirs.push(path);
                     }
-                    Some("file") => {
-                        let (status, data) = self.c.read(&self.vol, &path).await;
-                        if !status.is_success() {
-                            return Err(format!("read {path}: {status}"));
-                        }
+                    FileType::File => {
+                        let data = self.c.read(&self.vol, &path).await.map_err(|e| format!("read {path}: {e}"))?;
                         out.insert(path, Node::File { sha256: sha256(&data), size: data.len() as u64, mode });
                     }
                     other => {
@@ -291,65 +260,43 @@ impl Remote {
     }
 
     async fn read(&self, path: &str) -> Option<Vec<u8>> {
-        let (status, data) = self.c.read(&self.vol, path).await;
-        status.is_success().then_some(data)
+        self.c.read(&self.vol, path).await.ok()
     }
 
     async fn write(&self, path: &str, data: &[u8]) {
-        let status = self.c.write(&self.vol, path, data.to_vec()).await.unwrap();
-        assert!(status.is_success(), "files API write {path}: {status}");
+        let written = self.c.write(&self.vol, path, data.to_vec()).await;
+        assert!(written.is_ok(), "files API write {path}: {written:?}");
     }
 
-    /// Conflicts through the API (`status` may be empty for all).
+    /// Conflicts through the API (`status` may be empty for all), as JSON values.
     async fn conflicts(&self, status: &str) -> Vec<Value> {
-        let q = if status.is_empty() { String::new() } else { format!("?status={status}") };
-        let data = self.c.get_json(&format!("/api/v1/sandboxvolumes/{}/sync/conflicts{q}", self.vol)).await.unwrap();
-        data["conflicts"].as_array().unwrap().clone()
+        let status = (!status.is_empty()).then(|| status.parse::<ConflictStatus>().unwrap());
+        let list = self.c.api.conflicts(&self.vol, status, None).await.unwrap();
+        list.conflicts.iter().map(|c| serde_json::to_value(c).unwrap()).collect()
     }
 
+    /// The whole journal, as JSON values.
     async fn journal(&self) -> Vec<Value> {
-        self.c.journal(&self.vol).await
+        self.c.journal(&self.vol).await.iter().map(|e| serde_json::to_value(e).unwrap()).collect()
     }
 
     async fn head(&self) -> u64 {
-        let data = self.c.get_json(&format!("/api/v1/sandboxvolumes/{}/sync/changes?after=0&limit=1", self.vol)).await;
-        data.unwrap()["head_seq"].as_u64().unwrap()
+        self.c.api.changes(&self.vol, &ChangesQuery::page(0, 1)).await.unwrap().head_seq
     }
 
     /// Registers a replica of our own (not a worker) and returns the head.
     async fn register(&self, rid: &str) -> u64 {
-        let resp = self
-            .c
-            .http
-            .put(self.url(&format!("/sync/replicas/{rid}")))
-            .bearer_auth(&self.c.token)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap();
-        assert!(status.is_success(), "register {rid}: {status}: {v}");
-        v["data"]["head_seq"].as_u64().unwrap()
+        let r = self.c.api.put_replica(&self.vol, rid, &ReplicaRequest::default()).await;
+        r.unwrap_or_else(|e| panic!("register {rid}: {e}")).head_seq
     }
 
-    /// One replica append; the response's `data`.
-    async fn append(&self, rid: &str, request_id: &str, base_seq: u64, changes: Vec<Value>) -> Value {
-        let body = json!({ "request_id": request_id, "base_seq": base_seq, "changes": changes });
-        let resp = self
-            .c
-            .http
-            .post(self.url(&format!("/sync/replicas/{rid}/changes")))
-            .bearer_auth(&self.c.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap();
-        assert!(status.is_success(), "append {request_id}: {status}: {v}");
-        assert_eq!(v["data"]["conflicts"], json!([]), "append {request_id}");
-        v["data"].clone()
+    /// One replica append that must not conflict; the new head.
+    async fn append(&self, rid: &str, request_id: &str, base_seq: u64, changes: Vec<ReplicaChange>) -> u64 {
+        let req = AppendRequest { request_id: request_id.into(), base_seq, changes };
+        let answer = self.c.api.append(&self.vol, rid, &req).await;
+        let answer = answer.unwrap_or_else(|e| panic!("append {request_id}: {e}"));
+        assert!(answer.conflicts.is_empty(), "append {request_id}: {:?}", answer.conflicts);
+        answer.head_seq
     }
 
     /// Every local directory in `dirs` holds exactly the volume's tree; that tree.
@@ -883,32 +830,32 @@ async fn sigkill_mid_apply_converges() {
         let change = if i % 40 == 39 && model.contains_key(&order[i - 20]) {
             let p = order[i - 20].clone();
             model.remove(&p);
-            json!({ "event_type": "remove", "path": p })
+            ReplicaChange::remove(p)
         } else if i % 40 == 19 && model.contains_key(&order[i - 10]) {
             let from = order[i - 10].clone();
             let to = format!("/bulk/renamed/r{i}.bin");
             let data = model.remove(&from).unwrap();
             model.insert(to.clone(), data);
             order[i - 10] = to.clone();
-            json!({ "event_type": "rename", "old_path": from, "path": to })
+            ReplicaChange::rename(from, to)
         } else if i % 10 == 5 && model.contains_key(&order[i - 5]) {
             let p = order[i - 5].clone();
             let data = common::content(i + 7919);
             model.insert(p.clone(), data.clone());
-            json!({ "event_type": "write", "path": p, "content_base64": b64(&data) })
+            ReplicaChange::write(p, b64(&data))
         } else {
             let p = format!("/bulk/d{:02}/f{i:04}.bin", i % 20);
             // Every 50th is large enough for the object store; a few more larger ones so
             // applying takes long enough to be interrupted.
             let data = if i % 7 == 0 { vec![(i % 251) as u8; 40 * 1024 + i] } else { common::content(i) };
             model.insert(p.clone(), data.clone());
-            json!({ "event_type": "write", "path": p, "content_base64": b64(&data) })
+            ReplicaChange::write(p, b64(&data))
         };
-        order.push(change["path"].as_str().unwrap().to_string());
+        order.push(change.path.clone().unwrap());
         changes.push(change);
     }
     for (n, batch) in changes.chunks(200).enumerate() {
-        head = remote.append("loader", &format!("bulk-{n}"), head, batch.to_vec()).await["head_seq"].as_u64().unwrap();
+        head = remote.append("loader", &format!("bulk-{n}"), head, batch.to_vec()).await;
     }
     let expected_files = model.len();
     assert_eq!(remote.head().await, head);
@@ -1272,12 +1219,10 @@ async fn below_the_retention_floor_the_worker_bootstraps_again_and_keeps_unsent_
     for i in 0..40 {
         remote.write(&format!("/new/{i:02}.txt"), format!("new {i}\n").as_bytes()).await;
     }
-    let del = remote.c.http.delete(remote.url("/files")).query(&[("path", "/old")]).bearer_auth(&remote.c.token);
-    assert!(del.send().await.unwrap().status().is_success());
-    let after = format!("/api/v1/sandboxvolumes/{}/sync/changes?after={cursor}", remote.vol);
+    assert!(remote.c.api.delete_path(&remote.vol, "/old").await.unwrap().deleted);
     wait_until("the floor to pass A's cursor", SYNC_TIMEOUT, || async {
-        match remote.c.get_json(&after).await {
-            Err(e) if e.contains("reseed") => Ok(()),
+        match remote.c.api.changes(&remote.vol, &ChangesQuery { after: cursor, ..Default::default() }).await {
+            Err(e) if e.reason() == Some(Reason::ReseedRequired) => Ok(()),
             other => Err(format!("{other:?}")),
         }
     })

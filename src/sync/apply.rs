@@ -451,7 +451,9 @@ mod tests {
 
     fn entry(event: &str, path: &str, kind: &str) -> JournalEntry {
         serde_json::from_value(serde_json::json!({
-            "seq": 9, "event_type": event, "path": path, "entry_kind": kind, "replica_id": "other"
+            "seq": 9, "event_type": event, "path": path, "entry_kind": kind, "replica_id": "other",
+            "volume_id": "vol", "team_id": "t", "source": "replica", "normalized_path": path.to_lowercase(),
+            "tombstone": false, "created_at": "2026-12-03T00:00:00.000Z"
         }))
         .unwrap()
     }
@@ -527,7 +529,9 @@ mod tests {
             let sha = local::sha256_hex(body.as_bytes());
             serde_json::from_value(serde_json::json!({
                 "seq": seq, "event_type": "write", "path": "/p", "entry_kind": "file", "replica_id": "other",
-                "content_ref": format!("sha256:{sha}"), "content_sha256": sha
+                "content_ref": format!("sha256:{sha}"), "content_sha256": sha,
+                "volume_id": "vol", "team_id": "t", "source": "replica", "normalized_path": "/p",
+                "tombstone": false, "created_at": "2026-12-03T00:00:00.000Z"
             }))
             .unwrap()
         };

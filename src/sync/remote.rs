@@ -1,55 +1,32 @@
-//! The volume side: the sync routes of one volume as the worker uses them, with the failures
-//! it must tell apart (reseed, lease expired) classified.
+//! The volume side: the sync routes of one volume as the worker uses them, through
+//! [`tideline_client`], with the failures it must tell apart (reseed, lease expired)
+//! classified by their `details.reason`.
+//!
+//! ```text
+//!  worker ─▶ Remote (volume, replica) ─▶ tideline_client::Client ─▶ server
+//!                 ◀── SyncError::{Reseed, LeaseExpired, Other(CliError)} ◀── ClientError
+//! ```
 
 use std::path::Path;
 use std::time::Duration;
 
-use futures::StreamExt;
-use reqwest::Method;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use base64::Engine;
+use serde_json::Value;
+use tideline_client::{ChangesQuery, Client, ClientError};
 use tideline_types::limits::{CONFLICTS_PAGE_MAX, SYNC_PAGE_ENTRIES};
-use tideline_types::{ConflictStatus, EntryKind, EventType, Reason};
+pub use tideline_types::wire::SyncJournalEntry as JournalEntry;
+use tideline_types::wire::{
+    AppendRequest, AppendResponse, BootstrapRequest, BootstrapResponse, ChangesPage, ConflictUpdate, ReplicaChange,
+    ReplicaRequest, SyncConflict,
+};
+use tideline_types::{ConflictStatus, Reason};
 use tokio::io::AsyncWriteExt;
 
 use super::local::Capabilities;
-use crate::volume_cli::http::{CliError, CliResult, VolumeClient, REQUEST_TIMEOUT, TRANSFER_TIMEOUT};
+use crate::volume_cli::http::{self, CliError, CliResult};
 
 /// Entries asked for per `changes` page (never more than the server serves in one).
 pub const PAGE_ENTRIES: usize = SYNC_PAGE_ENTRIES;
-
-/// A journal entry, as far as the worker reads it.
-#[derive(Clone, Debug, Deserialize)]
-pub struct JournalEntry {
-    pub seq: u64,
-    #[serde(default)]
-    pub replica_id: Option<String>,
-    pub event_type: EventType,
-    #[serde(default)]
-    pub path: String,
-    #[serde(default)]
-    pub old_path: Option<String>,
-    #[serde(default)]
-    pub entry_kind: Option<EntryKind>,
-    #[serde(default)]
-    pub mode: Option<u32>,
-    #[serde(default)]
-    pub content_ref: Option<String>,
-    #[serde(default)]
-    pub content_sha256: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Page {
-    pub head_seq: u64,
-    pub changes: Vec<JournalEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Bootstrap {
-    pub replay_after_seq: u64,
-    pub archive_download_path: String,
-}
 
 /// Why a sync call failed, as the worker reacts to it.
 #[derive(Debug)]
@@ -90,12 +67,18 @@ impl From<CliError> for SyncError {
     }
 }
 
+impl From<ClientError> for SyncError {
+    fn from(e: ClientError) -> SyncError {
+        SyncError::from(CliError::from(e))
+    }
+}
+
 pub type SyncResult<T> = Result<T, SyncError>;
 
 /// One volume's sync routes for one replica.
 #[derive(Clone)]
 pub struct Remote {
-    client: std::sync::Arc<VolumeClient>,
+    client: Client,
     volume: String,
     pub replica_id: String,
 }
@@ -103,93 +86,75 @@ pub struct Remote {
 impl Remote {
     pub fn new(server: &str, token: &str, volume: &str, replica_id: &str) -> CliResult<Remote> {
         Ok(Remote {
-            client: std::sync::Arc::new(VolumeClient::new(server, token)?),
+            client: http::connect(server, token)?,
             volume: volume.to_string(),
             replica_id: replica_id.to_string(),
         })
     }
 
-    fn path(&self, tail: &str) -> String {
-        format!("/sandboxvolumes/{}{tail}", self.volume)
-    }
-
     /// The volume itself (existence and access check).
-    pub async fn volume(&self) -> CliResult<Value> {
-        self.client.call(Method::GET, &self.path(""), &[], None).await
+    pub async fn volume(&self) -> CliResult<tideline_types::wire::SandboxVolume> {
+        Ok(self.client.get_volume(&self.volume).await?)
     }
 
     /// Registers (or renews) the replica; returns the head seq.
     pub async fn register(&self, caps: &Capabilities, root: &Path) -> SyncResult<u64> {
-        let body = json!({
-            "display_name": hostname(),
-            "platform": std::env::consts::OS,
-            "root_path": root.display().to_string(),
-            "case_sensitive": caps.case_sensitive,
-            "capabilities": caps,
-        });
-        let path = self.path(&format!("/sync/replicas/{}", self.replica_id));
-        let data = self.client.call(Method::PUT, &path, &[], Some(&body)).await?;
-        Ok(data["head_seq"].as_u64().unwrap_or(0))
+        let req = ReplicaRequest {
+            display_name: Some(hostname()),
+            platform: Some(std::env::consts::OS.to_string()),
+            root_path: Some(root.display().to_string()),
+            case_sensitive: Some(caps.case_sensitive),
+            capabilities: Some(*caps),
+        };
+        Ok(self.client.put_replica(&self.volume, &self.replica_id, &req).await?.head_seq)
     }
 
     /// One page of entries after `after`, waiting up to `wait` for the first one.
-    pub async fn changes(&self, after: u64, wait: Duration) -> SyncResult<Page> {
-        let (after, limit, wait_ms) = (after.to_string(), PAGE_ENTRIES.to_string(), wait.as_millis().to_string());
-        let req = self.client.request(Method::GET, &self.path("/sync/changes"), REQUEST_TIMEOUT + wait).query(&[
-            ("after", after.as_str()),
-            ("limit", limit.as_str()),
-            ("wait_ms", wait_ms.as_str()),
-        ]);
-        let resp = self.client.send(req).await?;
-        let v: Value = resp.json().await.map_err(|e| CliError::other(format!("read changes: {e}")))?;
-        serde_json::from_value(v["data"].clone())
-            .map_err(|e| SyncError::Other(CliError::other(format!("changes page: {e}"))))
+    pub async fn changes(&self, after: u64, wait: Duration) -> SyncResult<ChangesPage> {
+        let q = ChangesQuery { after, limit: Some(PAGE_ENTRIES), wait: Some(wait), consistency: None };
+        Ok(self.client.changes(&self.volume, &q).await?)
     }
 
-    /// Sends one batch of changes; the answer is `{head_seq, accepted, conflicts}`.
-    pub async fn append(&self, request_id: &str, base_seq: u64, changes: &[Value]) -> SyncResult<Value> {
-        let body = json!({ "request_id": request_id, "base_seq": base_seq, "changes": changes });
-        let path = self.path(&format!("/sync/replicas/{}/changes", self.replica_id));
-        let req = self.client.request(Method::POST, &path, TRANSFER_TIMEOUT).json(&body);
-        let resp = self.client.send(req).await?;
-        let v: Value = resp.json().await.map_err(|e| CliError::other(format!("read append answer: {e}")))?;
-        Ok(v["data"].clone())
+    /// Sends one batch of changes (retried by the client where safe: the request id makes it
+    /// idempotent).
+    pub async fn append(
+        &self,
+        request_id: &str,
+        base_seq: u64,
+        changes: &[ReplicaChange],
+    ) -> SyncResult<AppendResponse> {
+        let req = AppendRequest { request_id: request_id.to_string(), base_seq, changes: changes.to_vec() };
+        Ok(self.client.append(&self.volume, &self.replica_id, &req).await?)
     }
 
     /// Reports the replica's cursor (and renews its lease).
     pub async fn put_cursor(&self, seq: u64) -> SyncResult<()> {
-        let path = self.path(&format!("/sync/replicas/{}/cursor", self.replica_id));
-        self.client.call(Method::PUT, &path, &[], Some(&json!({ "last_applied_seq": seq }))).await?;
+        self.client.put_cursor(&self.volume, &self.replica_id, seq).await?;
         Ok(())
     }
 
     /// The bytes behind a content ref.
     pub async fn payload(&self, content_ref: &str) -> SyncResult<bytes::Bytes> {
-        let req = self
-            .client
-            .request(Method::GET, &self.path("/sync/replay-payload"), TRANSFER_TIMEOUT)
-            .query(&[("content_ref", content_ref)]);
-        let resp = self.client.send(req).await?;
-        Ok(resp.bytes().await.map_err(|e| CliError::other(format!("read payload {content_ref}: {e}")))?)
+        Ok(self.client.replay_payload(&self.volume, content_ref).await?)
     }
 
     /// Freezes the namespace for a bootstrap.
-    pub async fn bootstrap(&self, caps: &Capabilities) -> SyncResult<Bootstrap> {
-        let body = json!({ "case_sensitive": caps.case_sensitive, "capabilities": caps,
-                           "snapshot_name": format!("bootstrap {}", self.replica_id) });
-        let data = self.client.call(Method::POST, &self.path("/sync/bootstrap"), &[], Some(&body)).await?;
-        serde_json::from_value(data).map_err(|e| SyncError::Other(CliError::other(format!("bootstrap answer: {e}"))))
+    pub async fn bootstrap(&self, caps: &Capabilities) -> SyncResult<BootstrapResponse> {
+        let req = BootstrapRequest {
+            snapshot_name: Some(format!("bootstrap {}", self.replica_id)),
+            snapshot_description: None,
+            case_sensitive: Some(caps.case_sensitive),
+            capabilities: Some(*caps),
+        };
+        Ok(self.client.bootstrap(&self.volume, &req).await?)
     }
 
     /// Downloads the archive at `download_path` into `to`, reporting bytes as they arrive.
     pub async fn download(&self, download_path: &str, to: &Path, mut progress: impl FnMut(u64)) -> SyncResult<()> {
-        let path = download_path.strip_prefix("/api/v1").unwrap_or(download_path);
-        let resp = self.client.send(self.client.request(Method::GET, path, TRANSFER_TIMEOUT)).await?;
+        let mut body = self.client.bootstrap_archive(download_path).await?;
         let io = |e: std::io::Error| SyncError::Other(CliError::io(format!("write {}", to.display()), e));
         let mut file = tokio::fs::File::create(to).await.map_err(io)?;
-        let mut body = resp.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| CliError::other(format!("download archive: {e}")))?;
+        while let Some(chunk) = body.chunk().await.map_err(|e| CliError::reading("download archive", e))? {
             file.write_all(&chunk).await.map_err(io)?;
             progress(chunk.len() as u64);
         }
@@ -198,19 +163,26 @@ impl Remote {
     }
 
     /// The volume's conflicts with `status`, newest first (as many as one page holds).
-    pub async fn conflicts(&self, status: ConflictStatus) -> CliResult<Vec<Value>> {
-        let limit = CONFLICTS_PAGE_MAX.to_string();
-        let query = [("status", status.as_str()), ("limit", limit.as_str())];
-        let data = self.client.call(Method::GET, &self.path("/sync/conflicts"), &query, None).await?;
-        Ok(data["conflicts"].as_array().cloned().unwrap_or_default())
+    pub async fn conflicts(&self, status: ConflictStatus) -> CliResult<Vec<SyncConflict>> {
+        Ok(self.client.conflicts(&self.volume, Some(status), Some(CONFLICTS_PAGE_MAX)).await?.conflicts)
     }
 
     /// Marks one conflict `resolved` or `ignored`.
-    pub async fn mark(&self, conflict_id: &str, status: ConflictStatus) -> CliResult<Value> {
-        let path = self.path(&format!("/sync/conflicts/{conflict_id}"));
-        let body = json!({ "status": status, "resolution": "marked with tideline sync conflicts mark" });
-        self.client.call(Method::PUT, &path, &[], Some(&body)).await
+    pub async fn mark(&self, conflict_id: &str, status: ConflictStatus) -> CliResult<SyncConflict> {
+        let req =
+            ConflictUpdate { status, resolution: Some("marked with tideline sync conflicts mark".into()), note: None };
+        Ok(self.client.update_conflict(&self.volume, conflict_id, &req).await?)
     }
+}
+
+/// A file's content as an append carries it.
+pub fn content_base64(content: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(content)
+}
+
+/// Typed answers as JSON values, for printing (keys in the server's byte order).
+pub fn to_values<T: serde::Serialize>(items: &[T]) -> Vec<Value> {
+    items.iter().map(|i| serde_json::to_value(i).unwrap_or(Value::Null)).collect()
 }
 
 fn hostname() -> String {
@@ -219,12 +191,13 @@ fn hostname() -> String {
 
 #[cfg(test)]
 mod tests {
-    use reqwest::StatusCode;
+    use serde_json::json;
+    use tideline_client::StatusCode;
 
     use super::*;
 
     fn answer(status: StatusCode, body: Value) -> SyncError {
-        SyncError::from(CliError::from_answer(status, body.to_string().as_bytes()))
+        SyncError::from(ClientError::refused(status, body.to_string().as_bytes()))
     }
 
     #[test]

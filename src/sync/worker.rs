@@ -17,13 +17,12 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
-use base64::Engine;
 use notify::{RecursiveMode, Watcher};
-use serde_json::{json, Value};
 use tideline_types::limits::{
     FILE_BYTES_MAX, SYNC_BATCH_CHANGES_MAX as BATCH_CHANGES_MAX, SYNC_BATCH_CONTENT_BYTES_MAX, SYNC_LEASE_RENEW_MS,
     SYNC_LONG_POLL_MS,
 };
+use tideline_types::wire::{ChangesPage, ReplicaChange};
 use tideline_types::{ConflictStatus, EntryKind, EventType};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -35,7 +34,7 @@ use super::index::{rekey, Index, Kind, Update};
 use super::init::{self, InitFrom, Outcome, Policy};
 use super::local::{self, local_path, Capabilities, Meta, TMP_PREFIX};
 use super::plan::{self, Change};
-use super::remote::{Page, Remote, SyncError, SyncResult, PAGE_ENTRIES};
+use super::remote::{content_base64, Remote, SyncError, SyncResult, PAGE_ENTRIES};
 use super::status::{LocalConflict, Status};
 use crate::volume_cli::http::{CliError, ErrorKind};
 use crate::volume_cli::progress;
@@ -87,9 +86,9 @@ pub struct Worker {
 
 /// One change as sent: its place in the batch, its wire form, and the index update it makes
 /// once accepted.
-type Sent = (usize, Value, Option<Update>);
+type Sent = (usize, ReplicaChange, Option<Update>);
 
-type PullFuture = Pin<Box<dyn Future<Output = (u64, SyncResult<Page>)> + Send>>;
+type PullFuture = Pin<Box<dyn Future<Output = (u64, SyncResult<ChangesPage>)> + Send>>;
 
 fn pull(remote: Remote, after: u64, wait: Duration, delay: Duration) -> PullFuture {
     Box::pin(async move {
@@ -268,10 +267,11 @@ impl Worker {
             }
             let (v, update) = match c {
                 Change::MkDir { path, meta } => (
-                    json!({
-                        "event_type": EventType::Create, "path": path, "entry_kind": EntryKind::Directory,
-                        "mode": meta.mode,
-                    }),
+                    ReplicaChange {
+                        entry_kind: Some(EntryKind::Directory),
+                        mode: Some(meta.mode),
+                        ..ReplicaChange::at(EventType::Create, path)
+                    },
                     Some((path.clone(), Some(meta.entry(None)))),
                 ),
                 Change::Write { path, create, .. } => {
@@ -295,24 +295,24 @@ impl Worker {
                     }
                     bytes += content.len() as u64;
                     let sha = local::sha256_hex(&content);
-                    let v = json!({
-                        "event_type": if *create { EventType::Create } else { EventType::Write },
-                        "path": path, "entry_kind": EntryKind::File, "mode": meta.mode,
-                        "content_base64": base64::engine::general_purpose::STANDARD.encode(&content),
-                        "content_sha256": sha, "size_bytes": content.len(),
-                    });
+                    let v = ReplicaChange {
+                        entry_kind: Some(EntryKind::File),
+                        mode: Some(meta.mode),
+                        content_base64: Some(content_base64(&content)),
+                        content_sha256: Some(sha.clone()),
+                        size_bytes: Some(content.len() as u64),
+                        ..ReplicaChange::at(if *create { EventType::Create } else { EventType::Write }, path)
+                    };
                     (v, Some((path.clone(), Some(meta.entry(Some(sha))))))
                 }
                 Change::Chmod { path, meta } => {
                     let mut e = self.index.get(path).cloned().unwrap_or_else(|| meta.entry(None));
                     e.mode = meta.mode;
-                    let v = json!({"event_type": EventType::Chmod, "path": path, "mode": meta.mode});
+                    let v = ReplicaChange { mode: Some(meta.mode), ..ReplicaChange::at(EventType::Chmod, path) };
                     (v, Some((path.clone(), Some(e))))
                 }
-                Change::Rename { from, to } => {
-                    (json!({"event_type": EventType::Rename, "old_path": from, "path": to}), None)
-                }
-                Change::Remove { path } => (json!({"event_type": EventType::Remove, "path": path}), None),
+                Change::Rename { from, to } => (ReplicaChange::rename(from, to), None),
+                Change::Remove { path } => (ReplicaChange::remove(path), None),
             };
             wire.push((n, v, update));
         }
@@ -325,13 +325,14 @@ impl Worker {
             return Ok(());
         }
         let request_id = format!("{:032x}", rand::random::<u128>());
-        let changes: Vec<Value> = wire.iter().map(|(_, v, _)| v.clone()).collect();
+        let changes: Vec<ReplicaChange> = wire.iter().map(|(_, v, _)| v.clone()).collect();
         let mut attempt = 0;
         let answer = loop {
             match self.remote.append(&request_id, self.index.cursor(), &changes).await {
                 Ok(a) => break a,
                 Err(SyncError::LeaseExpired) => self.register().await?,
-                // The same request id and payload are answered once: retrying is safe.
+                // The same request id and payload are answered once: retrying is safe. The client
+                // already retried a 503 or a refused connection; this also covers a timeout.
                 Err(SyncError::Other(e)) if e.kind == ErrorKind::Unavailable && attempt < 4 => {
                     attempt += 1;
                     sleep(RETRY_AFTER * attempt).await;
@@ -339,18 +340,16 @@ impl Worker {
                 Err(e) => return Err(e),
             }
         };
-        let conflicts = answer["conflicts"].as_array().cloned().unwrap_or_default();
+        let conflicts = answer.conflicts;
         let conflicted = |p: &str| {
             conflicts.iter().any(|c| {
-                c["incoming_path"].as_str() == Some(p)
-                    || c["path"].as_str() == Some(p)
-                    || c["incoming_old_path"].as_str() == Some(p)
+                c.incoming_path.as_deref() == Some(p) || c.path == p || c.incoming_old_path.as_deref() == Some(p)
             })
         };
         for (n, v, update) in wire {
             let c = &batch[n];
             if conflicted(c.path()) {
-                if let (Change::Write { path, .. }, Some(sha)) = (c, v["content_sha256"].as_str()) {
+                if let (Change::Write { path, .. }, Some(sha)) = (c, v.content_sha256.as_deref()) {
                     self.rejected.insert(path.clone(), sha.to_string());
                 }
                 continue;
@@ -367,10 +366,7 @@ impl Worker {
             for c in &conflicts {
                 self.note(format!(
                     "{CONFLICT_NOTE}{} ({}): your version is kept as {}; uploads pause until `tideline sync conflicts mark {}`",
-                    c["path"].as_str().unwrap_or(""),
-                    c["reason"].as_str().unwrap_or(""),
-                    c["artifact_path"].as_str().unwrap_or("(nothing to keep)"),
-                    c["path"].as_str().unwrap_or("")
+                    c.path, c.reason, c.artifact_path, c.path
                 ));
             }
             self.paused = true;
@@ -380,7 +376,7 @@ impl Worker {
     }
 
     /// Applies a page; returns whether more entries are waiting.
-    async fn on_page(&mut self, page: Page) -> SyncResult<bool> {
+    async fn on_page(&mut self, page: ChangesPage) -> SyncResult<bool> {
         self.head = page.head_seq;
         if page.changes.is_empty() {
             return Ok(false);
@@ -443,7 +439,7 @@ impl Worker {
     /// Resumes uploads once no conflict this replica caused is open.
     async fn check_conflicts(&mut self) -> SyncResult<()> {
         let open = self.remote.conflicts(ConflictStatus::Open).await?;
-        let mine = open.iter().filter(|c| c["replica_id"].as_str() == Some(self.remote.replica_id.as_str())).count();
+        let mine = open.iter().filter(|c| c.replica_id.as_deref() == Some(self.remote.replica_id.as_str())).count();
         self.open_conflicts = mine;
         if mine == 0 && self.paused {
             tracing::info!("conflicts resolved: uploads resume");

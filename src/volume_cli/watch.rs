@@ -12,17 +12,20 @@ use tideline_types::{WatchAction, WatchMessageType};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use super::http::{CliError, CliResult, ErrorKind, VolumeClient};
+use tideline_client::{Client, ClientError};
+
+use super::http::{CliError, CliResult, ErrorKind};
 
 pub async fn watch(
-    client: &VolumeClient,
-    files: &str,
+    client: &Client,
+    volume: &str,
     path: &str,
     recursive: bool,
     count: Option<u64>,
     json_lines: bool,
 ) -> CliResult<()> {
-    let (url, bearer) = client.websocket(&format!("{files}/watch"));
+    let endpoint = client.watch_endpoint(volume)?;
+    let (url, bearer) = (endpoint.url, endpoint.authorization);
     let mut req = url.as_str().into_client_request().map_err(|e| CliError::other(format!("watch URL {url}: {e}")))?;
     let auth = bearer.parse().map_err(|_| CliError::other("the token is not a valid header value"))?;
     req.headers_mut().insert("authorization", auth);
@@ -73,9 +76,9 @@ pub async fn watch(
 fn handshake_error(url: &str, e: tungstenite::Error) -> CliError {
     match e {
         tungstenite::Error::Http(resp) => {
-            let status =
-                reqwest::StatusCode::from_u16(resp.status().as_u16()).unwrap_or(reqwest::StatusCode::BAD_GATEWAY);
-            CliError::from_answer(status, resp.body().as_deref().unwrap_or_default())
+            let status = tideline_client::StatusCode::from_u16(resp.status().as_u16())
+                .unwrap_or(tideline_client::StatusCode::BAD_GATEWAY);
+            CliError::from(ClientError::refused(status, resp.body().as_deref().unwrap_or_default()))
         }
         other => CliError::new(ErrorKind::Unavailable, format!("reach {url}: {other}")),
     }

@@ -9,7 +9,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use tideline_client::types::wire::{ClusterStatus, SyncJournalEntry, TokenRequest, VolumeRequest, Written};
+#[allow(unused_imports)] // each test binary uses its own part of `common`
+pub use tideline_client::{ChangesQuery, ClientError, Consistency};
+use tideline_client::{RetryPolicy, Upload};
 #[allow(unused_imports)] // each test binary uses its own part of `common`, like the dead_code allow above
 pub use tideline_test_support::{free_ports, wait_for};
 
@@ -124,13 +127,22 @@ impl Drop for Server {
     }
 }
 
+/// A team's (or the admin's) client of one node: the typed client with retries off, so a test
+/// sees every answer as the server gave it; raw `reqwest` only where a test sends what the
+/// typed client cannot (malformed input, peer routes).
 pub struct Client {
-    pub http: reqwest::Client,
+    pub api: tideline_client::Client,
     pub url: String,
     pub token: String,
 }
 
 impl Client {
+    /// A client of `url` with `token`, every request sent once.
+    pub fn new(url: &str, token: &str) -> Client {
+        let api = tideline_client::Client::builder(url, token).retry(RetryPolicy::none()).build().unwrap();
+        Client { api, url: url.to_string(), token: token.to_string() }
+    }
+
     /// A client with a fresh all-permission token for `team`.
     pub async fn for_team(url: &str, team: &str) -> Client {
         Self::for_team_as(url, team, ADMIN).await
@@ -138,107 +150,48 @@ impl Client {
 
     /// Like [`Client::for_team`], asking with the given admin token.
     pub async fn for_team_as(url: &str, team: &str, admin: &str) -> Client {
-        let http = reqwest::Client::new();
-        let r: Value = http
-            .post(format!("{url}/api/v1/tokens"))
-            .bearer_auth(admin)
-            .json(&json!({ "team_id": team, "permissions": ["*"] }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = r["data"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_string();
-        Client { http, url: url.to_string(), token }
+        let req = TokenRequest { team_id: team.into(), permissions: vec!["*".into()], subject: None };
+        let created = Client::new(url, admin).api.create_token(&req).await.unwrap();
+        Client::new(url, &created.token)
     }
 
     pub fn with_url(&self, url: &str) -> Client {
-        Client { http: self.http.clone(), url: url.to_string(), token: self.token.clone() }
+        Client { api: self.api.with_server(url).unwrap(), url: url.to_string(), token: self.token.clone() }
     }
 
-    /// GET with this client's token; the `data` of the envelope, or the error.
-    pub async fn get_json(&self, path: &str) -> Result<Value, String> {
-        let resp = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let v: Value = resp.json().await.map_err(|e| e.to_string())?;
-        if status.is_success() {
-            Ok(v["data"].clone())
-        } else {
-            Err(format!("{status}: {v}"))
-        }
+    /// The cluster as this node sees it (admin token).
+    pub async fn cluster(&self) -> Result<ClusterStatus, ClientError> {
+        self.api.cluster_status().await
     }
 
+    /// A new volume with the server's defaults.
     pub async fn create_volume(&self) -> String {
-        let r: Value = self
-            .http
-            .post(format!("{}/api/v1/sandboxvolumes", self.url))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        r["data"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_string()
+        self.api.create_volume(&VolumeRequest::default()).await.unwrap().id
     }
 
-    pub async fn write(&self, vol: &str, path: &str, data: Vec<u8>) -> reqwest::Result<reqwest::StatusCode> {
-        let resp = self
-            .http
-            .post(format!("{}/api/v1/sandboxvolumes/{vol}/files", self.url))
-            .query(&[("path", path)])
-            .bearer_auth(&self.token)
-            .body(data)
-            .send()
-            .await?;
-        Ok(resp.status())
+    pub async fn write(&self, vol: &str, path: &str, data: Vec<u8>) -> Result<Written, ClientError> {
+        self.api.write_file(vol, path, Upload::bytes(data)).await
     }
 
-    pub async fn read(&self, vol: &str, path: &str) -> (reqwest::StatusCode, Vec<u8>) {
-        let resp = self
-            .http
-            .get(format!("{}/api/v1/sandboxvolumes/{vol}/files", self.url))
-            .query(&[("path", path)])
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap();
-        (resp.status(), resp.bytes().await.unwrap().to_vec())
+    pub async fn read(&self, vol: &str, path: &str) -> Result<Vec<u8>, ClientError> {
+        Ok(self.api.read_file(vol, path).await?.to_vec())
     }
 
     /// The whole journal, paged.
-    pub async fn journal(&self, vol: &str) -> Vec<Value> {
-        self.journal_with(vol, "linearizable").await
+    pub async fn journal(&self, vol: &str) -> Vec<SyncJournalEntry> {
+        self.journal_with(vol, Consistency::Linearizable).await
     }
 
-    /// The whole journal as this node has applied it (`consistency=local`).
-    pub async fn journal_with(&self, vol: &str, consistency: &str) -> Vec<Value> {
+    /// The whole journal as this node has applied it (`Consistency::Local`).
+    pub async fn journal_with(&self, vol: &str, consistency: Consistency) -> Vec<SyncJournalEntry> {
         let mut out = Vec::new();
         loop {
-            let after = out.len().to_string();
-            let r: Value = self
-                .http
-                .get(format!("{}/api/v1/sandboxvolumes/{vol}/sync/changes", self.url))
-                .query(&[("after", after.as_str()), ("limit", "2048"), ("consistency", consistency)])
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let page = r["data"]["changes"].as_array().unwrap_or_else(|| panic!("{r}")).clone();
-            if page.is_empty() {
+            let q = ChangesQuery { consistency: Some(consistency), ..ChangesQuery::page(out.len() as u64, 2048) };
+            let page = self.api.changes(vol, &q).await.unwrap_or_else(|e| panic!("journal of {vol}: {e}"));
+            if page.changes.is_empty() {
                 return out;
             }
-            out.extend(page);
+            out.extend(page.changes);
         }
     }
 }

@@ -6,7 +6,8 @@
 //!          ConflictStatus, Source, ErrorCode, Reason (an error's details.reason),
 //!          WatchAction, WatchMessageType — parsed at the edge, written as today's strings
 //!  wire    the JSON shapes of the HTTP API (docs/API.md): SandboxVolume, FileInfo,
-//!          SyncJournalEntry, SyncReplica, SyncConflict, Snapshot, the envelopes
+//!          SyncJournalEntry, SyncReplica, SyncConflict, Snapshot, the envelopes; with the
+//!          request bodies (`requests`) and the hand-built answers (`answers`) re-exported
 //!  limits  the bounds both sides rely on (body sizes, page sizes, leases), tied together by
 //!          compile-time assertions
 //!  path, portability, conflict_path
@@ -17,11 +18,13 @@
 //! No RocksDB, no tokio, no HTTP: storage records are converted into these shapes by the
 //! `api` crate, at the boundary.
 
+pub mod answers;
 pub mod conflict_path;
 pub mod domain;
 pub mod limits;
 pub mod path;
 pub mod portability;
+pub mod requests;
 pub mod wire;
 
 pub use domain::{

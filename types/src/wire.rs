@@ -10,7 +10,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::answers::*;
 use crate::domain::{AccessMode, ConflictStatus, EntryKind, ErrorCode, EventType, FileType, Source};
+pub use crate::requests::*;
 
 /// A volume (`SandboxVolume`).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -15,9 +15,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use futures::TryStreamExt;
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
-use tideline_benches::{chain, excerpt, exit, ms, post_json, seed_with_appends, team_volume};
+use tideline_benches::{client, exit, ms, seed_with_appends, team_volume};
+use tideline_client::types::wire::{BootstrapRequest, BootstrapResponse, SnapshotRequest, VolumeRequest};
+use tideline_client::{Client, Upload};
 
 const FILES_MAX: u64 = 2_000_000;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
@@ -39,42 +41,25 @@ struct Args {
 }
 
 /// Writes small files to `volume` until `until`, recording each write's latency.
-async fn writer(
-    http: reqwest::Client,
-    base: String,
-    token: String,
-    volume: String,
-    until: Instant,
-) -> Result<Histogram<u64>> {
+async fn writer(c: Client, volume: String, until: Instant) -> Result<Histogram<u64>> {
     let never = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    writer_until(http, base, token, volume, until, never).await
+    writer_until(c, volume, until, never).await
 }
 
 /// Like [`writer`], also stopping once `stop` is set.
 async fn writer_until(
-    http: reqwest::Client,
-    base: String,
-    token: String,
+    c: Client,
     volume: String,
     until: Instant,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<Histogram<u64>> {
     let mut h = Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)?;
-    let url = format!("{base}/api/v1/sandboxvolumes/{volume}/files");
     let mut n = 0u64;
     while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let t = Instant::now();
-        let resp = http
-            .post(&url)
-            .query(&[("path", format!("/w/{}", n % 512))])
-            .bearer_auth(&token)
-            .body(vec![1u8; 64])
-            .send()
-            .await;
-        let resp = resp.map_err(|e| anyhow::anyhow!("write {n}: {}", chain(&e)))?;
-        if !resp.status().is_success() {
-            bail!("write {n}: {}: {}", resp.status(), excerpt(&resp.text().await.unwrap_or_default()));
-        }
+        c.write_file(&volume, &format!("/w/{}", n % 512), Upload::bytes(vec![1u8; 64]))
+            .await
+            .with_context(|| format!("write {n}"))?;
         h.saturating_record((t.elapsed().as_micros() as u64).max(1));
         n += 1;
     }
@@ -95,28 +80,24 @@ async fn run(args: Args) -> Result<()> {
     if args.files == 0 || args.files > FILES_MAX {
         bail!("--files must be in 1..={FILES_MAX}");
     }
-    let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build()?;
-    let base = args.server.trim_end_matches('/').to_string();
-    let (token, frozen) = team_volume(&http, &base, &args.admin_token, "bench-bootstrap").await?;
-    let other = post_json(&http, &format!("{base}/api/v1/sandboxvolumes"), &token, &json!({})).await?;
-    let other = other["id"].as_str().context("volume id")?.to_string();
+    let admin = client(&args.server, &args.admin_token, REQUEST_TIMEOUT)?;
+    let (c, frozen) = team_volume(&admin, "bench-bootstrap").await?;
+    let other = c.create_volume(&VolumeRequest::default()).await.context("create the written volume")?.id;
 
     let t = Instant::now();
-    seed_with_appends(&http, &base, &token, &frozen, args.files).await.context("seeding")?;
+    seed_with_appends(&c, &frozen, args.files).await.context("seeding")?;
     println!("seed files={} seconds={:.1}", args.files, t.elapsed().as_secs_f64());
 
     let phase = Duration::from_secs(args.seconds);
-    let baseline = writer(http.clone(), base.clone(), token.clone(), other.clone(), Instant::now() + phase).await?;
+    let baseline = writer(c.clone(), other.clone(), Instant::now() + phase).await?;
 
     let until = Instant::now() + phase;
-    let during = tokio::spawn(writer(http.clone(), base.clone(), token.clone(), other.clone(), until));
+    let during = tokio::spawn(writer(c.clone(), other.clone(), until));
     let mut freezes = Vec::new();
-    let mut last: Option<Value> = None;
+    let mut last: Option<BootstrapResponse> = None;
     while Instant::now() < until {
         let t = Instant::now();
-        let data =
-            post_json(&http, &format!("{base}/api/v1/sandboxvolumes/{frozen}/sync/bootstrap"), &token, &json!({}))
-                .await?;
+        let data = c.bootstrap(&frozen, &BootstrapRequest::default()).await.context("bootstrap")?;
         freezes.push(t.elapsed().as_secs_f64());
         last = Some(data);
     }
@@ -124,14 +105,9 @@ async fn run(args: Args) -> Result<()> {
     let last = last.context("no bootstrap completed")?;
 
     let t = Instant::now();
-    let archive = http
-        .get(format!("{base}{}", last["archive_download_path"].as_str().context("archive path")?))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .error_for_status()?
-        .bytes()
-        .await?;
+    let archive = c.bootstrap_archive(&last.archive_download_path).await.context("download the archive")?;
+    let archive: Vec<u8> =
+        archive.into_stream().map_ok(|b| b.to_vec()).try_concat().await.context("read the archive")?;
     let archive_s = t.elapsed().as_secs_f64();
 
     let mean = freezes.iter().sum::<f64>() / freezes.len() as f64;
@@ -139,7 +115,7 @@ async fn run(args: Args) -> Result<()> {
         "bootstrap files={} runs={} mean_s={mean:.2} replay_after_seq={} archive_s={archive_s:.2} archive_bytes={}",
         args.files,
         freezes.len(),
-        last["replay_after_seq"],
+        last.replay_after_seq,
         archive.len()
     );
     println!("writes baseline        {}", summary(&baseline));
@@ -152,27 +128,17 @@ async fn run(args: Args) -> Result<()> {
 
     // Restore: snapshot the namespace, remove every top-level directory, restore all files back
     // while the writer keeps going on the other volume.
-    let vol_url = format!("{base}/api/v1/sandboxvolumes/{frozen}");
-    let snap = post_json(&http, &format!("{vol_url}/snapshots"), &token, &json!({ "name": "bench" })).await?;
-    let sid = snap["id"].as_str().context("snapshot id")?.to_string();
+    let snap = c.create_snapshot(&frozen, &SnapshotRequest { name: "bench".into(), description: None }).await?;
     for d in 0..100 {
-        let resp = http
-            .delete(format!("{vol_url}/files"))
-            .query(&[("path", format!("/d{d}"))])
-            .bearer_auth(&token)
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!("remove /d{d}: {}", resp.status());
-        }
+        c.delete_path(&frozen, &format!("/d{d}")).await.with_context(|| format!("remove /d{d}"))?;
     }
     let until = Instant::now() + Duration::from_secs(3600);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
-    let (h2, b2, t2, o2) = (http.clone(), base.clone(), token.clone(), other.clone());
-    let during = tokio::spawn(async move { writer_until(h2, b2, t2, o2, until, flag).await });
+    let (c2, o2) = (c.clone(), other.clone());
+    let during = tokio::spawn(async move { writer_until(c2, o2, until, flag).await });
     let t = Instant::now();
-    post_json(&http, &format!("{vol_url}/snapshots/{sid}/restore"), &token, &json!({})).await?;
+    c.restore_snapshot(&frozen, &snap.id).await.context("restore")?;
     let restore_s = t.elapsed().as_secs_f64();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let during = during.await.context("writer panicked")??;

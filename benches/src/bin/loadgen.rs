@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use tideline_benches::{chain, excerpt, exit, ms, team_volume};
+use tideline_benches::{exit, ms, team_volume};
+use tideline_client::{Client, RetryPolicy, Timeouts, Upload};
 
 /// The API's ceiling on a file written through the files API.
 const FILE_BYTES_MAX: u64 = 100 * 1024 * 1024;
@@ -136,9 +137,22 @@ impl Plan {
     }
 }
 
-/// Creates the run's team token (shown once by the server) and its volume.
-async fn setup(http: &reqwest::Client, plan: &Plan, admin_token: &str) -> Result<(String, String)> {
-    team_volume(http, &plan.servers[0], admin_token, "loadgen").await
+/// Creates the run's team token (shown once by the server) and its volume; the team's client
+/// of every server (one connection pool), in `--server` order.
+async fn setup(plan: &Plan, admin_token: &str) -> Result<(Vec<Client>, String)> {
+    let timeouts = Timeouts {
+        connect: plan.request_timeout.min(Duration::from_secs(5)),
+        request: plan.request_timeout,
+        transfer: plan.request_timeout,
+    };
+    let admin = Client::builder(&plan.servers[0], admin_token)
+        .timeouts(timeouts)
+        .retry(RetryPolicy::none())
+        .build()
+        .context("building the HTTP client")?;
+    let (team, volume) = team_volume(&admin, "loadgen").await?;
+    let clients = plan.servers.iter().map(|s| team.with_server(s)).collect::<Result<Vec<_>, _>>()?;
+    Ok((clients, volume))
 }
 
 /// Why one write failed.
@@ -151,9 +165,9 @@ enum Failure {
 
 /// State every client shares.
 struct Shared {
-    http: reqwest::Client,
+    /// The team's client of each server, in `--server` order.
+    servers: Vec<Client>,
     plan: Plan,
-    token: String,
     volume: String,
     /// Round-robin cursor over `plan.servers`.
     next_server: AtomicU64,
@@ -191,27 +205,15 @@ impl Shared {
 
     /// One write; `Ok(())` iff the server answered 2xx.
     async fn write(&self, client: usize, n: u64) -> Result<(), Failure> {
-        let i = self.next_server.fetch_add(1, Ordering::Relaxed) as usize % self.plan.servers.len();
-        let url = format!("{}/api/v1/sandboxvolumes/{}/files", self.plan.servers[i], self.volume);
+        let i = self.next_server.fetch_add(1, Ordering::Relaxed) as usize % self.servers.len();
+        let server = &self.servers[i];
         let path = format!("/loadgen/c{client}/f{n}");
-        let resp = self
-            .http
-            .post(&url)
-            .query(&[("path", path.as_str())])
-            .bearer_auth(&self.token)
-            .body(body(client, n, self.plan.size))
-            .send()
-            .await
-            .map_err(|e| Failure::Transport(format!("POST {url}?path={path}: {}", chain(&e))))?;
-        let status = resp.status();
-        // Read the body in every case so the connection can be reused.
-        let text = resp.text().await.map_err(|e| {
-            Failure::Transport(format!("POST {url}?path={path}: {status}, reading body: {}", chain(&e)))
-        })?;
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(Failure::Status(format!("POST {url}?path={path}: {status}: {}", excerpt(&text))))
+        match server.write_file(&self.volume, &path, Upload::bytes(body(client, n, self.plan.size))).await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.status {
+                Some(status) => Err(Failure::Status(format!("write {path} at {}: {status}: {e}", server.server()))),
+                None => Err(Failure::Transport(format!("write {path} at {}: {e}", server.server()))),
+            },
         }
     }
 
@@ -259,14 +261,7 @@ impl Shared {
 
 async fn run(args: Args) -> Result<()> {
     let plan = Plan::from_args(&args)?;
-    let http = reqwest::Client::builder()
-        .timeout(plan.request_timeout)
-        .connect_timeout(plan.request_timeout.min(Duration::from_secs(5)))
-        .pool_max_idle_per_host(plan.clients)
-        .tcp_nodelay(true)
-        .build()
-        .context("building the HTTP client")?;
-    let (token, volume) = setup(&http, &plan, &args.admin_token).await?;
+    let (servers, volume) = setup(&plan, &args.admin_token).await?;
     eprintln!(
         "loadgen: volume {volume} on {} server(s); {} clients, {} bytes per file, warmup {:.1}s, measuring {:.1}s{}",
         plan.servers.len(),
@@ -284,9 +279,8 @@ async fn run(args: Args) -> Result<()> {
     let hard_stop = plan.warmup + plan.measure + plan.request_timeout + Duration::from_secs(5);
     let (clients, size) = (plan.clients, plan.size);
     let shared = Arc::new(Shared {
-        http,
+        servers,
         plan,
-        token,
         volume,
         next_server: AtomicU64::new(0),
         claimed: AtomicU64::new(0),

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use serde_json::Value;
-use tideline_benches::{chain, excerpt, exit, ms, team_volume};
+use tideline_benches::{client, exit, ms, team_volume};
+use tideline_client::{ChangesQuery, Upload};
 
 const WRITES_MAX: u64 = 100_000;
 const POLL_WAIT_MS: u64 = 30_000;
@@ -42,34 +42,22 @@ struct Args {
     interval_ms: u64,
 }
 
-fn client() -> Result<reqwest::Client> {
-    reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().context("build http client")
-}
-
-/// Polls until it has seen seq `last`; returns when each seq was first seen.
+/// Polls until it has seen seq `last`; returns when each seq was first seen. Its own client
+/// (its own connection pool), apart from the writer's.
 async fn poll(server: String, token: String, volume: String, last: u64) -> Result<HashMap<u64, Instant>> {
-    let http = client()?;
+    let c = client(&server, &token, REQUEST_TIMEOUT)?;
     let mut seen = HashMap::new();
     let mut after = 0u64;
-    let url = format!("{server}/api/v1/sandboxvolumes/{volume}/sync/changes");
     while after < last {
-        let q = [("after", after.to_string()), ("limit", "2048".into()), ("wait_ms", POLL_WAIT_MS.to_string())];
-        let resp = http.get(&url).query(&q).bearer_auth(&token).send().await.map_err(|e| anyhow::anyhow!(chain(&e)))?;
+        let q = ChangesQuery { wait: Some(Duration::from_millis(POLL_WAIT_MS)), ..ChangesQuery::page(after, 2048) };
+        let page = c.changes(&volume, &q).await.context("long poll sync/changes")?;
         let at = Instant::now();
-        let status = resp.status();
-        let text = resp.text().await.context("read changes")?;
-        if !status.is_success() {
-            bail!("GET {url}: {status}: {}", excerpt(&text));
-        }
-        let v: Value = serde_json::from_str(&text).context("changes is not JSON")?;
-        let changes = v["data"]["changes"].as_array().context("changes without data.changes")?;
-        if changes.is_empty() {
+        if page.changes.is_empty() {
             bail!("a {POLL_WAIT_MS} ms long poll returned nothing while writes were under way");
         }
-        for e in changes {
-            let seq = e["seq"].as_u64().context("entry without seq")?;
-            seen.entry(seq).or_insert(at);
-            after = after.max(seq);
+        for e in page.changes {
+            seen.entry(e.seq).or_insert(at);
+            after = after.max(e.seq);
         }
     }
     Ok(seen)
@@ -83,28 +71,18 @@ async fn run(a: Args) -> Result<()> {
     if a.writes == 0 || a.writes > WRITES_MAX {
         bail!("--writes must be between 1 and {WRITES_MAX}");
     }
-    let server = a.server.trim_end_matches('/').to_string();
-    let http = client()?;
-    let (token, volume) = team_volume(&http, &server, &a.admin_token, "longpoll").await?;
-    let poller = tokio::spawn(poll(server.clone(), token.clone(), volume.clone(), a.writes));
+    let admin = client(&a.server, &a.admin_token, REQUEST_TIMEOUT)?;
+    let (c, volume) = team_volume(&admin, "longpoll").await?;
+    let poller = tokio::spawn(poll(a.server.clone(), c.token().to_string(), volume.clone(), a.writes));
     // Let the first poll park before writing.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut sent = Vec::with_capacity(a.writes as usize);
     let mut acked = Vec::with_capacity(a.writes as usize);
     for n in 1..=a.writes {
-        let url = format!("{server}/api/v1/sandboxvolumes/{volume}/files");
         let t0 = Instant::now();
-        let resp = http
-            .post(&url)
-            .query(&[("path", format!("/lp/{n}"))])
-            .bearer_auth(&token)
-            .body(vec![b'x'; 64])
-            .send()
-            .await;
-        let resp = resp.map_err(|e| anyhow::anyhow!(chain(&e)))?;
-        if !resp.status().is_success() {
-            bail!("write {n}: {}", resp.status());
-        }
+        c.write_file(&volume, &format!("/lp/{n}"), Upload::bytes(vec![b'x'; 64]))
+            .await
+            .with_context(|| format!("write {n}"))?;
         acked.push(Instant::now());
         sent.push(t0);
         tokio::time::sleep(Duration::from_millis(a.interval_ms)).await;

@@ -13,6 +13,10 @@
 //! later runs read F and replay the same volume (start the server on the same data dir, with
 //! `--journal-retain-entries` above --entries).
 //!
+//! Setup and seeding go through the typed client (`tideline_client`); the replay loop reads
+//! `sync/changes` pages with raw HTTP on purpose: it measures both wire framings byte for byte
+//! and times its own typed parse of each, which the client (JSON only, parse included) cannot.
+//!
 //! Bounded: at most 5 000 000 entries, 256 writers, 20 rounds; every request has a timeout.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +27,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 use prost::Message;
 use serde::Deserialize;
-use tideline_benches::{chain, excerpt, exit, seed_with_appends, team_volume};
+use tideline_benches::{chain, client, excerpt, exit, seed_with_appends, team_volume};
+use tideline_client::{Client, Upload};
 
 const ENTRIES_MAX: u64 = 5_000_000;
 const WRITERS_MAX: usize = 256;
@@ -203,20 +208,11 @@ fn parse_compact(mut body: &[u8]) -> Result<Parsed> {
     })
 }
 
-async fn seed(
-    http: &reqwest::Client,
-    server: &str,
-    token: &str,
-    volume: &str,
-    entries: u64,
-    writers: usize,
-) -> Result<()> {
+async fn seed(c: &Client, volume: &str, entries: u64, writers: usize) -> Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..writers {
-        let (http, next) = (http.clone(), next.clone());
-        let url = format!("{server}/api/v1/sandboxvolumes/{volume}/files");
-        let token = token.to_string();
+        let (c, next, volume) = (c.clone(), next.clone(), volume.to_string());
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
@@ -224,17 +220,9 @@ async fn seed(
                     return Ok::<(), anyhow::Error>(());
                 }
                 let path = format!("/seed/{}/{n}", n % 1000);
-                let resp = http
-                    .post(&url)
-                    .query(&[("path", path)])
-                    .bearer_auth(&token)
-                    .body(n.to_le_bytes().to_vec())
-                    .send()
-                    .await;
-                let resp = resp.map_err(|e| anyhow::anyhow!("seed write {n}: {}", chain(&e)))?;
-                if !resp.status().is_success() {
-                    bail!("seed write {n}: {}: {}", resp.status(), excerpt(&resp.text().await.unwrap_or_default()));
-                }
+                c.write_file(&volume, &path, Upload::bytes(n.to_le_bytes().to_vec()))
+                    .await
+                    .with_context(|| format!("seed write {n}"))?;
             }
         }));
     }
@@ -245,7 +233,7 @@ async fn seed(
 }
 
 /// The volume to replay: read from --seed-file, or created and seeded now.
-async fn volume(a: &Args, http: &reqwest::Client, server: &str) -> Result<(String, String)> {
+async fn volume(a: &Args, server: &str) -> Result<(String, String)> {
     if let Some(f) = a.seed_file.as_deref().filter(|f| f.exists()) {
         let text = std::fs::read_to_string(f).with_context(|| format!("read {}", f.display()))?;
         let mut words = text.split_whitespace();
@@ -255,13 +243,14 @@ async fn volume(a: &Args, http: &reqwest::Client, server: &str) -> Result<(Strin
         eprintln!("replay: reusing {volume} from {}", f.display());
         return Ok((token.to_string(), volume.to_string()));
     }
-    let (token, volume) = team_volume(http, server, &a.admin_token, "replay").await?;
+    let (c, volume) = team_volume(&client(server, &a.admin_token, REQUEST_TIMEOUT)?, "replay").await?;
+    let token = c.token().to_string();
     eprintln!("replay: seeding {} entries into {volume}", a.entries);
     let seeded = Instant::now();
     if a.seed_with_appends {
-        seed_with_appends(http, server, &token, &volume, a.entries).await?;
+        seed_with_appends(&c, &volume, a.entries).await?;
     } else {
-        seed(http, server, &token, &volume, a.entries, a.writers).await?;
+        seed(&c, &volume, a.entries, a.writers).await?;
     }
     let secs = seeded.elapsed().as_secs_f64();
     eprintln!("replay: seeded in {secs:.1} s ({:.0} entries/s)", a.entries as f64 / secs);
@@ -333,7 +322,7 @@ async fn run(a: Args) -> Result<()> {
     }
     let server = a.server.trim_end_matches('/').to_string();
     let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).pool_max_idle_per_host(a.writers).build()?;
-    let (token, volume) = volume(&a, &http, &server).await?;
+    let (token, volume) = volume(&a, &server).await?;
     let url = format!("{server}/api/v1/sandboxvolumes/{volume}/sync/changes");
     for _ in 0..a.rounds {
         if a.format != Format::Compact {

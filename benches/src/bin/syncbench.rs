@@ -24,8 +24,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
-use tideline_benches::{exit, ms, post_json, string_field, team_volume};
+use serde_json::Value;
+use tideline_benches::{client, exit, ms, team};
+use tideline_client::types::wire::VolumeRequest;
+use tideline_client::types::AccessMode;
 
 const FILES_MAX: u64 = 1_000_000;
 const TOTAL_MIB_MAX: u64 = 64 * 1024;
@@ -434,15 +436,13 @@ async fn run(args: Args) -> Result<()> {
     if !tideline.is_file() {
         bail!("{} is not a file", tideline.display());
     }
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
     let url = args.url.trim_end_matches('/').to_string();
-    let (token, _) = team_volume(&http, &url, &args.admin_token, "bench-sync").await?;
+    let c = team(&client(&url, &args.admin_token, Duration::from_secs(60))?, "bench-sync").await?;
+    let token = c.token().to_string();
     // RWX: with RWO the write lease would tie every upload to whichever replica registered first.
-    let rwx = json!({ "access_mode": "RWX" });
-    let data = post_json(&http, &format!("{url}/api/v1/sandboxvolumes"), &token, &rwx).await?;
-    let vol_latency = string_field(&data, "id", "creating the latency volume")?;
-    let data = post_json(&http, &format!("{url}/api/v1/sandboxvolumes"), &token, &rwx).await?;
-    let vol_attach = string_field(&data, "id", "creating the attach volume")?;
+    let rwx = VolumeRequest::with_access_mode(AccessMode::Rwx);
+    let vol_latency = c.create_volume(&rwx).await.context("creating the latency volume")?.id;
+    let vol_attach = c.create_volume(&rwx).await.context("creating the attach volume")?.id;
 
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
     let root = std::env::temp_dir().join(format!("syncbench-{}-{nanos}", std::process::id()));
