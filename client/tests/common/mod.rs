@@ -10,10 +10,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
 use serde_json::Value;
-use tideline_api::{router, AppState};
+use tideline_api::{router, AppState, Ops};
 use tideline_client::types::wire::{TokenRequest, VolumeRequest};
 use tideline_client::Client;
-use tideline_raft::{RaftNode, RaftNodeConfig};
+use tideline_raft::{RaftNode, RaftNodeConfig, SystemClock};
 use tideline_storage::{BlobStore, Db};
 
 pub const ADMIN: &str = "admin-secret";
@@ -35,7 +35,8 @@ impl Node {
         let cfg = RaftNodeConfig::single(1, addr.clone(), dir.path().join("snapshots"));
         let node = RaftNode::start(cfg, db).await.unwrap();
         let blobs = BlobStore::local(&dir.path().join("objects")).unwrap();
-        let app = router(AppState::new(node.clone(), blobs, ADMIN, "cluster-secret"));
+        let ops = Ops::new(node.clone(), blobs, Arc::new(SystemClock));
+        let app = router(AppState::new(ops, ADMIN, "cluster-secret"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         let url = format!("http://{addr}");
         let admin = Client::new(&url, ADMIN).unwrap();
