@@ -1,7 +1,8 @@
 //! The node's admin token: given (`--admin-token` / `TIDELINE_ADMIN_TOKEN`), or read from
-//! `<data-dir>/admin.token`, or generated on first start, stored there (0600) and printed once.
+//! `<data-dir>/admin.token`, or generated on first start and stored there (0600, written
+//! atomically and durably). The token itself is never printed: logs and journald keep what a
+//! process prints, so only the file's path is.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -21,25 +22,30 @@ pub fn resolve(data_dir: &Path, given: Option<String>) -> anyhow::Result<String>
     }
     let secret: [u8; 32] = rand::random();
     let token = format!("tla_{}", hex::encode(secret));
-    let tmp = data_dir.join(format!("{FILE}.tmp"));
-    {
-        let mut f = open_private(&tmp).context("create admin token file")?;
-        f.write_all(token.as_bytes()).context("write admin token file")?;
-        f.sync_all().context("sync admin token file")?;
-    }
-    std::fs::rename(&tmp, &path).context("install admin token file")?;
-    std::fs::File::open(data_dir).and_then(|d| d.sync_all()).context("sync data dir")?;
-    println!("admin token (shown once, stored in {}): {token}", path.display());
+    tideline_durable::write(&path, token.as_bytes(), 0o600).context("store the admin token")?;
+    println!("generated an admin token, stored in {} (0600)", path.display());
     Ok(token)
 }
 
-#[cfg(unix)]
-fn open_private(p: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(p)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[cfg(not(unix))]
-fn open_private(p: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(p)
+    #[test]
+    fn a_generated_token_is_stored_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = resolve(dir.path(), None).unwrap();
+        assert!(token.starts_with("tla_") && token.len() == 4 + 64, "{token}");
+        let path = dir.path().join(FILE);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), token);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert_eq!(resolve(dir.path(), None).unwrap(), token, "the stored token is read back");
+        assert_eq!(resolve(dir.path(), Some(" given ".into())).unwrap(), "given");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [FILE], "no temp file is left behind");
+    }
 }

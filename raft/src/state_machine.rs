@@ -12,6 +12,7 @@ use std::sync::Arc;
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend};
 use prost::Message;
+use tideline_durable::AtomicFile;
 use tideline_storage::{snapshot, AppliedMeta, Db, Response, StateMachine};
 
 use crate::codec::*;
@@ -41,6 +42,7 @@ impl StateMachineStore {
     /// Opens the state machine over `db`, keeping snapshot files in `dir`.
     pub fn open(db: Db, dir: &Path) -> Result<Self, tideline_storage::StorageError> {
         std::fs::create_dir_all(dir)?;
+        remove_stale_temp_files(dir)?;
         snapshot::recover_interrupted_install(&db)?;
         let sm = StateMachine::new(db);
         let mut store = StateMachineStore {
@@ -166,15 +168,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let db = self.sm.db().clone();
         let dir = self.dir.clone();
         tokio::task::spawn_blocking(move || -> Result<(), tideline_storage::StorageError> {
-            // Keep our own copy: the received handle may be a file we do not own.
-            let tmp = dir.join("install.tmp");
-            let mut copy = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&tmp)?;
+            // Keep our own copy: the received handle may be a file we do not own. It becomes
+            // current only once installed; a crash before that leaves the old one.
+            let mut copy = AtomicFile::create(&dir.join(CURRENT), 0o644)?;
             received.seek(SeekFrom::Start(0))?;
             std::io::copy(&mut received, &mut copy)?;
-            copy.sync_all()?;
-            snapshot::install(&db, &mut copy)?;
-            std::fs::rename(&tmp, dir.join(CURRENT))?;
-            sync_dir(&dir)?;
+            snapshot::install(&db, copy.file_mut())?;
+            copy.commit()?;
             Ok(())
         })
         .await
@@ -220,8 +220,20 @@ async fn open_snapshot(path: &Path) -> Result<Option<Snapshot>, StorageError> {
     Ok(Some(Snapshot { meta, snapshot: Box::new(tokio::fs::File::from_std(file)) }))
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+/// Removes what a build or an install cut short by a crash left in `dir`: an `AtomicFile`'s temp
+/// file, or the `*.tmp` files of older versions. Nothing else writes there, and nothing is
+/// building or installing while the store opens.
+fn remove_stale_temp_files(dir: &Path) -> std::io::Result<()> {
+    for item in std::fs::read_dir(dir)? {
+        let item = item?;
+        let name = item.file_name();
+        let name = name.to_string_lossy();
+        if tideline_durable::is_temp_name(&name) || name.ends_with(".tmp") {
+            tracing::info!(file = %name, "removing a snapshot temp file left by a crash");
+            std::fs::remove_file(item.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Builds snapshots off the apply task, from a RocksDB snapshot.
@@ -236,9 +248,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let db = self.db.clone();
         let dir = self.dir.clone();
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!("build-{n}.tmp"));
         tokio::task::spawn_blocking(move || -> Result<(), tideline_storage::StorageError> {
-            snapshot::build(&db, &tmp, |applied| {
+            let mut out = AtomicFile::create(&dir.join(CURRENT), 0o644)?;
+            snapshot::build(&db, &mut out, |applied| {
                 let (last_log_id, membership) = match applied {
                     None => (None, StoredMembershipRecord::default()),
                     Some(a) => (
@@ -254,8 +266,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 Ok(SnapshotHeaderRecord { last_log_id, last_membership: Some(membership), snapshot_id: id }
                     .encode_to_vec())
             })?;
-            std::fs::rename(&tmp, dir.join(CURRENT))?;
-            sync_dir(&dir)?;
+            out.commit()?;
             Ok(())
         })
         .await
@@ -264,5 +275,36 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         open_snapshot(&self.dir.join(CURRENT))
             .await?
             .ok_or_else(|| snap_err(ErrorVerb::Read, std::io::Error::other("snapshot vanished after build")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<_> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn temp_files_a_crash_left_are_swept_and_a_build_leaves_only_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let snaps = dir.path().join("snapshots");
+        std::fs::create_dir_all(&snaps).unwrap();
+        for stale in [".current.snap.4242.0.tmp", "build-3.tmp", "install.tmp"] {
+            std::fs::write(snaps.join(stale), "half a snapshot").unwrap();
+        }
+        std::fs::write(snaps.join("notes"), "not ours to remove").unwrap();
+        let db = Db::open(&dir.path().join("db")).unwrap();
+        let mut store = StateMachineStore::open(db, &snaps).unwrap();
+        assert_eq!(names(&snaps), ["notes"]);
+
+        let built = store.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        assert_eq!(names(&snaps), ["current.snap", "notes"]);
+        let current = store.get_current_snapshot().await.unwrap().expect("a current snapshot");
+        assert_eq!(current.meta.snapshot_id, built.meta.snapshot_id);
     }
 }

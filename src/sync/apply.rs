@@ -5,7 +5,8 @@
 //! that is clean (what the index recorded, or already the incoming content); a path holding an
 //! unsent local edit is moved aside under a conflict name first, so nothing is lost. The
 //! worker's own entries are skipped (the index already has them), and every change made here is
-//! recorded in the index, so the next scan never sends it back.
+//! recorded in the index, so the next scan never sends it back. What a page changed locally is
+//! made durable before the index records it ([`Unsynced`]).
 
 use std::collections::HashMap;
 use std::fs;
@@ -17,6 +18,7 @@ use super::index::{rekey, Entry, Index, Kind};
 use super::local::{self, local_path, parent, Capabilities, Meta, TMP_PREFIX};
 use super::remote::{JournalEntry, Remote, SyncError, SyncResult};
 use super::status::LocalConflict;
+use super::unsynced::Unsynced;
 use crate::volume_cli::http::CliError;
 use tideline_types::{EntryKind, EventType};
 
@@ -52,6 +54,8 @@ pub struct Applier<'a> {
     pub local_conflicts: &'a mut Vec<LocalConflict>,
     /// The contents the page being applied writes, by path.
     pub page: HashMap<String, Vec<String>>,
+    /// Local changes not yet durable; synced before every index commit that records them.
+    pub unsynced: Unsynced,
 }
 
 fn io_err(what: String) -> impl FnOnce(io::Error) -> SyncError {
@@ -122,8 +126,14 @@ impl Applier<'_> {
             }
             cursor = e.seq;
         }
+        self.barrier()?;
         self.index.commit(Some(cursor)).map_err(io_err("record the index".into()))?;
         Ok(cursor)
+    }
+
+    /// Makes this page's local changes durable (the index may record them next).
+    pub fn barrier(&mut self) -> SyncResult<()> {
+        self.unsynced.barrier(self.root).map_err(io_err(format!("sync the changes in {}", self.root.display())))
     }
 
     async fn apply(&mut self, e: &JournalEntry) -> SyncResult<()> {
@@ -180,6 +190,7 @@ impl Applier<'_> {
         let target = local_path(self.root, &e.path);
         if !target.is_dir() {
             fs::create_dir(&target)?;
+            self.unsynced.entry_of(&target);
         }
         fs::set_permissions(&target, fs::Permissions::from_mode(e.mode.unwrap_or(DEFAULT_DIR_MODE) & 0o7777))?;
         self.record(&e.path, None)
@@ -221,6 +232,7 @@ impl Applier<'_> {
             self.make_room(&e.path, Kind::File, e.seq)?;
             self.parents(&e.path)?;
             write_via_temp(&target, &bytes, mode)?;
+            self.unsynced.file(&target);
             self.record(&e.path, Some(sha.to_string()))
         })()
         .map_err(io_err(format!("write {}", e.path)))
@@ -255,6 +267,8 @@ impl Applier<'_> {
             self.make_room(to, kind, seq)?;
             self.parents(to)?;
             fs::rename(&src, &dst)?;
+            self.unsynced.entry_of(&src);
+            self.unsynced.entry_of(&dst);
         }
         let moves = rekey(self.index, from, to);
         self.index.stage(moves);
@@ -276,9 +290,12 @@ impl Applier<'_> {
                     let _ = fs::remove_dir(&local); // fails while something unsent is inside
                 }
             }
+            self.unsynced.entry_of(&local);
         }
         if subtree.is_empty() && self.classify(path, None)? == Local::Clean {
-            remove_if_present(&local_path(self.root, path))?;
+            let local = local_path(self.root, path);
+            remove_if_present(&local)?;
+            self.unsynced.entry_of(&local);
         }
         self.index.stage(subtree.into_iter().map(|(p, _)| (p, None)).collect());
         Ok(())
@@ -307,6 +324,7 @@ impl Applier<'_> {
             } else {
                 fs::remove_file(&target)?;
             }
+            self.unsynced.entry_of(&target);
             let gone = self.index.subtree(path).into_iter().map(|(p, _)| (p, None)).collect();
             self.index.stage(gone);
             Ok(())
@@ -331,6 +349,7 @@ impl Applier<'_> {
         let src = local_path(self.root, path);
         let aside = free_name(&conflict_name(&src, seq));
         fs::rename(&src, &aside)?;
+        self.unsynced.entry_of(&src);
         self.problems.push(format!(
             "{path} had local edits when seq {seq} changed it on the volume: kept as {}",
             aside.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
@@ -355,10 +374,12 @@ impl Applier<'_> {
                 Some(_) => {
                     self.set_aside(&a, 0)?;
                     fs::create_dir(&target)?;
+                    self.unsynced.entry_of(&target);
                     self.record(&a, None)?;
                 }
                 None => {
                     fs::create_dir(&target)?;
+                    self.unsynced.entry_of(&target);
                     self.record(&a, None)?;
                 }
             }
@@ -444,7 +465,7 @@ mod tests {
         index: &mut Index,
         case_sensitive: bool,
         page: &[JournalEntry],
-    ) -> (u64, Vec<String>, Vec<LocalConflict>) {
+    ) -> (u64, Vec<String>, Vec<LocalConflict>, u64) {
         let remote = Remote::new("http://127.0.0.1:9", "t", "vol", "me").unwrap();
         let (rejected, mut problems, mut local_conflicts) = (HashMap::new(), Vec::new(), Vec::new());
         let caps = Capabilities {
@@ -461,9 +482,12 @@ mod tests {
             problems: &mut problems,
             local_conflicts: &mut local_conflicts,
             page: HashMap::new(),
+            unsynced: Unsynced::default(),
         };
         let cursor = ap.apply_page(page).await.unwrap();
-        (cursor, problems, local_conflicts)
+        assert!(ap.unsynced.is_empty(), "every local change is durable before the index records it");
+        let barriers = ap.unsynced.barriers();
+        (cursor, problems, local_conflicts, barriers)
     }
 
     #[tokio::test]
@@ -476,7 +500,8 @@ mod tests {
         index.stage(vec![("/README.md".into(), Some(Meta::of(&md).unwrap().entry(None)))]);
         index.commit(Some(8)).unwrap();
         let page = [entry("create", "/readme.md", "directory"), entry("create", "/other", "directory")];
-        let (cursor, problems, local) = apply_offline(root.path(), &mut index, false, &page).await;
+        let (cursor, problems, local, barriers) = apply_offline(root.path(), &mut index, false, &page).await;
+        assert_eq!(barriers, 1, "the created directory is synced before the index records it");
         let expected = LocalConflict {
             path: "/readme.md".into(),
             reason: "casefold_collision".into(),
@@ -510,8 +535,9 @@ mod tests {
             }))
             .unwrap()
         };
-        let (cursor, problems, local) =
+        let (cursor, problems, local, barriers) =
             apply_offline(root.path(), &mut index, true, &[write(1, "v1"), write(2, "v2")]).await;
+        assert_eq!(barriers, 0, "nothing was written here: nothing to sync");
         assert!(local.is_empty());
         assert_eq!(cursor, 2);
         assert_eq!(fs::read_to_string(root.path().join("p")).unwrap(), "v2");

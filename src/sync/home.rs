@@ -10,7 +10,7 @@
 //! ```
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -65,7 +65,7 @@ impl AttachDir {
 
     pub fn save(&self, att: &Attachment) -> anyhow::Result<()> {
         fs::create_dir_all(&self.path).with_context(|| format!("create {}", self.path.display()))?;
-        write_atomic(&self.record(), &serde_json::to_vec_pretty(att)?, 0o600)
+        tideline_durable::write(&self.record(), &serde_json::to_vec_pretty(att)?, 0o600)
             .with_context(|| format!("write {}", self.record().display()))
     }
 
@@ -161,13 +161,4 @@ impl Home {
 /// The inode of a directory (0 when it does not exist).
 pub fn inode_of(dir: &Path) -> u64 {
     fs::metadata(dir).map(|m| m.ino()).unwrap_or(0)
-}
-
-/// Writes `bytes` to `path` through a temp file, fsync and rename.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = OpenOptions::new().create(true).truncate(true).write(true).mode(mode).open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
 }

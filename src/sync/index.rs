@@ -14,8 +14,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::home::write_atomic;
-
 /// Log batches after which the log is folded into the snapshot.
 const LOG_BATCHES_MAX: usize = 2_000;
 
@@ -177,7 +175,7 @@ impl Index {
         let snap = Snapshot { cursor: self.cursor, entries: std::mem::take(&mut self.entries) };
         let raw = serde_json::to_vec(&snap).map_err(io::Error::other);
         self.entries = snap.entries;
-        write_atomic(&self.dir.join("index.snap"), &raw?, 0o600)?;
+        tideline_durable::write(&self.dir.join("index.snap"), &raw?, 0o600)?;
         self.log.set_len(0)?;
         self.log.sync_all()?;
         self.batches = 0;

@@ -26,6 +26,7 @@ use super::apply::{Applier, Local};
 use super::index::{Entry, Kind};
 use super::local::{self, local_path, Meta, TMP_PREFIX};
 use super::remote::{SyncError, SyncResult};
+use super::unsynced::Unsynced;
 use crate::volume_cli::http::{CliError, ErrorKind};
 use crate::volume_cli::progress;
 
@@ -146,6 +147,8 @@ pub fn materialize(ap: &mut Applier<'_>, archive: &Path, seq: u64, policy: Polic
     let root = ap.root.to_path_buf();
     let mut agreed: BTreeMap<String, Entry> = BTreeMap::new();
     let mut out = Outcome::default();
+    // What this writes into the directory, made durable before the index records it.
+    let mut changed = Unsynced::default();
     // Counting means reading the archive twice: only worth it when someone watches the bar.
     let bar = if std::io::stderr().is_terminal() {
         let total = list_len(archive).map_err(io_err(format!("read {}", archive.display())))?;
@@ -177,8 +180,12 @@ pub fn materialize(ap: &mut Applier<'_>, archive: &Path, seq: u64, policy: Polic
                     }
                     fs::remove_file(&target)?;
                     fs::create_dir(&target)?;
+                    changed.entry_of(&target);
                 }
-                None => fs::create_dir_all(&target)?,
+                None => {
+                    fs::create_dir_all(&target)?;
+                    changed.entry_of(&target);
+                }
             }
             fs::set_permissions(&target, fs::Permissions::from_mode(item.mode))?;
             let m = Meta::of(&fs::symlink_metadata(&target)?).expect("a directory");
@@ -189,6 +196,7 @@ pub fn materialize(ap: &mut Applier<'_>, archive: &Path, seq: u64, policy: Polic
         if let Some(parent) = target.parent() {
             if !parent.is_dir() {
                 fs::create_dir_all(parent)?;
+                changed.entry_of(parent);
             }
         }
         let tmp = target.with_file_name(format!("{TMP_PREFIX}{:016x}", rand::random::<u64>()));
@@ -223,6 +231,7 @@ pub fn materialize(ap: &mut Applier<'_>, archive: &Path, seq: u64, policy: Polic
                 fs::remove_dir_all(&target)?;
             }
             fs::rename(&tmp, &target)?;
+            changed.file(&target);
             out.written += 1;
         }
         let m = Meta::of(&fs::symlink_metadata(&target)?).expect("a file");
@@ -248,12 +257,16 @@ pub fn materialize(ap: &mut Applier<'_>, archive: &Path, seq: u64, policy: Polic
             let target = local_path(&root, p);
             let r = if scan.entries[*p].kind == Kind::Dir { fs::remove_dir(&target) } else { fs::remove_file(&target) };
             match r {
-                Ok(()) => out.removed += 1,
+                Ok(()) => {
+                    changed.entry_of(&target);
+                    out.removed += 1;
+                }
                 Err(e) if policy == Policy::Volume => return Err(io_err(format!("remove {p}"))(e)),
                 Err(_) => {} // a directory that still holds kept edits
             }
         }
     }
+    changed.barrier(&root).map_err(io_err(format!("sync the changes in {}", root.display())))?;
     ap.index.reset(agreed, seq).map_err(io_err("record the index".into()))?;
     Ok(out)
 }

@@ -4,7 +4,7 @@
 //! ```text
 //!  local dir ──notify + rescan──▶ plan (scan vs index) ──append changes (base_seq = cursor)──▶ volume
 //!  local dir ◀──temp + rename── apply ◀──long-poll sync/changes (after = cursor)───────────── volume
-//!                    └──────────── index + cursor (crash-safe log) ◀───────┘
+//!                    └─ barrier (syncfs) ─▶ index + cursor (crash-safe log) ◀──┘
 //! ```
 //!
 //! The index records what the worker last agreed with the volume for every path; a local
@@ -18,4 +18,5 @@ pub mod local;
 pub mod plan;
 pub mod remote;
 pub mod status;
+pub mod unsynced;
 pub mod worker;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::home::{write_atomic, AttachDir, Attachment};
+use super::home::{AttachDir, Attachment};
 
 /// The worker's own report.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -35,7 +35,7 @@ pub struct LocalConflict {
 
 impl Status {
     pub fn save(&self, ad: &AttachDir) -> std::io::Result<()> {
-        write_atomic(&ad.status(), &serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?, 0o600)
+        tideline_durable::write(&ad.status(), &serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?, 0o600)
     }
 
     pub fn load(ad: &AttachDir) -> Option<Status> {

@@ -145,6 +145,7 @@ impl Worker {
             problems: &mut self.problems,
             local_conflicts: &mut self.local_conflicts,
             page: HashMap::new(),
+            unsynced: Default::default(),
         }
     }
 

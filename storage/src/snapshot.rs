@@ -14,7 +14,6 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::Path;
 
 use rocksdb::{IteratorMode, ReadOptions, WriteBatch};
 use sha2::{Digest, Sha256};
@@ -72,11 +71,12 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Writes a snapshot of the current state machine to `dest` (fsynced). `header` is given the
-/// applied position *of the snapshot* and returns the bytes to store as the header.
+/// Writes a snapshot of the current state machine to `dest`; making it durable is the caller's
+/// (an `AtomicWriteFile` it commits). `header` is given the applied position *of the snapshot*
+/// and returns the bytes to store as the header.
 pub fn build(
     db: &Db,
-    dest: &Path,
+    dest: impl Write,
     header: impl FnOnce(Option<&AppliedMeta>) -> Result<Vec<u8>, StorageError>,
 ) -> Result<Option<AppliedMeta>, StorageError> {
     let raw = db.raw();
@@ -86,8 +86,7 @@ pub fn build(
         Some(bytes) => Some(codec::decode("sm_meta", keys::APPLIED, &bytes)?),
     };
     let header = header(applied.as_ref())?;
-    let file = File::create(dest)?;
-    let mut w = HashingWriter { inner: BufWriter::new(file), hasher: Sha256::new() };
+    let mut w = HashingWriter { inner: BufWriter::new(dest), hasher: Sha256::new() };
     w.write_all(MAGIC)?;
     w.write_all(&(header.len() as u32).to_be_bytes())?;
     w.write_all(&header)?;
@@ -107,8 +106,7 @@ pub fn build(
     let digest = w.hasher.finalize();
     let mut inner = w.inner;
     inner.write_all(&digest)?;
-    let file = inner.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
+    inner.flush()?;
     Ok(applied)
 }
 
