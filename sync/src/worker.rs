@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -34,10 +35,10 @@ use super::index::{rekey, Index, Kind, Update};
 use super::init::{self, InitFrom, Outcome, Policy};
 use super::local::{self, local_path, Capabilities, Meta, TMP_PREFIX};
 use super::plan::{self, Change};
-use super::remote::{content_base64, Remote, SyncError, SyncResult, PAGE_ENTRIES};
+use super::remote::{content_base64, Remote, PAGE_ENTRIES};
 use super::status::{LocalConflict, Status};
-use crate::volume_cli::http::{CliError, ErrorKind};
-use crate::volume_cli::progress;
+use crate::error::{SyncError, SyncResult};
+use crate::progress::{Progress, Silent, Task};
 
 /// Quiet time after the last file-system event before changes are sent.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -82,6 +83,7 @@ pub struct Worker {
     busy: bool,
     /// False until the first catch-up with the volume was tried: the head is not known yet.
     started: bool,
+    progress: Arc<dyn Progress>,
 }
 
 /// One change as sent: its place in the batch, its wire form, and the index update it makes
@@ -100,16 +102,17 @@ fn pull(remote: Remote, after: u64, wait: Duration, delay: Duration) -> PullFutu
 }
 
 fn io_err(what: String) -> impl FnOnce(std::io::Error) -> SyncError {
-    move |e| SyncError::Other(CliError::io(what, e))
+    SyncError::io_with(what)
 }
 
 impl Worker {
-    pub fn open(ad: AttachDir, att: Attachment) -> anyhow::Result<Worker> {
+    /// The worker of one attachment, reporting nothing (see [`Worker::with_progress`]).
+    pub fn open(ad: AttachDir, att: Attachment) -> SyncResult<Worker> {
         let root = att.dir.clone();
-        std::fs::create_dir_all(&root)?;
-        let caps = local::probe(&root)?;
+        std::fs::create_dir_all(&root).map_err(io_err(format!("create {}", root.display())))?;
+        let caps = local::probe(&root).map_err(io_err(format!("probe {}", root.display())))?;
         let remote = Remote::new(&att.server, &att.token, &att.volume_id, &att.replica_id)?;
-        let index = Index::open(&ad.path)?;
+        let index = Index::open(&ad.path).map_err(io_err(format!("open the index in {}", ad.path.display())))?;
         Ok(Worker {
             ad,
             att,
@@ -128,7 +131,14 @@ impl Worker {
             pending: 0,
             busy: true,
             started: false,
+            progress: Arc::new(Silent),
         })
+    }
+
+    /// Reports long work (the bootstrap, uploads shown with `push(true)`) to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Worker {
+        self.progress = progress;
+        self
     }
 
     pub fn attachment(&self) -> &Attachment {
@@ -193,7 +203,8 @@ impl Worker {
     pub async fn initialize(&mut self, from: InitFrom) -> SyncResult<Outcome> {
         self.index.reset(Default::default(), 0).map_err(io_err("reset the index".into()))?;
         let staging = self.ad.staging();
-        let seq = init::download(&self.applier(), &staging).await?;
+        let progress = Arc::clone(&self.progress);
+        let seq = init::download(&self.applier(), &staging, progress.as_ref()).await?;
         let policy = match from {
             InitFrom::Volume => Policy::Volume,
             InitFrom::Local => Policy::IndexOnly,
@@ -209,13 +220,13 @@ impl Worker {
                         init::differences(&self.root, &remote_has).map_err(io_err("compare with the volume".into()))?;
                     if !differ.is_empty() {
                         let _ = std::fs::remove_file(&staging);
-                        return Err(SyncError::Other(init::refuse_merge(&differ)));
+                        return Err(init::refuse_merge(&differ));
                     }
                     Policy::Merge
                 }
             }
         };
-        let outcome = init::materialize(&mut self.applier(), &staging, seq, policy);
+        let outcome = init::materialize(&mut self.applier(), &staging, seq, policy, progress.as_ref());
         let _ = std::fs::remove_file(&staging);
         let outcome = outcome?;
         self.att.root_inode = inode_of(&self.root);
@@ -224,7 +235,7 @@ impl Worker {
         Ok(outcome)
     }
 
-    /// Sends local changes (scan → plan → batches); `show` draws a progress bar.
+    /// Sends local changes (scan → plan → batches); `show` reports them to the progress sink.
     pub async fn push(&mut self, show: bool) -> SyncResult<()> {
         let scan = local::scan(&self.root, self.att.gitignore).map_err(io_err("scan".into()))?;
         self.scan_problems = scan.problems.clone();
@@ -235,8 +246,8 @@ impl Worker {
         if self.paused || plan.changes.is_empty() {
             return Ok(());
         }
-        let bar = if show && plan.changes.len() > 1 {
-            progress::items(plan.changes.len() as u64, "changes to the volume")
+        let meter = if show && plan.changes.len() > 1 {
+            self.progress.start(Task::ChangesToVolume, Some(plan.changes.len() as u64))
         } else {
             None
         };
@@ -246,12 +257,12 @@ impl Worker {
             rest = &rest[batch.len()..];
             self.send(batch, wire).await?;
             self.pending = rest.len();
-            if let Some(b) = &bar {
-                b.inc(batch.len() as u64);
+            if let Some(m) = &meter {
+                m.advance(batch.len() as u64);
             }
         }
-        if let Some(b) = bar {
-            b.finish_and_clear();
+        if let Some(m) = meter {
+            m.finish();
         }
         Ok(())
     }
@@ -333,7 +344,7 @@ impl Worker {
                 Err(SyncError::LeaseExpired) => self.register().await?,
                 // The same request id and payload are answered once: retrying is safe. The client
                 // already retried a 503 or a refused connection; this also covers a timeout.
-                Err(SyncError::Other(e)) if e.kind == ErrorKind::Unavailable && attempt < 4 => {
+                Err(SyncError::Unavailable(_)) if attempt < 4 => {
                     attempt += 1;
                     sleep(RETRY_AFTER * attempt).await;
                 }
@@ -423,8 +434,9 @@ impl Worker {
     async fn rebootstrap(&mut self) -> SyncResult<()> {
         tracing::warn!("cursor {} is below the volume's retention floor: bootstrapping again", self.index.cursor());
         let staging = self.ad.staging();
-        let seq = init::download(&self.applier(), &staging).await?;
-        let outcome = init::materialize(&mut self.applier(), &staging, seq, Policy::Reconcile);
+        let progress = Arc::clone(&self.progress);
+        let seq = init::download(&self.applier(), &staging, progress.as_ref()).await?;
+        let outcome = init::materialize(&mut self.applier(), &staging, seq, Policy::Reconcile, progress.as_ref());
         let _ = std::fs::remove_file(&staging);
         let outcome = outcome?;
         tracing::info!(
@@ -507,7 +519,7 @@ impl Worker {
     }
 
     /// The steady state, until SIGTERM or SIGINT.
-    pub async fn run(mut self) -> anyhow::Result<()> {
+    pub async fn run(mut self) -> SyncResult<()> {
         let mut last = Status::default();
         self.busy = true;
         self.save_status(&mut last);
@@ -528,10 +540,13 @@ impl Worker {
                     let _ = tx.try_send(());
                 }
             }
-        })?;
-        watcher.watch(&self.root, RecursiveMode::Recursive)?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
+        })
+        .map_err(|e| SyncError::Other(format!("watch {}: {e}", self.root.display())))?;
+        watcher
+            .watch(&self.root, RecursiveMode::Recursive)
+            .map_err(|e| SyncError::Other(format!("watch {}: {e}", self.root.display())))?;
+        let mut term = signal(SignalKind::terminate()).map_err(io_err("listen for SIGTERM".into()))?;
+        let mut int = signal(SignalKind::interrupt()).map_err(io_err("listen for SIGINT".into()))?;
         let mut rescan = interval(RESCAN_EVERY);
         let mut renew = interval(RENEW_EVERY);
         let mut conflicts = interval(CONFLICT_POLL);
