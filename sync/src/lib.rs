@@ -12,6 +12,7 @@
 //! difference from it is an edit to upload, a remote entry is applied only over a clean path.
 
 pub mod apply;
+pub mod core;
 pub mod error;
 pub mod home;
 pub mod index;

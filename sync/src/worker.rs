@@ -9,7 +9,9 @@
 //!   every 30 s rescan; every 60 s renew the lease; every 2 s while paused, look at conflicts
 //! }
 //! ```
-//! Uploads pause while conflicts this replica caused are open; downloads go on.
+//! Uploads pause while conflicts this replica caused are open; downloads go on. The decisions
+//! (when to send, how soon to poll again, when to bootstrap again) are [`Core`]'s; `run` is the
+//! driver: it turns the watcher, timers and answers into events and executes the commands.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,21 +39,16 @@ use super::local::{self, local_path, Capabilities, Meta, TMP_PREFIX};
 use super::plan::{self, Change};
 use super::remote::{content_base64, Remote, PAGE_ENTRIES};
 use super::status::{LocalConflict, Status};
+use crate::core::{Command, Core, Event, Reply, RETRY_AFTER};
 use crate::error::{SyncError, SyncResult};
 use crate::progress::{Progress, Silent, Task};
 
-/// Quiet time after the last file-system event before changes are sent.
-const DEBOUNCE: Duration = Duration::from_millis(50);
-/// Longest a burst of events delays sending.
-const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
 /// A full rescan catches what events missed.
 const RESCAN_EVERY: Duration = Duration::from_secs(30);
 /// The server's lease is 5 minutes; renew well inside it.
 const RENEW_EVERY: Duration = Duration::from_millis(SYNC_LEASE_RENEW_MS as u64);
 const CONFLICT_POLL: Duration = Duration::from_secs(2);
 const LONG_POLL: Duration = Duration::from_millis(SYNC_LONG_POLL_MS);
-/// After a failure, wait this long before the next call.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// A batch carries at most `BATCH_CHANGES_MAX` changes and this much file content (or one
 /// larger file alone): what fits one append body (see `tideline_types::limits`).
 const BATCH_BYTES_MAX: u64 = SYNC_BATCH_CONTENT_BYTES_MAX as u64;
@@ -171,7 +168,7 @@ impl Worker {
         let synced = self.index.len();
         let why = if inode_of(&self.root) != self.att.root_inode {
             Some(format!("{dir} is not the directory that was attached (it was replaced or recreated)"))
-        } else if synced == 0 {
+        } else if self.index.is_empty() {
             None
         } else {
             let scan = local::scan(&self.root, self.att.gitignore).map_err(|e| format!("scan {dir}: {e}"))?;
@@ -518,7 +515,65 @@ impl Worker {
         let _ = self.status().save(&self.ad);
     }
 
-    /// The steady state, until SIGTERM or SIGINT.
+    /// Executes one of the core's commands (all but `Poll`, which `run` owns); returns the
+    /// event its outcome makes.
+    async fn execute(&mut self, command: Command, page: &mut Option<ChangesPage>) -> Option<Event> {
+        match command {
+            Command::Push => {
+                let outcome = match self.push(false).await {
+                    Ok(()) => {
+                        self.last_error = None;
+                        Reply::Done
+                    }
+                    Err(SyncError::Reseed { .. }) => Reply::Reseed,
+                    Err(e) => {
+                        self.failed("send local changes", &e);
+                        Reply::Failed
+                    }
+                };
+                Some(Event::Pushed { outcome, paused: self.paused })
+            }
+            Command::Apply => {
+                let Some(p) = page.take() else {
+                    return Some(Event::Applied { ok: false, more: false, paused: self.paused });
+                };
+                let (ok, more) = match self.on_page(p).await {
+                    Ok(more) => {
+                        self.last_error = None;
+                        (true, more)
+                    }
+                    Err(e) => {
+                        self.failed("apply volume changes", &e);
+                        (false, false)
+                    }
+                };
+                Some(Event::Applied { ok, more, paused: self.paused })
+            }
+            Command::Rebootstrap => {
+                let result = self.rebootstrap().await;
+                if let Err(e) = &result {
+                    self.failed("bootstrap again", e);
+                }
+                Some(Event::Rebootstrapped { ok: result.is_ok() })
+            }
+            Command::Renew => {
+                if let Err(e) = self.register().await {
+                    self.failed("renew the replica lease", &e);
+                }
+                None
+            }
+            Command::CheckConflicts => {
+                let result = self.check_conflicts().await;
+                if let Err(e) = &result {
+                    self.failed("read conflicts", e);
+                }
+                Some(Event::ConflictsChecked { ok: result.is_ok(), paused: self.paused })
+            }
+            Command::Poll { .. } => unreachable!("run owns the poll"),
+        }
+    }
+
+    /// The steady state, until SIGTERM or SIGINT: the driver of [`Core`].
     pub async fn run(mut self) -> SyncResult<()> {
         let mut last = Status::default();
         self.busy = true;
@@ -553,9 +608,10 @@ impl Worker {
         for t in [&mut rescan, &mut renew, &mut conflicts] {
             t.set_missed_tick_behavior(MissedTickBehavior::Delay);
         }
-        let mut due: Option<Instant> = Some(Instant::now());
-        let mut burst: Option<Instant> = None;
-        let mut poll = pull(self.remote.clone(), self.index.cursor(), Duration::ZERO, Duration::ZERO);
+        let mut core = Core::new(std::time::Instant::now(), LONG_POLL);
+        let Command::Poll { wait, delay } = core.start() else { unreachable!("the core starts by polling") };
+        let mut poll = pull(self.remote.clone(), self.index.cursor(), wait, delay);
+        let mut page: Option<ChangesPage> = None;
         tracing::info!(
             "syncing {} with volume {} as replica {}",
             self.root.display(),
@@ -563,53 +619,42 @@ impl Worker {
             self.att.replica_id
         );
         loop {
-            self.busy = due.is_some();
+            self.busy = core.busy();
             self.save_status(&mut last);
-            tokio::select! {
+            let deadline = core.deadline().map(Instant::from_std);
+            let event = tokio::select! {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
-                Some(()) = events.recv() => {
-                    let now = Instant::now();
-                    let first = *burst.get_or_insert(now);
-                    due = Some((now + DEBOUNCE).min(first + DEBOUNCE_MAX));
-                }
-                _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                    due = None;
-                    burst = None;
-                    match self.push(false).await {
-                        Ok(()) => self.last_error = None,
-                        Err(SyncError::Reseed { .. }) => {
-                            if let Err(e) = self.rebootstrap().await { self.failed("bootstrap again", &e) }
-                            due = Some(Instant::now());
-                        }
-                        Err(e) => self.failed("send local changes", &e),
-                    }
-                }
+                Some(()) = events.recv() => Event::LocalChange,
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::DebounceElapsed,
                 (after, res) = &mut poll => {
-                    let mut next = (LONG_POLL, Duration::ZERO);
-                    match res {
-                        Ok(page) if after == self.index.cursor() => match self.on_page(page).await {
-                            Ok(more) => { self.last_error = None; if more { next.0 = Duration::ZERO } }
-                            Err(e) => { self.failed("apply volume changes", &e); next = (Duration::ZERO, RETRY_AFTER) }
-                        },
-                        Ok(_) => next.0 = Duration::ZERO, // the cursor moved meanwhile: ask again
-                        Err(SyncError::Reseed { .. }) => {
-                            if let Err(e) = self.rebootstrap().await { self.failed("bootstrap again", &e); next.1 = RETRY_AFTER }
-                            next.0 = Duration::ZERO;
+                    let outcome = match res {
+                        Ok(p) => {
+                            page = Some(p);
+                            Reply::Done
                         }
-                        Err(e) => { self.failed("read volume changes", &e); next = (Duration::ZERO, RETRY_AFTER) }
-                    }
-                    poll = pull(self.remote.clone(), self.index.cursor(), next.0, next.1);
+                        Err(SyncError::Reseed { .. }) => Reply::Reseed,
+                        Err(e) => {
+                            self.failed("read volume changes", &e);
+                            Reply::Failed
+                        }
+                    };
+                    Event::Polled { after, cursor: self.index.cursor(), outcome }
                 }
-                _ = rescan.tick() => due = Some(due.unwrap_or_else(Instant::now)),
-                _ = renew.tick() => if let Err(e) = self.register().await { self.failed("renew the replica lease", &e) },
-                _ = conflicts.tick(), if self.paused => {
-                    match self.check_conflicts().await {
-                        Ok(()) if !self.paused => due = Some(Instant::now()),
-                        Ok(()) => {}
-                        Err(e) => self.failed("read conflicts", &e),
+                _ = rescan.tick() => Event::RescanTick,
+                _ = renew.tick() => Event::RenewTick,
+                _ = conflicts.tick(), if core.paused() => Event::ConflictTick,
+            };
+            let mut next = Some(event);
+            while let Some(event) = next.take() {
+                next = match core.handle(std::time::Instant::now(), event) {
+                    None => None,
+                    Some(Command::Poll { wait, delay }) => {
+                        poll = pull(self.remote.clone(), self.index.cursor(), wait, delay);
+                        None
                     }
-                }
+                    Some(command) => self.execute(command, &mut page).await,
+                };
             }
         }
         tracing::info!("worker stopping");
