@@ -20,7 +20,6 @@ mod config;
 mod dev_cluster;
 #[cfg(feature = "server")]
 mod server;
-mod sync;
 mod sync_cli;
 mod token;
 mod volume_cli;

@@ -18,18 +18,22 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use tideline_types::{AccessMode, ConflictStatus};
 
-use crate::sync::home::{AttachDir, Attachment, Home};
-use crate::sync::init::InitFrom;
-use crate::sync::remote::{to_values, Remote, SyncError};
-use crate::sync::status::{self, Status};
-use crate::sync::worker::Worker;
+use tideline_sync::home::{AttachDir, Attachment, Home};
+use tideline_sync::init::InitFrom;
+use tideline_sync::remote::Remote;
+use tideline_sync::status::{self, Status};
+use tideline_sync::worker::Worker;
+use tideline_sync::SyncError;
+
 use crate::volume_cli::http::{CliError, CliResult, ErrorKind};
+use crate::volume_cli::progress::Bars;
 use crate::volume_cli::ClientArgs;
 
 /// How long `detach` waits for a worker to stop after SIGTERM before SIGKILL.
@@ -46,6 +50,28 @@ pub struct SyncArgs {
     command: SyncCommand,
 }
 
+/// `--init-from`: the engine's [`InitFrom`] as a command-line value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum InitFromArg {
+    /// DIR becomes the volume's tree (local differences are overwritten or removed).
+    Volume,
+    /// The volume becomes DIR's tree (volume paths absent locally are removed).
+    Local,
+    /// Whichever side is empty takes the other; if both have files, they merge only when no
+    /// path differs.
+    Auto,
+}
+
+impl From<InitFromArg> for InitFrom {
+    fn from(a: InitFromArg) -> InitFrom {
+        match a {
+            InitFromArg::Volume => InitFrom::Volume,
+            InitFromArg::Local => InitFrom::Local,
+            InitFromArg::Auto => InitFrom::Auto,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum SyncCommand {
     /// Attach DIR to volume VOL and start syncing.
@@ -54,7 +80,7 @@ enum SyncCommand {
         dir: PathBuf,
         /// Which side wins on the first sync, or on re-initializing an attachment.
         #[arg(long, value_enum)]
-        init_from: Option<InitFrom>,
+        init_from: Option<InitFromArg>,
         /// Keep the worker in this terminal instead of the background.
         #[arg(long)]
         foreground: bool,
@@ -130,10 +156,12 @@ fn other(e: impl std::fmt::Display) -> CliError {
 }
 
 fn sync_err(e: SyncError) -> CliError {
-    match e {
-        SyncError::Other(e) => e,
-        e => CliError::new(ErrorKind::Conflict, e.to_string()),
-    }
+    CliError::from(e)
+}
+
+/// Typed answers as JSON values, for printing (keys in the server's byte order).
+fn to_values<T: serde::Serialize>(items: &[T]) -> Vec<Value> {
+    items.iter().map(|i| serde_json::to_value(i).unwrap_or(Value::Null)).collect()
 }
 
 async fn dispatch(args: SyncArgs) -> CliResult<()> {
@@ -144,6 +172,7 @@ async fn dispatch(args: SyncArgs) -> CliResult<()> {
                 .client
                 .token
                 .ok_or_else(|| CliError::other("a team token is required: --token or TIDELINE_TOKEN"))?;
+            let init_from = init_from.map(InitFrom::from);
             attach(&home, &args.client.server, &token, &volume, &dir, init_from, foreground, !no_gitignore).await
         }
         SyncCommand::Status { dir } => {
@@ -222,7 +251,7 @@ async fn attach(
                 return Ok(());
             }
             // Resume: refuse to start over a directory that was emptied or replaced.
-            let mut w = Worker::open(ad.clone(), att).map_err(other)?;
+            let mut w = Worker::open(ad.clone(), att).map_err(other)?.with_progress(Arc::new(Bars));
             if let Err(why) = w.guard() {
                 w.refuse(why.clone());
                 return Err(CliError::new(ErrorKind::Conflict, why));
@@ -259,7 +288,7 @@ async fn attach(
             };
             ad.save(&att).map_err(other)?;
             let _lock = ad.try_lock().map_err(|e| CliError::io("lock the attachment", e))?;
-            let mut w = Worker::open(ad.clone(), att).map_err(other)?;
+            let mut w = Worker::open(ad.clone(), att).map_err(other)?.with_progress(Arc::new(Bars));
             w.register().await.map_err(sync_err)?;
             match w.initialize(init_from.unwrap_or(InitFrom::Auto)).await {
                 Ok(o) => eprintln!(
@@ -310,7 +339,7 @@ async fn run_worker(ad: AttachDir, att: Attachment) -> CliResult<()> {
     // Whatever an earlier (perhaps killed) worker reported is stale from here on.
     let starting = Status { state: "starting".into(), ..Status::load(&ad).unwrap_or_default() };
     starting.save(&ad).map_err(|e| CliError::io("write the status", e))?;
-    let mut worker = Worker::open(ad, att).map_err(other)?;
+    let mut worker = Worker::open(ad, att).map_err(other)?.with_progress(Arc::new(Bars));
     if let Err(why) = worker.guard() {
         worker.refuse(why.clone());
         return Err(CliError::new(ErrorKind::Conflict, why));

@@ -5,12 +5,15 @@
 //! ```text
 //! ClientError ──Refused──▶ 404→NotFound 409→Conflict 401/403→Auth 503→Unavailable else Other
 //!             ──Connect / Timeout──▶ Unavailable        ──anything else──▶ Other
+//! SyncError   ──Unavailable / Refused──▶ as its ClientError   ──Reseed / LeaseExpired / Conflict──▶ Conflict
+//!             ──Io / Other──▶ Other
 //! ```
 
 use std::fmt;
 
 use serde_json::Value;
 use tideline_client::{Client, ClientError, StatusCode};
+use tideline_sync::SyncError;
 use tideline_types::Reason;
 
 /// What went wrong, as far as a script cares; each kind has a stable exit code.
@@ -71,9 +74,13 @@ pub struct CliError {
     pub kind: ErrorKind,
     pub message: String,
     /// The error envelope's `details` (`Null` when absent or not from the server).
+    // Kept whole for callers deciding on a refusal; since the sync engine classifies its own
+    // failures (`tideline_sync::SyncError`), no command of this binary reads it yet.
+    #[allow(dead_code)]
     pub details: Value,
     /// Which refusal this is (`details.reason`): what callers decide on, never the message.
     /// `None` when the server said none, or one this build does not know (a newer server).
+    #[allow(dead_code)]
     pub reason: Option<Reason>,
 }
 
@@ -100,6 +107,23 @@ impl CliError {
 impl From<ClientError> for CliError {
     fn from(e: ClientError) -> CliError {
         CliError { kind: ErrorKind::of(&e), reason: e.reason(), message: e.message, details: e.details }
+    }
+}
+
+/// The sync engine's failures as exit codes: its refusals (reseed, lease, conflicts) are
+/// conflicts, a call's failure keeps the kind of its status, a local one is `Other`.
+impl From<SyncError> for CliError {
+    fn from(e: SyncError) -> CliError {
+        match e {
+            SyncError::Unavailable(c) | SyncError::Refused(c) => CliError::from(c),
+            SyncError::Conflict { message, reason } => {
+                CliError { reason, ..CliError::new(ErrorKind::Conflict, message) }
+            }
+            e @ (SyncError::Reseed { .. } | SyncError::LeaseExpired) => {
+                CliError::new(ErrorKind::Conflict, e.to_string())
+            }
+            e @ (SyncError::Io { .. } | SyncError::Other(_)) => CliError::other(e.to_string()),
+        }
     }
 }
 

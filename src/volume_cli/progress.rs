@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use tideline_sync::{Meter, Progress, Task};
 
 /// A byte-count bar for a transfer of `len` bytes (unknown: a spinner), or `None` when nobody
 /// is watching.
@@ -34,4 +35,33 @@ pub fn items(len: u64, what: &str) -> Option<ProgressBar> {
     }
     bar.set_message(what.to_string());
     Some(bar)
+}
+
+/// The sync engine's progress as bars on a terminal's stderr (nothing when nobody watches).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Bars;
+
+impl Progress for Bars {
+    fn watched(&self) -> bool {
+        std::io::stderr().is_terminal()
+    }
+
+    fn start(&self, task: Task, len: Option<u64>) -> Option<Box<dyn Meter>> {
+        let bar =
+            if task.in_bytes() { transfer(len, task.label(), false) } else { items(len.unwrap_or(0), task.label()) };
+        bar.map(|b| Box::new(BarMeter(b)) as Box<dyn Meter>)
+    }
+}
+
+/// One engine task drawn as an indicatif bar.
+struct BarMeter(ProgressBar);
+
+impl Meter for BarMeter {
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
 }

@@ -15,23 +15,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{self, IsTerminal, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use clap::ValueEnum;
 use flate2::read::GzDecoder;
 
 use super::apply::{Applier, Local};
 use super::index::{Entry, Kind};
 use super::local::{self, local_path, Meta, TMP_PREFIX};
-use super::remote::{SyncError, SyncResult};
 use super::unsynced::Unsynced;
-use crate::volume_cli::http::{CliError, ErrorKind};
-use crate::volume_cli::progress;
+use crate::error::{SyncError, SyncResult};
+use crate::progress::{Progress, Task};
 
 /// Which side wins on the first attach.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InitFrom {
     /// DIR becomes the volume's tree (local differences are overwritten or removed).
     Volume,
@@ -66,23 +64,25 @@ pub struct Outcome {
 }
 
 fn io_err(what: String) -> impl FnOnce(io::Error) -> SyncError {
-    move |e| SyncError::Other(CliError::io(what, e))
+    SyncError::io_with(what)
 }
 
 /// Freezes the volume, downloads the archive to `staging` and returns `replay_after_seq`.
-pub async fn download(ap: &Applier<'_>, staging: &Path) -> SyncResult<u64> {
+pub async fn download(ap: &Applier<'_>, staging: &Path, progress: &dyn Progress) -> SyncResult<u64> {
     let boot = ap.remote.bootstrap(&ap.caps).await?;
-    let bar = progress::transfer(None, "bootstrap archive", false);
-    ap.remote
+    let meter = progress.start(Task::BootstrapArchive, None);
+    let done = ap
+        .remote
         .download(&boot.archive_download_path, staging, |n| {
-            if let Some(b) = &bar {
-                b.inc(n)
+            if let Some(m) = &meter {
+                m.advance(n)
             }
         })
-        .await?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
+        .await;
+    if let Some(m) = meter {
+        m.finish();
     }
+    done?;
     Ok(boot.replay_after_seq)
 }
 
@@ -143,22 +143,28 @@ pub fn differences(root: &Path, listing: &Listing) -> io::Result<Vec<String>> {
 
 /// Brings the directory to the archive under `policy`, then resets the index to the archive
 /// with the cursor at `seq`.
-pub fn materialize(ap: &mut Applier<'_>, archive: &Path, seq: u64, policy: Policy) -> SyncResult<Outcome> {
+pub fn materialize(
+    ap: &mut Applier<'_>,
+    archive: &Path,
+    seq: u64,
+    policy: Policy,
+    progress: &dyn Progress,
+) -> SyncResult<Outcome> {
     let root = ap.root.to_path_buf();
     let mut agreed: BTreeMap<String, Entry> = BTreeMap::new();
     let mut out = Outcome::default();
     // What this writes into the directory, made durable before the index records it.
     let mut changed = Unsynced::default();
     // Counting means reading the archive twice: only worth it when someone watches the bar.
-    let bar = if std::io::stderr().is_terminal() {
+    let meter = if progress.watched() {
         let total = list_len(archive).map_err(io_err(format!("read {}", archive.display())))?;
-        progress::items(total, "files from the volume")
+        progress.start(Task::FilesFromVolume, Some(total))
     } else {
         None
     };
     each_item(archive, |item, content| {
-        if let Some(b) = &bar {
-            b.inc(1);
+        if let Some(m) = &meter {
+            m.advance(1);
         }
         let target = local_path(&root, &item.path);
         if policy == Policy::IndexOnly {
@@ -239,8 +245,8 @@ pub fn materialize(ap: &mut Applier<'_>, archive: &Path, seq: u64, policy: Polic
         Ok(())
     })
     .map_err(io_err(format!("apply the bootstrap archive into {}", root.display())))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
+    if let Some(m) = meter {
+        m.finish();
     }
 
     // Local entries the archive does not have.
@@ -330,19 +336,19 @@ impl Write for Tee {
 }
 
 /// The refusal of `auto` when both sides have files and some differ.
-pub fn refuse_merge(differing: &[String]) -> CliError {
+pub fn refuse_merge(differing: &[String]) -> SyncError {
     let shown: Vec<&str> = differing.iter().take(20).map(String::as_str).collect();
     let more = if differing.len() > shown.len() {
         format!(" and {} more", differing.len() - shown.len())
     } else {
         String::new()
     };
-    CliError::new(
-        ErrorKind::Conflict,
-        format!(
+    SyncError::Conflict {
+        reason: None,
+        message: format!(
             "the directory and the volume both have files and these differ: {}{more}; choose which side wins with \
              --init-from volume or --init-from local",
             shown.join(", ")
         ),
-    )
+    }
 }

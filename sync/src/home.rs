@@ -15,9 +15,10 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::error::{SyncError, SyncResult};
 
 /// What `attach` decided and the worker needs to run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -58,15 +59,17 @@ impl AttachDir {
         self.path.join("bootstrap.tar.gz.part")
     }
 
-    pub fn load(&self) -> anyhow::Result<Attachment> {
-        let raw = fs::read(self.record()).with_context(|| format!("read {}", self.record().display()))?;
-        serde_json::from_slice(&raw).with_context(|| format!("parse {}", self.record().display()))
+    pub fn load(&self) -> SyncResult<Attachment> {
+        let raw = fs::read(self.record()).map_err(SyncError::io_with(format!("read {}", self.record().display())))?;
+        serde_json::from_slice(&raw).map_err(|e| SyncError::Other(format!("parse {}: {e}", self.record().display())))
     }
 
-    pub fn save(&self, att: &Attachment) -> anyhow::Result<()> {
-        fs::create_dir_all(&self.path).with_context(|| format!("create {}", self.path.display()))?;
-        tideline_durable::write(&self.record(), &serde_json::to_vec_pretty(att)?, 0o600)
-            .with_context(|| format!("write {}", self.record().display()))
+    pub fn save(&self, att: &Attachment) -> SyncResult<()> {
+        fs::create_dir_all(&self.path).map_err(SyncError::io_with(format!("create {}", self.path.display())))?;
+        let raw = serde_json::to_vec_pretty(att)
+            .map_err(|e| SyncError::Other(format!("encode {}: {e}", self.record().display())))?;
+        tideline_durable::write(&self.record(), &raw, 0o600)
+            .map_err(SyncError::io_with(format!("write {}", self.record().display())))
     }
 
     /// Takes the worker lock without waiting; `None` when another worker holds it.
@@ -103,13 +106,13 @@ pub struct Home {
 
 impl Home {
     /// `TIDELINE_HOME`, else `~/.tideline`.
-    pub fn locate() -> anyhow::Result<Home> {
+    pub fn locate() -> SyncResult<Home> {
         if let Some(h) = std::env::var_os("TIDELINE_HOME").filter(|h| !h.is_empty()) {
             return Ok(Home { root: PathBuf::from(h) });
         }
         match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             Some(h) => Ok(Home { root: PathBuf::from(h).join(".tideline") }),
-            None => bail!("neither TIDELINE_HOME nor HOME is set: cannot place sync state"),
+            None => Err(SyncError::Other("neither TIDELINE_HOME nor HOME is set: cannot place sync state".into())),
         }
     }
 
@@ -124,15 +127,15 @@ impl Home {
     }
 
     /// Every attachment, in directory order.
-    pub fn list(&self) -> anyhow::Result<Vec<(AttachDir, Attachment)>> {
+    pub fn list(&self) -> SyncResult<Vec<(AttachDir, Attachment)>> {
         let mut out = Vec::new();
         let rd = match fs::read_dir(self.attachments()) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(e).context("list attachments"),
+            Err(e) => return Err(SyncError::io("list attachments", e)),
         };
         for ent in rd {
-            let ad = AttachDir { path: ent?.path() };
+            let ad = AttachDir { path: ent.map_err(SyncError::io_with("list attachments"))?.path() };
             if let Ok(att) = ad.load() {
                 out.push((ad, att));
             }
@@ -142,10 +145,10 @@ impl Home {
     }
 
     /// The attachment whose directory is `dir` or contains it (the current directory by default).
-    pub fn find(&self, dir: Option<&Path>) -> anyhow::Result<(AttachDir, Attachment)> {
+    pub fn find(&self, dir: Option<&Path>) -> SyncResult<(AttachDir, Attachment)> {
         let here = match dir {
             Some(d) => d.to_path_buf(),
-            None => std::env::current_dir().context("current directory")?,
+            None => std::env::current_dir().map_err(SyncError::io_with("find the current directory"))?,
         };
         let here = fs::canonicalize(&here).unwrap_or(here);
         self.list()?
@@ -153,7 +156,10 @@ impl Home {
             .filter(|(_, a)| here.starts_with(&a.dir))
             .max_by_key(|(_, a)| a.dir.components().count())
             .ok_or_else(|| {
-                anyhow::anyhow!("{} is not inside an attached directory (see `tideline sync list`)", here.display())
+                SyncError::Other(format!(
+                    "{} is not inside an attached directory (see `tideline sync list`)",
+                    here.display()
+                ))
             })
     }
 }

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 
 use super::index::{rekey, Entry, Index, Kind};
 use super::local::{self, local_path, parent, Capabilities, Meta, TMP_PREFIX};
-use super::remote::{JournalEntry, Remote, SyncError, SyncResult};
+use super::remote::{JournalEntry, Remote};
 use super::status::LocalConflict;
 use super::unsynced::Unsynced;
-use crate::volume_cli::http::CliError;
+use crate::error::{SyncError, SyncResult};
 use tideline_types::{EntryKind, EventType};
 
 const DEFAULT_FILE_MODE: u32 = 0o644;
@@ -59,7 +59,7 @@ pub struct Applier<'a> {
 }
 
 fn io_err(what: String) -> impl FnOnce(io::Error) -> SyncError {
-    move |e| SyncError::Other(CliError::io(what, e))
+    SyncError::io_with(what)
 }
 
 impl Applier<'_> {
@@ -218,10 +218,10 @@ impl Applier<'_> {
         let bytes = self.remote.payload(content_ref).await?;
         let got = local::sha256_hex(&bytes);
         if got != sha {
-            return Err(SyncError::Other(CliError::other(format!(
+            return Err(SyncError::Other(format!(
                 "content of {} (seq {}) has sha256 {got}, the journal says {sha}: not written",
                 e.path, e.seq
-            ))));
+            )));
         }
         let keep_mode = fs::symlink_metadata(&target).ok().filter(|m| m.is_file()).map(|m| m.permissions().mode());
         let mode = e.mode.or(keep_mode).unwrap_or(DEFAULT_FILE_MODE) & 0o7777;

@@ -9,48 +9,44 @@
 //!   every 30 s rescan; every 60 s renew the lease; every 2 s while paused, look at conflicts
 //! }
 //! ```
-//! Uploads pause while conflicts this replica caused are open; downloads go on.
+//! Uploads pause while conflicts this replica caused are open; downloads go on. The decisions
+//! (when to send, how soon to poll again, when to bootstrap again) are the sans-IO
+//! [`crate::core::Core`]'s; `run` (in `driver`) turns the watcher, timers and answers into
+//! events and executes its commands.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
 use tideline_types::limits::{
     FILE_BYTES_MAX, SYNC_BATCH_CHANGES_MAX as BATCH_CHANGES_MAX, SYNC_BATCH_CONTENT_BYTES_MAX, SYNC_LEASE_RENEW_MS,
     SYNC_LONG_POLL_MS,
 };
 use tideline_types::wire::{ChangesPage, ReplicaChange};
 use tideline_types::{ConflictStatus, EntryKind, EventType};
-use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
-use tokio::time::{interval, sleep, sleep_until, Instant, MissedTickBehavior};
+use tokio::time::sleep;
 
 use super::apply::Applier;
 use super::home::{inode_of, AttachDir, Attachment};
 use super::index::{rekey, Index, Kind, Update};
 use super::init::{self, InitFrom, Outcome, Policy};
-use super::local::{self, local_path, Capabilities, Meta, TMP_PREFIX};
+use super::local::{self, local_path, Capabilities, Meta};
 use super::plan::{self, Change};
-use super::remote::{content_base64, Remote, SyncError, SyncResult, PAGE_ENTRIES};
+use super::remote::{content_base64, Remote, PAGE_ENTRIES};
 use super::status::{LocalConflict, Status};
-use crate::volume_cli::http::{CliError, ErrorKind};
-use crate::volume_cli::progress;
+use crate::core::RETRY_AFTER;
+use crate::error::{SyncError, SyncResult};
+use crate::progress::{Progress, Silent, Task};
 
-/// Quiet time after the last file-system event before changes are sent.
-const DEBOUNCE: Duration = Duration::from_millis(50);
-/// Longest a burst of events delays sending.
-const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
+mod driver;
+
 /// A full rescan catches what events missed.
 const RESCAN_EVERY: Duration = Duration::from_secs(30);
 /// The server's lease is 5 minutes; renew well inside it.
 const RENEW_EVERY: Duration = Duration::from_millis(SYNC_LEASE_RENEW_MS as u64);
 const CONFLICT_POLL: Duration = Duration::from_secs(2);
 const LONG_POLL: Duration = Duration::from_millis(SYNC_LONG_POLL_MS);
-/// After a failure, wait this long before the next call.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// A batch carries at most `BATCH_CHANGES_MAX` changes and this much file content (or one
 /// larger file alone): what fits one append body (see `tideline_types::limits`).
 const BATCH_BYTES_MAX: u64 = SYNC_BATCH_CONTENT_BYTES_MAX as u64;
@@ -82,34 +78,25 @@ pub struct Worker {
     busy: bool,
     /// False until the first catch-up with the volume was tried: the head is not known yet.
     started: bool,
+    progress: Arc<dyn Progress>,
 }
 
 /// One change as sent: its place in the batch, its wire form, and the index update it makes
 /// once accepted.
 type Sent = (usize, ReplicaChange, Option<Update>);
 
-type PullFuture = Pin<Box<dyn Future<Output = (u64, SyncResult<ChangesPage>)> + Send>>;
-
-fn pull(remote: Remote, after: u64, wait: Duration, delay: Duration) -> PullFuture {
-    Box::pin(async move {
-        if !delay.is_zero() {
-            sleep(delay).await;
-        }
-        (after, remote.changes(after, wait).await)
-    })
-}
-
 fn io_err(what: String) -> impl FnOnce(std::io::Error) -> SyncError {
-    move |e| SyncError::Other(CliError::io(what, e))
+    SyncError::io_with(what)
 }
 
 impl Worker {
-    pub fn open(ad: AttachDir, att: Attachment) -> anyhow::Result<Worker> {
+    /// The worker of one attachment, reporting nothing (see [`Worker::with_progress`]).
+    pub fn open(ad: AttachDir, att: Attachment) -> SyncResult<Worker> {
         let root = att.dir.clone();
-        std::fs::create_dir_all(&root)?;
-        let caps = local::probe(&root)?;
+        std::fs::create_dir_all(&root).map_err(io_err(format!("create {}", root.display())))?;
+        let caps = local::probe(&root).map_err(io_err(format!("probe {}", root.display())))?;
         let remote = Remote::new(&att.server, &att.token, &att.volume_id, &att.replica_id)?;
-        let index = Index::open(&ad.path)?;
+        let index = Index::open(&ad.path).map_err(io_err(format!("open the index in {}", ad.path.display())))?;
         Ok(Worker {
             ad,
             att,
@@ -128,7 +115,14 @@ impl Worker {
             pending: 0,
             busy: true,
             started: false,
+            progress: Arc::new(Silent),
         })
+    }
+
+    /// Reports long work (the bootstrap, uploads shown with `push(true)`) to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Worker {
+        self.progress = progress;
+        self
     }
 
     pub fn attachment(&self) -> &Attachment {
@@ -161,7 +155,7 @@ impl Worker {
         let synced = self.index.len();
         let why = if inode_of(&self.root) != self.att.root_inode {
             Some(format!("{dir} is not the directory that was attached (it was replaced or recreated)"))
-        } else if synced == 0 {
+        } else if self.index.is_empty() {
             None
         } else {
             let scan = local::scan(&self.root, self.att.gitignore).map_err(|e| format!("scan {dir}: {e}"))?;
@@ -193,7 +187,8 @@ impl Worker {
     pub async fn initialize(&mut self, from: InitFrom) -> SyncResult<Outcome> {
         self.index.reset(Default::default(), 0).map_err(io_err("reset the index".into()))?;
         let staging = self.ad.staging();
-        let seq = init::download(&self.applier(), &staging).await?;
+        let progress = Arc::clone(&self.progress);
+        let seq = init::download(&self.applier(), &staging, progress.as_ref()).await?;
         let policy = match from {
             InitFrom::Volume => Policy::Volume,
             InitFrom::Local => Policy::IndexOnly,
@@ -209,13 +204,13 @@ impl Worker {
                         init::differences(&self.root, &remote_has).map_err(io_err("compare with the volume".into()))?;
                     if !differ.is_empty() {
                         let _ = std::fs::remove_file(&staging);
-                        return Err(SyncError::Other(init::refuse_merge(&differ)));
+                        return Err(init::refuse_merge(&differ));
                     }
                     Policy::Merge
                 }
             }
         };
-        let outcome = init::materialize(&mut self.applier(), &staging, seq, policy);
+        let outcome = init::materialize(&mut self.applier(), &staging, seq, policy, progress.as_ref());
         let _ = std::fs::remove_file(&staging);
         let outcome = outcome?;
         self.att.root_inode = inode_of(&self.root);
@@ -224,7 +219,7 @@ impl Worker {
         Ok(outcome)
     }
 
-    /// Sends local changes (scan → plan → batches); `show` draws a progress bar.
+    /// Sends local changes (scan → plan → batches); `show` reports them to the progress sink.
     pub async fn push(&mut self, show: bool) -> SyncResult<()> {
         let scan = local::scan(&self.root, self.att.gitignore).map_err(io_err("scan".into()))?;
         self.scan_problems = scan.problems.clone();
@@ -235,8 +230,8 @@ impl Worker {
         if self.paused || plan.changes.is_empty() {
             return Ok(());
         }
-        let bar = if show && plan.changes.len() > 1 {
-            progress::items(plan.changes.len() as u64, "changes to the volume")
+        let meter = if show && plan.changes.len() > 1 {
+            self.progress.start(Task::ChangesToVolume, Some(plan.changes.len() as u64))
         } else {
             None
         };
@@ -246,12 +241,12 @@ impl Worker {
             rest = &rest[batch.len()..];
             self.send(batch, wire).await?;
             self.pending = rest.len();
-            if let Some(b) = &bar {
-                b.inc(batch.len() as u64);
+            if let Some(m) = &meter {
+                m.advance(batch.len() as u64);
             }
         }
-        if let Some(b) = bar {
-            b.finish_and_clear();
+        if let Some(m) = meter {
+            m.finish();
         }
         Ok(())
     }
@@ -333,7 +328,7 @@ impl Worker {
                 Err(SyncError::LeaseExpired) => self.register().await?,
                 // The same request id and payload are answered once: retrying is safe. The client
                 // already retried a 503 or a refused connection; this also covers a timeout.
-                Err(SyncError::Other(e)) if e.kind == ErrorKind::Unavailable && attempt < 4 => {
+                Err(SyncError::Unavailable(_)) if attempt < 4 => {
                     attempt += 1;
                     sleep(RETRY_AFTER * attempt).await;
                 }
@@ -423,8 +418,9 @@ impl Worker {
     async fn rebootstrap(&mut self) -> SyncResult<()> {
         tracing::warn!("cursor {} is below the volume's retention floor: bootstrapping again", self.index.cursor());
         let staging = self.ad.staging();
-        let seq = init::download(&self.applier(), &staging).await?;
-        let outcome = init::materialize(&mut self.applier(), &staging, seq, Policy::Reconcile);
+        let progress = Arc::clone(&self.progress);
+        let seq = init::download(&self.applier(), &staging, progress.as_ref()).await?;
+        let outcome = init::materialize(&mut self.applier(), &staging, seq, Policy::Reconcile, progress.as_ref());
         let _ = std::fs::remove_file(&staging);
         let outcome = outcome?;
         tracing::info!(
@@ -505,104 +501,6 @@ impl Worker {
         self.last_error = Some(error);
         let _ = self.status().save(&self.ad);
     }
-
-    /// The steady state, until SIGTERM or SIGINT.
-    pub async fn run(mut self) -> anyhow::Result<()> {
-        let mut last = Status::default();
-        self.busy = true;
-        self.save_status(&mut last);
-        if let Err(e) = self.register().await {
-            self.failed("register the replica", &e);
-        }
-        if let Err(e) = self.catch_up().await {
-            self.failed("catch up with the volume", &e);
-        }
-        self.started = true;
-        let (tx, mut events) = mpsc::channel::<()>(1);
-        let watched = self.root.clone();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res {
-                // Opening and reading (our own scans and hashes among them) change nothing.
-                let access = matches!(ev.kind, notify::EventKind::Access(_));
-                if !access && ev.paths.iter().any(|p| relevant(&watched, p)) {
-                    let _ = tx.try_send(());
-                }
-            }
-        })?;
-        watcher.watch(&self.root, RecursiveMode::Recursive)?;
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut rescan = interval(RESCAN_EVERY);
-        let mut renew = interval(RENEW_EVERY);
-        let mut conflicts = interval(CONFLICT_POLL);
-        for t in [&mut rescan, &mut renew, &mut conflicts] {
-            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        }
-        let mut due: Option<Instant> = Some(Instant::now());
-        let mut burst: Option<Instant> = None;
-        let mut poll = pull(self.remote.clone(), self.index.cursor(), Duration::ZERO, Duration::ZERO);
-        tracing::info!(
-            "syncing {} with volume {} as replica {}",
-            self.root.display(),
-            self.att.volume_id,
-            self.att.replica_id
-        );
-        loop {
-            self.busy = due.is_some();
-            self.save_status(&mut last);
-            tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                Some(()) = events.recv() => {
-                    let now = Instant::now();
-                    let first = *burst.get_or_insert(now);
-                    due = Some((now + DEBOUNCE).min(first + DEBOUNCE_MAX));
-                }
-                _ = sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                    due = None;
-                    burst = None;
-                    match self.push(false).await {
-                        Ok(()) => self.last_error = None,
-                        Err(SyncError::Reseed { .. }) => {
-                            if let Err(e) = self.rebootstrap().await { self.failed("bootstrap again", &e) }
-                            due = Some(Instant::now());
-                        }
-                        Err(e) => self.failed("send local changes", &e),
-                    }
-                }
-                (after, res) = &mut poll => {
-                    let mut next = (LONG_POLL, Duration::ZERO);
-                    match res {
-                        Ok(page) if after == self.index.cursor() => match self.on_page(page).await {
-                            Ok(more) => { self.last_error = None; if more { next.0 = Duration::ZERO } }
-                            Err(e) => { self.failed("apply volume changes", &e); next = (Duration::ZERO, RETRY_AFTER) }
-                        },
-                        Ok(_) => next.0 = Duration::ZERO, // the cursor moved meanwhile: ask again
-                        Err(SyncError::Reseed { .. }) => {
-                            if let Err(e) = self.rebootstrap().await { self.failed("bootstrap again", &e); next.1 = RETRY_AFTER }
-                            next.0 = Duration::ZERO;
-                        }
-                        Err(e) => { self.failed("read volume changes", &e); next = (Duration::ZERO, RETRY_AFTER) }
-                    }
-                    poll = pull(self.remote.clone(), self.index.cursor(), next.0, next.1);
-                }
-                _ = rescan.tick() => due = Some(due.unwrap_or_else(Instant::now)),
-                _ = renew.tick() => if let Err(e) = self.register().await { self.failed("renew the replica lease", &e) },
-                _ = conflicts.tick(), if self.paused => {
-                    match self.check_conflicts().await {
-                        Ok(()) if !self.paused => due = Some(Instant::now()),
-                        Ok(()) => {}
-                        Err(e) => self.failed("read conflicts", &e),
-                    }
-                }
-            }
-        }
-        tracing::info!("worker stopping");
-        drop(watcher);
-        self.busy = false;
-        let _ = self.index.commit(None);
-        Ok(())
-    }
 }
 
 /// Whether a change with `size` bytes of content joins a batch that already holds `n` changes
@@ -611,16 +509,6 @@ impl Worker {
 /// `BATCH_BYTES_MAX`, or one file alone — what `tideline_types::limits` proves fits one append.
 fn fits(n: usize, bytes: u64, size: u64) -> bool {
     n == 0 || (n < BATCH_CHANGES_MAX && bytes + size <= BATCH_BYTES_MAX)
-}
-
-/// Events worth a scan: anything but `.git/` and the worker's own temp files.
-fn relevant(root: &Path, p: &Path) -> bool {
-    let Ok(rel) = p.strip_prefix(root) else { return false };
-    let mut comps = rel.components();
-    if comps.next().is_some_and(|c| c.as_os_str() == ".git") {
-        return false;
-    }
-    !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TMP_PREFIX))
 }
 
 #[cfg(test)]

@@ -218,7 +218,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
-    use crate::sync::local::scan;
+    use crate::local::scan;
 
     /// A directory and an index that agrees with it.
     fn synced(files: &[(&str, &str)]) -> (tempfile::TempDir, Index, tempfile::TempDir) {

@@ -109,6 +109,11 @@ impl Index {
         self.entries.len()
     }
 
+    /// Whether nothing was synced yet.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// `path` and everything below it, parents first.
     pub fn subtree(&self, path: &str) -> Vec<(String, Entry)> {
         let prefix = format!("{}/", path.trim_end_matches('/'));
