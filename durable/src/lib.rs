@@ -1,5 +1,5 @@
 //! Files that survive a crash whole: the one way Tideline replaces a file it must not lose
-//! (snapshots, the admin token, the sync worker's records, downloads).
+//! (snapshots, the admin token, the sync worker's records).
 //!
 //! ```text
 //! AtomicFile::create(target)  ─▶  .<name>.<pid>.<n>.tmp beside it (O_EXCL, the final mode)
