@@ -93,7 +93,6 @@ mod tests {
     use tideline_raft::Clock;
 
     use super::*;
-    use crate::ops::replicas::{self, Replica};
     use crate::ops::testing::Fixture;
 
     fn write(path: &str, bytes: Vec<u8>) -> Change {
@@ -122,14 +121,7 @@ mod tests {
     async fn a_batch_whose_content_cannot_be_stored_applies_none_of_it() {
         let f = Fixture::new().await;
         let vol = f.volume().await;
-        let r1 = Replica {
-            id: "r1".into(),
-            display_name: None,
-            platform: None,
-            root_path: None,
-            capabilities: Default::default(),
-        };
-        replicas::upsert(&f.ops, &vol, r1).await.unwrap();
+        f.replica(&vol, "r1").await;
         std::fs::write(f.objects().join("blobs"), "in the way").unwrap();
         let (ops, proposed) = f.counting();
         // Past the inline budget, the second change's content must go to the object store.

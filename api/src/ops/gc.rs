@@ -72,17 +72,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn compaction_forgets_request_ids_a_day_old_by_the_clock() {
         use crate::ops::append::{self, Append};
-        use crate::ops::replicas::{self, Replica};
         let f = Fixture::new().await;
         let vol = f.volume().await;
-        let r1 = Replica {
-            id: "r1".into(),
-            display_name: None,
-            platform: None,
-            root_path: None,
-            capabilities: Default::default(),
-        };
-        replicas::upsert(&f.ops, &vol, r1).await.unwrap();
+        f.replica(&vol, "r1").await;
         let batch = Append {
             replica_id: "r1".into(),
             request_id: "q".into(),

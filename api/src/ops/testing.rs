@@ -46,6 +46,18 @@ impl Fixture {
         super::volumes::create(&self.ops, &self.caller, config).await.unwrap()
     }
 
+    /// Registers replica `id` (no name, platform or capabilities) on `vol`.
+    pub async fn replica(&self, vol: &VolumeRecord, id: &str) {
+        let r = super::replicas::Replica {
+            id: id.into(),
+            display_name: None,
+            platform: None,
+            root_path: None,
+            capabilities: Default::default(),
+        };
+        super::replicas::upsert(&self.ops, vol, r).await.unwrap();
+    }
+
     /// The volume's head seq as this node has applied it.
     pub fn head(&self, vol: &VolumeRecord) -> u64 {
         self.ops.node().state_machine().volume(&vol.id).unwrap().map_or(0, |v| v.head_seq)
