@@ -32,6 +32,8 @@
 # servers and wrk used during the run. Runs where others > OTHERS_CPU_PCT_MAX (10) are marked
 # `~` and counted in the table's `noisy` column: someone else was using the CPU, so do not
 # trust those numbers (rerun on a quiet machine).
+# `cpu µs/req` is the CPU time (user + system) each system's three servers spent per request:
+# it drifts far less than req/s when the shared machine's speed changes, so compare builds by it.
 # `errors` counts non-2xx responses plus socket errors (connect/read/write/timeout); a run with
 # errors is marked `!` and the script exits 3 after writing its results. The table also goes
 # to OUT_DIR/compare-etcd-<UTC time>.txt, and everything (every run) to the .json beside it.
@@ -132,7 +134,8 @@ for conns in sorted({r["connections"] for r in runs}):
         rs = [r for r in runs if r["system"] == system and r["connections"] == conns]
         p["wrk_connections"] = rs[0]["wrk_connections"]
         p[system] = {"rps": mean([r["rps"] for r in rs]), "p50_ms": mean([r["p50_ms"] for r in rs]),
-                     "p99_ms": mean([r["p99_ms"] for r in rs]), "errors": sum(r["errors"] for r in rs),
+                     "p99_ms": mean([r["p99_ms"] for r in rs]),
+                     "server_cpu_us": mean([r["server_cpu_us"] for r in rs]), "errors": sum(r["errors"] for r in rs),
                      "rounds": len(rs), "noisy_runs": sum(r["noisy"] for r in rs)}
     p["ratio_tideline_over_etcd"] = p["tideline"]["rps"] / p["etcd"]["rps"] if p["etcd"]["rps"] else None
     points.append(p)
@@ -144,7 +147,7 @@ lines = [
     f"{meta['duration_s']} s measured (+{meta['warmup_s']} s warm-up); mean over rounds",
     "",
     f"{'conns':>5} {'wrk':>4} | {'etcd req/s':>10} {'p50 ms':>7} {'p99 ms':>7} | "
-    f"{'tideline req/s':>14} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>6} | noisy | errors",
+    f"{'tideline req/s':>14} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>6} | cpu µs/req etcd tideline | noisy | errors",
 ]
 for p in points:
     e, t = p["etcd"], p["tideline"]
@@ -152,6 +155,7 @@ for p in points:
     lines.append(
         f"{p['connections']:>5} {p['wrk_connections']:>4} | {e['rps']:>10.0f} {e['p50_ms']:>7.2f} {e['p99_ms']:>7.2f} | "
         f"{t['rps']:>14.0f} {t['p50_ms']:>7.2f} {t['p99_ms']:>7.2f} | {p['ratio_tideline_over_etcd']:>6.3f} | "
+        f"{'':>10} {e['server_cpu_us']:>4.0f} {t['server_cpu_us']:>8.0f} | "
         f"{e['noisy_runs'] + t['noisy_runs']:>2}/{e['rounds'] + t['rounds']:<2} | {errs}")
 lines += ["", "runs (in the order they ran):"]
 for r in runs:
@@ -159,7 +163,7 @@ for r in runs:
     lines.append(
         f"  {r['system']:<8} conns={r['connections']:<3} round={r['round']} load1={r['load1']:<5} "
         f"others={r['others_cpu_pct']:>4.1f}% req/s={r['rps']:<6.0f} p50_ms={r['p50_ms']:<7.2f} p99_ms={r['p99_ms']:<7.2f} "
-        f"non2xx={int(r['non2xx'])} socket_errors={int(r['socket_errors'])}{flag}")
+        f"cpu_us={r['server_cpu_us']:<5.0f} non2xx={int(r['non2xx'])} socket_errors={int(r['socket_errors'])}{flag}")
 text = "\n".join(lines) + "\n"
 sys.stdout.write(text)
 open(out_base + ".txt", "w").write(text)

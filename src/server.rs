@@ -94,11 +94,25 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves when the Raft core has exited (its metrics channel closes).
+/// Resolves when the Raft core has exited (its metrics channel closes), looking once every
+/// [`RAFT_STOPPED_POLL`]. Not `changed().await` in a loop: the core publishes metrics on every
+/// append, commit and apply, and that would wake this task (often on the other thread) for
+/// each of them, for nothing.
 async fn raft_stopped(node: &RaftNode) {
-    let mut metrics = node.raft().metrics();
-    while metrics.changed().await.is_ok() {}
+    let metrics = node.raft().metrics();
+    let mut tick = tokio::time::interval(RAFT_STOPPED_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if metrics.has_changed().is_err() {
+            return;
+        }
+    }
 }
+
+/// How often [`raft_stopped`] looks: a dead core answers nothing meanwhile, and its supervisor
+/// restarts the process a moment later either way.
+const RAFT_STOPPED_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 async fn shutdown_signal() {
     let ctrl_c = async {

@@ -331,6 +331,9 @@ children_ticks() {
 # Prints the script's `RESULT …` line plus `others_cpu_pct=`: the share of the machine's CPU
 # (all cores) that processes other than our servers and wrk used during the run. A few percent
 # is the kernel and daemons; much more means someone else was busy and the run is noise.
+# And `server_cpu_us=`: CPU time (user + system) all our servers used per request, in µs. On a
+# shared machine whose speed drifts between minutes it moves far less than req/s does, so it is
+# the figure to compare two builds by (the idle system's heartbeats are in it, a few µs).
 wrk_run() {
   local lua=$1 secs=$2 conns=$3 tag=$4
   shift 4
@@ -353,16 +356,18 @@ wrk_run() {
   busy1=$(cpu_busy_ticks)
   ours1=$(children_ticks)
   wrk_cpu="$(cat "$out.cpu")"
-  local others
-  others="$(python3 -c '
-import os, sys
-busy, ours, wrk_s, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-hz = os.sysconf("SC_CLK_TCK")
-others = busy / hz - ours / hz - wrk_s
-print("%.1f" % max(0.0, 100 * others / (secs * os.cpu_count())))' \
-    $((busy1 - busy0)) $((ours1 - ours0)) "$(echo "$wrk_cpu" | awk '{ print $1 + $2 }')" \
-    "$(echo "$t1 - $t0" | awk '{ print $1 - $3 }')")"
   local result
   result="$(grep '^RESULT ' "$out")" || die "wrk printed no RESULT line ($tag); see $out"
-  echo "$result others_cpu_pct=$others"
+  local extra
+  extra="$(python3 -c '
+import os, sys
+busy, ours, wrk_s, secs, result = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+hz = os.sysconf("SC_CLK_TCK")
+others = busy / hz - ours / hz - wrk_s
+requests = int(dict(kv.split("=", 1) for kv in result.split()[1:])["requests"])
+print("others_cpu_pct=%.1f server_cpu_us=%.1f" % (
+    max(0.0, 100 * others / (secs * os.cpu_count())), 1e6 * ours / hz / max(requests, 1)))' \
+    $((busy1 - busy0)) $((ours1 - ours0)) "$(echo "$wrk_cpu" | awk '{ print $1 + $2 }')" \
+    "$(echo "$t1 - $t0" | awk '{ print $1 - $3 }')" "$result")"
+  echo "$result $extra"
 }
