@@ -7,13 +7,15 @@
 //!                request latencies by route and status
 //! ```
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header;
+use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::Histogram;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
@@ -69,15 +71,44 @@ fn describe() {
 
 /// Records every request's latency by matched route and status.
 pub async fn track(req: Request, next: Next) -> Response {
-    let route =
-        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let method = req.method().clone();
     let started = Instant::now();
     let resp = next.run(req).await;
-    let status = resp.status().as_u16().to_string();
-    let labels = [("route", route), ("method", method), ("status", status)];
-    metrics::histogram!("tideline_http_request_duration_seconds", &labels).record(started.elapsed().as_secs_f64());
+    latency_histogram(route, method, resp.status().as_u16()).record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// Label sets of the request histogram kept as handles, at most: routes are the router's
+/// own paths, but a client may send any method name.
+const LATENCY_HANDLES_MAX: usize = 1024;
+
+type HistogramKey = (Option<String>, Method, u16);
+
+/// The request-latency histogram of one (route, method, status), its handle built once: a
+/// handle built per request costs three label strings and a registry lookup on every write.
+fn latency_histogram(route: Option<String>, method: Method, status: u16) -> Histogram {
+    static HANDLES: OnceLock<RwLock<HashMap<HistogramKey, Histogram>>> = OnceLock::new();
+    let handles = HANDLES.get_or_init(|| {
+        prometheus(); // handles are bound to the recorder installed when they are built
+        RwLock::new(HashMap::new())
+    });
+    let key = (route, method, status);
+    if let Some(h) = handles.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return h.clone();
+    }
+    let (route, method, status) = &key;
+    let labels = [
+        ("route", route.clone().unwrap_or_else(|| "unmatched".into())),
+        ("method", method.to_string()),
+        ("status", status.to_string()),
+    ];
+    let h = metrics::histogram!("tideline_http_request_duration_seconds", &labels);
+    let mut handles = handles.write().unwrap_or_else(|e| e.into_inner());
+    if handles.len() < LATENCY_HANDLES_MAX {
+        handles.insert(key, h.clone());
+    }
+    h
 }
 
 pub async fn healthz() -> impl IntoResponse {

@@ -1,7 +1,7 @@
 //! The Raft log and vote in RocksDB (`raft_log`, `raft_meta` column families).
 //!
 //! Appends go into RocksDB without a WAL sync; their `LogFlushed` callbacks are handed to one
-//! flusher task, which syncs the WAL once for everything queued so far (group commit) and only
+//! flusher thread, which syncs the WAL once for everything queued so far (group commit) and only
 //! then reports the entries durable. Vote, truncate and purge are written synced.
 //!
 //! ```text
@@ -110,10 +110,14 @@ pub struct LogStore {
 }
 
 impl LogStore {
-    /// Opens the log store over `db` and starts its flusher task (on the current runtime).
+    /// Opens the log store over `db` and starts its flusher thread.
     pub fn new(db: Db) -> Self {
         let (flush_tx, flush_rx) = mpsc::channel(FLUSH_QUEUE_MAX);
-        tokio::spawn(flusher(db.clone(), flush_rx));
+        let flusher_db = db.clone();
+        std::thread::Builder::new()
+            .name("raft-log-sync".into())
+            .spawn(move || flusher(flusher_db, flush_rx))
+            .expect("spawn the raft log flusher thread");
         LogStore { db, flush_tx, recent: Default::default(), committed: Arc::new(AtomicU64::new(0)) }
     }
 
@@ -205,20 +209,26 @@ fn bounds(range: &impl RangeBounds<u64>) -> (u64, Option<u64>) {
     (start, end)
 }
 
-async fn flusher(db: Db, mut rx: mpsc::Receiver<LogFlushed>) {
+/// The flusher: a thread of its own that blocks in `fdatasync`, so a sync costs no hand-off to
+/// tokio's blocking pool and back. It takes every callback queued so far (up to
+/// [`FLUSH_GROUP_MAX`]), syncs the WAL once and completes them all; it ends when every
+/// [`LogStore`] clone (every sender) is gone.
+fn flusher(db: Db, mut rx: mpsc::Receiver<LogFlushed>) {
     let mut group = Vec::with_capacity(FLUSH_GROUP_MAX);
-    while rx.recv_many(&mut group, FLUSH_GROUP_MAX).await > 0 {
-        let db2 = db.clone();
-        let result = match tokio::task::spawn_blocking(move || db2.sync_wal()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(std::io::Error::other(e.to_string())),
-            Err(e) => Err(std::io::Error::other(e.to_string())),
-        };
+    while let Some(first) = rx.blocking_recv() {
+        group.push(first);
+        while group.len() < FLUSH_GROUP_MAX {
+            match rx.try_recv() {
+                Ok(cb) => group.push(cb),
+                Err(_) => break,
+            }
+        }
+        let result = db.sync_wal().map_err(|e| e.to_string());
         if let Err(e) = &result {
             tracing::error!(error = %e, "raft log WAL sync failed");
         }
         for cb in group.drain(..) {
-            cb.log_io_completed(result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string())));
+            cb.log_io_completed(result.clone().map_err(std::io::Error::other));
         }
     }
 }

@@ -4,7 +4,8 @@
 //! command made of several changes — a replica's batch — decides each one against the state
 //! the previous ones left. Nothing reaches RocksDB until [`Txn::commit`].
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use prost::Message;
 use rocksdb::WriteBatch;
@@ -31,7 +32,16 @@ pub(crate) struct Txn<'a> {
     /// How to take back each change to `overlay` and `ranges`, newest last; kept only from
     /// the first savepoint on (most commands never take one).
     undo: Option<Vec<Undo>>,
+    /// Point reads of the database already made by this batch, absent keys included. Nothing
+    /// else writes the state machine's families while a batch is open, so they stay true; the
+    /// overlay and range deletions are consulted first. Commands of one batch mostly write into
+    /// the same few directories, so their parents' and the volume's rows are read once per batch
+    /// instead of once per command. Bounded: cleared when full.
+    reads: RefCell<HashMap<(Cf, Vec<u8>), Option<Vec<u8>>>>,
 }
+
+/// Point reads a [`Txn`] remembers before it starts over.
+const READS_CACHED_MAX: usize = 4096;
 
 enum Undo {
     /// Restore this key's previous overlay value (`None`: it was not in the overlay).
@@ -42,7 +52,7 @@ enum Undo {
 
 impl<'a> Txn<'a> {
     pub fn new(db: &'a Db) -> Self {
-        Txn { db, overlay: BTreeMap::new(), ranges: Vec::new(), undo: None }
+        Txn { db, overlay: BTreeMap::new(), ranges: Vec::new(), undo: None, reads: RefCell::new(HashMap::new()) }
     }
 
     /// A point to return to with [`Txn::rollback`]: a change refused halfway leaves nothing.
@@ -120,13 +130,23 @@ impl<'a> Txn<'a> {
 
     /// One raw value as this command sees it.
     pub fn get_raw(&self, cf: Cf, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        if let Some(v) = self.overlay.get(&(cf, key.to_vec())) {
+        let key = (cf, key.to_vec());
+        if let Some(v) = self.overlay.get(&key) {
             return Ok(v.clone());
         }
-        if self.range_deleted(cf, key) {
+        if self.range_deleted(cf, &key.1) {
             return Ok(None);
         }
-        self.db.get_raw(cf, key)
+        if let Some(v) = self.reads.borrow().get(&key) {
+            return Ok(v.clone());
+        }
+        let value = self.db.get_raw(cf, &key.1)?;
+        let mut reads = self.reads.borrow_mut();
+        if reads.len() >= READS_CACHED_MAX {
+            reads.clear();
+        }
+        reads.insert(key, value.clone());
+        Ok(value)
     }
 
     /// One decoded value as this command sees it.
@@ -317,6 +337,39 @@ mod tests {
         assert_eq!(stored.head_seq, 2);
         let second: JournalEntry = txn.get(Cf::Journal, &keys::journal("v", 2)).unwrap().unwrap();
         assert_eq!((second.volume_id.as_str(), second.team_id.as_str()), ("v", "t"));
+    }
+
+    #[test]
+    fn a_read_remembered_by_the_batch_never_hides_its_own_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        db.raw().put_cf(db.cf(Cf::Blobs), b"k1", b"stored").unwrap();
+        let mut txn = Txn::new(&db);
+        let start = txn.savepoint();
+        // Both reads are remembered: one present, one absent.
+        assert_eq!(txn.get_raw(Cf::Blobs, b"k1").unwrap().as_deref(), Some(&b"stored"[..]));
+        assert_eq!(txn.get_raw(Cf::Blobs, b"k2").unwrap(), None);
+        txn.put_raw(Cf::Blobs, b"k2", b"written");
+        assert_eq!(txn.get_raw(Cf::Blobs, b"k2").unwrap().as_deref(), Some(&b"written"[..]));
+        txn.delete(Cf::Blobs, b"k1");
+        assert_eq!(txn.get_raw(Cf::Blobs, b"k1").unwrap(), None);
+        // A rolled-back write falls back to what the database holds, not to a stale absence.
+        let sp = txn.savepoint();
+        txn.put_raw(Cf::Blobs, b"k3", b"gone");
+        txn.rollback(sp);
+        assert_eq!(txn.get_raw(Cf::Blobs, b"k3").unwrap(), None);
+        txn.rollback(start);
+        assert_eq!(txn.get_raw(Cf::Blobs, b"k1").unwrap().as_deref(), Some(&b"stored"[..]));
+        // A range deletion covers remembered rows too.
+        txn.delete_range(Cf::Blobs, b"k", b"l");
+        assert_eq!(txn.get_raw(Cf::Blobs, b"k1").unwrap(), None);
+        // Past the bound the memory starts over and reads still answer from the database.
+        let mut fresh = Txn::new(&db);
+        for i in 0..READS_CACHED_MAX + 10 {
+            assert_eq!(fresh.get_raw(Cf::Blobs, format!("x{i}").as_bytes()).unwrap(), None);
+        }
+        assert!(fresh.reads.borrow().len() <= READS_CACHED_MAX);
+        assert_eq!(fresh.get_raw(Cf::Blobs, b"k1").unwrap().as_deref(), Some(&b"stored"[..]));
     }
 
     #[test]
