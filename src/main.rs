@@ -34,11 +34,24 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `tideline --version`: the package version and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TIDELINE_COMMIT"), ")");
+
 #[derive(Parser)]
-#[command(name = "tideline", version, about = "A Raft-replicated journal server for workspace volumes")]
+#[command(name = "tideline", version = VERSION, about = "A Raft-replicated journal server for workspace volumes")]
 struct Cli {
+    /// How log lines on stderr look: `text` for people, `json` (one object per line) for
+    /// journald, Loki or Elasticsearch. Verbosity comes from `RUST_LOG`.
+    #[arg(long, global = true, env = "TIDELINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -63,20 +76,21 @@ enum Command {
     Sync(sync_cli::SyncArgs),
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,notify=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).init(),
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
         #[cfg(feature = "server")]
         Command::Server(args) => server::run(args).await,
         Command::Token { command } => token::run(command).await,

@@ -20,6 +20,7 @@ pub use crate::config::ServerArgs;
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let args = args.resolve()?;
+    tideline_api::process::set_build(env!("CARGO_PKG_VERSION"), env!("TIDELINE_COMMIT"));
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("create data dir {}", args.data_dir.display()))?;
     let admin_token = crate::admin_token::resolve(&args.data_dir, args.admin_token.clone())?;
 

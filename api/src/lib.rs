@@ -20,6 +20,8 @@ pub mod journal_json;
 pub mod journal_proto;
 pub mod observe;
 pub mod ops;
+pub mod process;
+pub mod request_log;
 mod routes;
 pub mod state;
 pub mod wire;

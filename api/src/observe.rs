@@ -7,15 +7,11 @@
 //!                request latencies by route and status
 //! ```
 
-use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
-use std::time::Instant;
+use std::sync::OnceLock;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, Method};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use metrics::Histogram;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
@@ -50,8 +46,30 @@ fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!("tideline_journal_appends_total", "Journal entries applied on this node");
     describe_counter!("tideline_commands_applied_total", "State-machine commands applied on this node");
-    metrics::counter!("tideline_journal_appends_total").increment(0);
-    metrics::counter!("tideline_commands_applied_total").increment(0);
+    describe_counter!("tideline_proposals_forwarded_total", "Commands this node forwarded to the leader");
+    describe_counter!("tideline_raft_log_syncs_total", "Raft log WAL syncs (one per group of appends)");
+    describe_counter!("tideline_raft_log_sync_errors_total", "Raft log WAL syncs that failed");
+    describe_counter!("tideline_object_store_errors_total", "Object-store operations that failed, by operation");
+    describe_counter!("tideline_sync_conflicts_total", "Sync conflicts recorded by replica appends on this node");
+    describe_counter!("tideline_bootstraps_total", "Sync bootstrap snapshots taken through this node");
+    describe_counter!("tideline_gc_swept_blobs_total", "Content blobs the garbage collector swept");
+    describe_gauge!("tideline_build_info", "1, labelled with this binary's version and commit");
+    for name in [
+        "tideline_journal_appends_total",
+        "tideline_commands_applied_total",
+        "tideline_proposals_forwarded_total",
+        "tideline_raft_log_syncs_total",
+        "tideline_raft_log_sync_errors_total",
+        "tideline_sync_conflicts_total",
+        "tideline_bootstraps_total",
+        "tideline_gc_swept_blobs_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for op in ["head", "put", "fsync", "get", "list", "delete"] {
+        metrics::counter!("tideline_object_store_errors_total", "op" => op).increment(0);
+    }
+    crate::process::describe();
     describe_histogram!("tideline_proposer_batch_commands", "Commands coalesced into one Raft entry");
     describe_histogram!("tideline_read_index_round_reads", "Reads served by one read-index confirmation");
     describe_histogram!(
@@ -67,48 +85,6 @@ fn describe() {
     describe_gauge!("tideline_raft_applied_index", "Highest index applied to the state machine");
     describe_gauge!("tideline_raft_apply_lag", "Committed entries not yet applied");
     describe_gauge!("tideline_raft_snapshot_index", "Index covered by the last state-machine snapshot");
-}
-
-/// Records every request's latency by matched route and status.
-pub async fn track(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let method = req.method().clone();
-    let started = Instant::now();
-    let resp = next.run(req).await;
-    latency_histogram(route, method, resp.status().as_u16()).record(started.elapsed().as_secs_f64());
-    resp
-}
-
-/// Label sets of the request histogram kept as handles, at most: routes are the router's
-/// own paths, but a client may send any method name.
-const LATENCY_HANDLES_MAX: usize = 1024;
-
-type HistogramKey = (Option<String>, Method, u16);
-
-/// The request-latency histogram of one (route, method, status), its handle built once: a
-/// handle built per request costs three label strings and a registry lookup on every write.
-fn latency_histogram(route: Option<String>, method: Method, status: u16) -> Histogram {
-    static HANDLES: OnceLock<RwLock<HashMap<HistogramKey, Histogram>>> = OnceLock::new();
-    let handles = HANDLES.get_or_init(|| {
-        prometheus(); // handles are bound to the recorder installed when they are built
-        RwLock::new(HashMap::new())
-    });
-    let key = (route, method, status);
-    if let Some(h) = handles.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return h.clone();
-    }
-    let (route, method, status) = &key;
-    let labels = [
-        ("route", route.clone().unwrap_or_else(|| "unmatched".into())),
-        ("method", method.to_string()),
-        ("status", status.to_string()),
-    ];
-    let h = metrics::histogram!("tideline_http_request_duration_seconds", &labels);
-    let mut handles = handles.write().unwrap_or_else(|e| e.into_inner());
-    if handles.len() < LATENCY_HANDLES_MAX {
-        handles.insert(key, h.clone());
-    }
-    h
 }
 
 pub async fn healthz() -> impl IntoResponse {
@@ -154,5 +130,6 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("tideline_raft_applied_index", &node).set(applied as f64);
     metrics::gauge!("tideline_raft_apply_lag", &node).set(committed.saturating_sub(applied) as f64);
     metrics::gauge!("tideline_raft_snapshot_index", &node).set(m.snapshot.map(|l| l.index).unwrap_or(0) as f64);
+    crate::process::refresh();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus().render())
 }

@@ -171,6 +171,7 @@ impl RaftNode {
                 CommandKind::SweepGarbage(SweepGarbage { refs: chunk.to_vec(), marked_before_ms: now - grace_ms });
             let resp = self.propose_local(cmd.into()).await.map_err(|e| e.to_string())?;
             report.swept += resp.swept.len();
+            metrics::counter!("tideline_gc_swept_blobs_total").increment(resp.swept.len() as u64);
             let swept: Vec<[u8; 32]> =
                 resp.swept.iter().filter_map(|s| <[u8; 32]>::try_from(s.as_slice()).ok()).collect();
             report.deleted_objects += self.finish_sweep(blobs, &swept, &object_set, grace, now).await?;

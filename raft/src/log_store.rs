@@ -224,7 +224,9 @@ fn flusher(db: Db, mut rx: mpsc::Receiver<LogFlushed>) {
             }
         }
         let result = db.sync_wal().map_err(|e| e.to_string());
+        metrics::counter!("tideline_raft_log_syncs_total").increment(1);
         if let Err(e) = &result {
+            metrics::counter!("tideline_raft_log_sync_errors_total").increment(1);
             tracing::error!(error = %e, "raft log WAL sync failed");
         }
         for cb in group.drain(..) {

@@ -289,6 +289,7 @@ impl Ctx {
 
     async fn forward(&self, group: Group, leader: NodeId, addr: &str) {
         let cmd = group.command();
+        metrics::counter!("tideline_proposals_forwarded_total").increment(group.commands as u64);
         let answer: Result<ProposeResponse, CallError> =
             self.peers.call(leader, addr, "/raft/propose", &cmd, BATCH_TIMEOUT).await;
         match answer {

@@ -131,6 +131,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     };
                     metrics::counter!("tideline_journal_appends_total").increment(appended);
                     metrics::counter!("tideline_commands_applied_total").increment(r.batch.len().max(1) as u64);
+                    let conflicts: usize = std::iter::once(&r)
+                        .chain(&r.batch)
+                        .filter_map(|x| x.append.as_ref())
+                        .map(|a| a.conflicts.len())
+                        .sum();
+                    if conflicts > 0 {
+                        metrics::counter!("tideline_sync_conflicts_total").increment(conflicts as u64);
+                    }
                     r
                 }
             };

@@ -24,6 +24,13 @@ pub enum BlobError {
     Corrupt { content_ref: String, actual: String },
 }
 
+/// An object-store failure as a [`BlobError::Unavailable`], counted by operation in
+/// `tideline_object_store_errors_total{op}` (an operator's first sign of a sick store).
+fn unavailable(op: &'static str, e: impl std::fmt::Display) -> BlobError {
+    metrics::counter!("tideline_object_store_errors_total", "op" => op).increment(1);
+    BlobError::Unavailable(e.to_string())
+}
+
 #[derive(Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
@@ -61,18 +68,15 @@ impl BlobStore {
             // Old enough to be a collection candidate: write it again, which makes it fresh.
             Ok(_) => {}
             Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(BlobError::Unavailable(e.to_string())),
+            Err(e) => return Err(unavailable("head", e)),
         }
-        self.store
-            .put(&location, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(|e| BlobError::Unavailable(e.to_string()))?;
+        self.store.put(&location, PutPayload::from_bytes(bytes)).await.map_err(|e| unavailable("put", e))?;
         if let Some(root) = &self.local_root {
             let file = root.join(location.as_ref());
             tokio::task::spawn_blocking(move || fsync_file_and_dir(&file))
                 .await
-                .map_err(|e| BlobError::Unavailable(e.to_string()))?
-                .map_err(|e| BlobError::Unavailable(format!("fsync blob: {e}")))?;
+                .map_err(|e| unavailable("fsync", e))?
+                .map_err(|e| unavailable("fsync", format!("fsync blob: {e}")))?;
         }
         Ok(())
     }
@@ -82,9 +86,9 @@ impl BlobStore {
         let got = match self.store.get(&Self::location(content)).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(BlobError::Unavailable(e.to_string())),
+            Err(e) => return Err(unavailable("get", e)),
         };
-        let bytes = got.bytes().await.map_err(|e| BlobError::Unavailable(e.to_string()))?;
+        let bytes = got.bytes().await.map_err(|e| unavailable("get", e))?;
         let actual = ContentRef::of(&bytes);
         if &actual != content {
             return Err(BlobError::Corrupt { content_ref: content.to_string(), actual: actual.to_string() });
@@ -115,7 +119,7 @@ impl BlobStore {
         let prefix = ObjectPath::from("blobs/sha256");
         let mut stream = self.store.list(Some(&prefix));
         let mut out = Vec::new();
-        while let Some(meta) = stream.try_next().await.map_err(|e| BlobError::Unavailable(e.to_string()))? {
+        while let Some(meta) = stream.try_next().await.map_err(|e| unavailable("list", e))? {
             let name = meta.location.filename().unwrap_or_default();
             if let Some(r) = ContentRef::parse(&format!("sha256:{name}")) {
                 out.push((r, age(meta.last_modified.timestamp_millis(), now_ms)));
@@ -140,11 +144,11 @@ impl BlobStore {
         match self.store.head(&location).await {
             Ok(meta) if age(meta.last_modified.timestamp_millis(), now_ms) >= min_age => {}
             Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
-            Err(e) => return Err(BlobError::Unavailable(e.to_string())),
+            Err(e) => return Err(unavailable("head", e)),
         }
         match self.store.delete(&location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
-            Err(e) => Err(BlobError::Unavailable(e.to_string())),
+            Err(e) => Err(unavailable("delete", e)),
         }
     }
 }
@@ -166,17 +170,14 @@ impl BlobStore {
     /// again is harmless, so any node may finish a write another started.
     pub async fn put_object(&self, location: &ObjectPath, bytes: Bytes) -> Result<(), BlobError> {
         debug_assert!(!location.as_ref().starts_with("blobs/"), "blobs/ is written only by `put`, by address");
-        self.store
-            .put(location, PutPayload::from_bytes(bytes))
-            .await
-            .map_err(|e| BlobError::Unavailable(e.to_string()))?;
+        self.store.put(location, PutPayload::from_bytes(bytes)).await.map_err(|e| unavailable("put", e))?;
         if let Some(root) = &self.local_root {
             let root = root.clone();
             let file = root.join(location.as_ref());
             tokio::task::spawn_blocking(move || fsync_file_and_ancestors(&root, &file))
                 .await
-                .map_err(|e| BlobError::Unavailable(e.to_string()))?
-                .map_err(|e| BlobError::Unavailable(format!("fsync object: {e}")))?;
+                .map_err(|e| unavailable("fsync", e))?
+                .map_err(|e| unavailable("fsync", format!("fsync object: {e}")))?;
         }
         Ok(())
     }
@@ -186,16 +187,16 @@ impl BlobStore {
         let got = match self.store.get(location).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(BlobError::Unavailable(e.to_string())),
+            Err(e) => return Err(unavailable("get", e)),
         };
-        got.bytes().await.map(Some).map_err(|e| BlobError::Unavailable(e.to_string()))
+        got.bytes().await.map(Some).map_err(|e| unavailable("get", e))
     }
 
     /// Deletes the object at `location`; one that is already gone is not an error.
     pub async fn delete_object(&self, location: &ObjectPath) -> Result<(), BlobError> {
         match self.store.delete(location).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(BlobError::Unavailable(e.to_string())),
+            Err(e) => Err(unavailable("delete", e)),
         }
     }
 }

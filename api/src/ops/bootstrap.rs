@@ -33,6 +33,7 @@ pub async fn bootstrap(ops: &Ops, vol: &VolumeRecord, b: Bootstrap) -> ApiResult
     let name = b.name.unwrap_or_else(|| default_name(ops.now_ms()));
     let take = Take { name, description: b.description, kind: Kind::Bootstrap, portable_to: Some(b.capabilities) };
     let (snapshot, replay_after_seq) = snapshots::take(ops, vol, take).await?;
+    metrics::counter!("tideline_bootstraps_total").increment(1);
     Ok(Bootstrapped { snapshot, replay_after_seq })
 }
 

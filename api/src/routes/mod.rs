@@ -80,7 +80,7 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed",
             )
         })
-        .layer(axum::middleware::from_fn(observe::track))
+        .layer(axum::middleware::from_fn(crate::request_log::track))
         // Bodies are bounded per route by the extractors, which answer with the envelope.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
