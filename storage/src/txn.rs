@@ -37,8 +37,11 @@ pub(crate) struct Txn<'a> {
     /// overlay and range deletions are consulted first. Commands of one batch mostly write into
     /// the same few directories, so their parents' and the volume's rows are read once per batch
     /// instead of once per command. Bounded: cleared when full.
-    reads: RefCell<HashMap<(Cf, Vec<u8>), Option<Vec<u8>>>>,
+    reads: RefCell<HashMap<RowKey, Option<Vec<u8>>>>,
 }
+
+/// A row's family and key.
+type RowKey = (Cf, Vec<u8>);
 
 /// Point reads a [`Txn`] remembers before it starts over.
 const READS_CACHED_MAX: usize = 4096;
@@ -364,7 +367,7 @@ mod tests {
         txn.delete_range(Cf::Blobs, b"k", b"l");
         assert_eq!(txn.get_raw(Cf::Blobs, b"k1").unwrap(), None);
         // Past the bound the memory starts over and reads still answer from the database.
-        let mut fresh = Txn::new(&db);
+        let fresh = Txn::new(&db);
         for i in 0..READS_CACHED_MAX + 10 {
             assert_eq!(fresh.get_raw(Cf::Blobs, format!("x{i}").as_bytes()).unwrap(), None);
         }
