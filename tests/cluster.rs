@@ -301,3 +301,68 @@ async fn a_peer_without_the_cluster_secret_is_refused() {
         assert_eq!(v["error"]["code"], "unauthorized");
     }
 }
+
+/// `tideline cluster status` for a terminal and for a script.
+fn cluster_status(url: &str, json: bool) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tideline"));
+    cmd.args(["cluster", "status", "--server", url, "--admin-token", ADMIN]);
+    if json {
+        cmd.arg("--json");
+    }
+    cmd.output().expect("run tideline cluster status")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_status_asks_every_member_and_shows_one_that_does_not_answer() {
+    let _serial = SERIAL.lock().await;
+    let mut cluster = Cluster::start(3);
+    let leader = wait_for("a leader", Duration::from_secs(30), || cluster.leader_seen_by(0)).await;
+    let follower = (0..3).find(|&i| i as u64 + 1 != leader).unwrap();
+    // Every member knows the leader, so each answers with its own view.
+    for i in 0..3 {
+        let cluster = &cluster;
+        wait_for("every member to know the leader", Duration::from_secs(30), || async move {
+            (cluster.leader_seen_by(i).await == Some(leader)).then_some(())
+        })
+        .await;
+    }
+
+    let out = cluster_status(&cluster.url(follower), false);
+    assert!(out.status.success(), "{}", common::show(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and three members:\n{text}");
+    for col in ["NODE", "ADDRESS", "ROLE", "VOTER", "TERM", "LAST LOG", "APPLIED", "LAG"] {
+        assert!(lines[0].contains(col), "header lacks {col}: {}", lines[0]);
+    }
+    assert_eq!(lines.iter().filter(|l| l.contains(" leader ")).count(), 1, "{text}");
+    assert_eq!(lines.iter().filter(|l| l.contains(" follower ")).count(), 2, "{text}");
+
+    let out = cluster_status(&cluster.url(follower), true);
+    assert!(out.status.success(), "{}", common::show(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 3);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["node_id"], i as u64 + 1, "{row}");
+        assert_eq!(row["leader_id"], leader, "each member's own view names the leader: {row}");
+        assert!(row["error"].is_null(), "{row}");
+        assert!(row["lag"].is_u64(), "the leader's view gives each member's lag: {row}");
+    }
+
+    // A member that is down shows its error; the others still answer.
+    let down = (0..3).find(|&i| i != follower && i as u64 + 1 != leader).unwrap();
+    cluster.servers[down].take().unwrap().kill();
+    let out = cluster_status(&cluster.url(follower), true);
+    assert!(out.status.success(), "{}", common::show(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    for (i, row) in rows.iter().enumerate() {
+        if i == down {
+            assert!(row["error"].is_string(), "the stopped member: {row}");
+            assert!(row["term"].is_null(), "no numbers for a member that did not answer: {row}");
+        } else {
+            assert!(row["error"].is_null(), "{row}");
+            assert!(row["term"].is_u64(), "{row}");
+        }
+    }
+    cluster.restart(down);
+}
