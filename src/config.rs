@@ -318,4 +318,15 @@ mod tests {
         std::fs::write(&f, "nodeid = 2\n").unwrap();
         assert!(ServerArgs { config: Some(f), ..Default::default() }.resolve().is_err(), "unknown keys are refused");
     }
+
+    #[test]
+    fn the_packaged_config_is_a_single_node_on_loopback_under_var_lib() {
+        let repo = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+        let args = ServerArgs { config: Some(repo.join("packaging/tideline.toml")), ..Default::default() };
+        let c = args.resolve().expect("packaging/tideline.toml is a valid config");
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.data_dir, std::path::PathBuf::from("/var/lib/tideline"));
+        assert!(c.listen.ip().is_loopback(), "{}", c.listen);
+        assert!(c.peers.is_empty() && c.object_store.is_none() && c.cluster_secret.is_none());
+    }
 }

@@ -13,6 +13,7 @@
 
 #[cfg(feature = "server")]
 mod admin_token;
+mod assets;
 mod cluster;
 #[cfg(feature = "server")]
 mod config;
@@ -74,6 +75,9 @@ enum Command {
     Volume(volume_cli::VolumeArgs),
     /// Keep a local directory and a volume in step (the two-way sync worker).
     Sync(sync_cli::SyncArgs),
+    /// Write man pages and shell completions (for packagers).
+    #[command(hide = true)]
+    GenerateAssets(assets::AssetsArgs),
 }
 
 fn init_tracing(format: LogFormat) {
@@ -99,6 +103,7 @@ async fn main() -> anyhow::Result<()> {
         Command::DevCluster(args) => dev_cluster::run(args).await,
         Command::Volume(args) => volume_cli::run(args).await,
         Command::Sync(args) => sync_cli::run(args).await,
+        Command::GenerateAssets(args) => assets::run(args),
     }
 }
 
