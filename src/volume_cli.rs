@@ -23,6 +23,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::{json, Value};
 use tideline_client::{ByteStream, Client, Upload};
+use tideline_durable::AtomicFile;
 use tideline_types::wire::{MoveRequest, SnapshotRequest, VolumeRequest};
 use tokio::io::AsyncWriteExt;
 
@@ -319,8 +320,9 @@ impl Cli {
         self.show(&v, |_| println!("uploaded {shown} -> {remote} ({} bytes)", meta.len()))
     }
 
-    /// Downloads into a temporary file in the target's directory, fsyncs it, then renames it
-    /// over the target, so the target is never seen half-written.
+    /// Downloads into a temporary file beside the target ([`AtomicFile`]), which replaces the
+    /// target only once every byte is written and synced, so the target is never seen
+    /// half-written; a failed download leaves the old target and no temporary file.
     async fn download(&self, volume: &str, remote: &str, local: &Path) -> CliResult<()> {
         let target = if local.is_dir() {
             let name = remote.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty());
@@ -329,19 +331,10 @@ impl Cli {
             local.to_path_buf()
         };
         let body = self.client.read_file_stream(volume, remote).await?;
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let base = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = dir.join(format!(".{base}.tideline-{}-{:016x}.tmp", std::process::id(), rand::random::<u64>()));
         let bar = progress::transfer(body.content_length(), &format!("download {remote}"), self.json);
-        let result = write_durably(body, &tmp, &target, &dir, bar.as_ref()).await;
+        let result = write_durably(body, &target, bar.as_ref()).await;
         if let Some(bar) = bar {
             bar.finish_and_clear();
-        }
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
         }
         let bytes = result?;
         let shown = target.display().to_string();
@@ -363,21 +356,18 @@ impl Cli {
     }
 }
 
-/// temp file → fsync → rename → fsync dir; returns the byte count.
-async fn write_durably(
-    mut body: ByteStream,
-    tmp: &Path,
-    target: &Path,
-    dir: &Path,
-    bar: Option<&indicatif::ProgressBar>,
-) -> CliResult<u64> {
-    let shown = tmp.display();
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .await
-        .map_err(|e| CliError::io(format_args!("create {shown}"), e))?;
+/// Streams `body` into an [`AtomicFile`] for `target`, then commits it (fsync, rename, fsync of
+/// the directory); returns the byte count. Any failure drops the `AtomicFile`, which removes
+/// its temporary file.
+async fn write_durably(mut body: ByteStream, target: &Path, bar: Option<&indicatif::ProgressBar>) -> CliResult<u64> {
+    let shown = target.display();
+    // 0o666 is what `File::create` asks for: the umask decides the mode, as for any new file.
+    let mut atomic = AtomicFile::create(target, 0o666)
+        .map_err(|e| CliError::io(format_args!("create a temporary file beside {shown}"), e))?;
+    // Chunks are written through tokio on a second handle to the same open file, so the runtime
+    // is never blocked on the disk; `commit` syncs that file.
+    let handle = atomic.file_mut().try_clone().map_err(|e| CliError::io(format_args!("write {shown}"), e))?;
+    let mut file = tokio::fs::File::from_std(handle);
     let mut bytes = 0u64;
     while let Some(chunk) = body.chunk().await.map_err(|e| CliError::reading("read download", e))? {
         file.write_all(&chunk).await.map_err(|e| CliError::io(format_args!("write {shown}"), e))?;
@@ -386,15 +376,12 @@ async fn write_durably(
             bar.inc(chunk.len() as u64);
         }
     }
-    file.sync_all().await.map_err(|e| CliError::io(format_args!("sync {shown}"), e))?;
+    file.flush().await.map_err(|e| CliError::io(format_args!("write {shown}"), e))?;
     drop(file);
-    tokio::fs::rename(tmp, target)
+    tokio::task::spawn_blocking(move || atomic.commit())
         .await
-        .map_err(|e| CliError::io(format_args!("rename {shown} to {}", target.display()), e))?;
-    if let Ok(d) = tokio::fs::File::open(dir).await {
-        // Best effort: some platforms cannot fsync a directory; the data itself is synced.
-        let _ = d.sync_all().await;
-    }
+        .map_err(|e| CliError::other(format!("commit {shown}: {e}")))?
+        .map_err(|e| CliError::io(format_args!("commit {shown}"), e))?;
     Ok(bytes)
 }
 

@@ -153,6 +153,77 @@ async fn files_upload_cat_download_ls_mkdir_mv_rm() {
     fails_with(f(&["stat", "/big.bin"]), 3);
 }
 
+/// A download that fails (the file does not exist, or the body breaks off mid-way) leaves the
+/// old target as it was and no temporary file beside it; a complete one replaces it, a bare file
+/// name landing in the current directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_download_leaves_the_old_target_and_no_temp_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let (server, token) = setup(dir.path(), "team-dl").await;
+    let vol = ok_json(tl(&server.url, &token, &["create", "--json"]))["id"].as_str().unwrap().to_string();
+    let target = local.path().join("report.bin");
+    std::fs::write(&target, "old").unwrap();
+    let download =
+        |url: &str, remote: &str| tl(url, &token, &["files", &vol, "download", remote, target.to_str().unwrap()]);
+    let names = || -> Vec<_> { std::fs::read_dir(local.path()).unwrap().map(|e| e.unwrap().file_name()).collect() };
+    let untouched = || {
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "old", "the old target is replaced");
+        assert_eq!(names(), ["report.bin"], "temp file left behind");
+    };
+
+    tracing::info!("--- a file that does not exist is not found (exit 3)");
+    fails_with(download(&server.url, "/nope.bin"), 3);
+    untouched();
+
+    tracing::info!("--- a body cut off after 256 KiB of 1 MiB is an error (exit 1)");
+    fails_with(download(&truncating_server(1 << 20, 256 << 10), "/report.bin"), 1);
+    untouched();
+
+    tracing::info!("--- a complete download replaces the target; a bare name is in the current directory");
+    let data = binary(300 * 1024);
+    let src = dir.path().join("new.bin");
+    std::fs::write(&src, &data).unwrap();
+    ok(tl(&server.url, &token, &["files", &vol, "upload", src.to_str().unwrap(), "/report.bin"]));
+    let out = Command::new(common::client_bin())
+        .args(["volume", "files", &vol, "download", "/report.bin", "report.bin"])
+        .current_dir(local.path())
+        .env("TIDELINE_URL", &server.url)
+        .env("TIDELINE_TOKEN", &token)
+        .output()
+        .unwrap();
+    ok(out);
+    assert!(std::fs::read(&target).unwrap() == data, "download differs");
+    assert_eq!(names(), ["report.bin"], "temp file left behind");
+}
+
+/// A stand-in server whose every answer is a 200 that breaks off: it declares `declared` body
+/// bytes, sends `sent`, and closes the connection. Returns its URL; the thread ends with the
+/// test process.
+fn truncating_server(declared: usize, sent: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let (mut head, mut buf) = (Vec::new(), [0u8; 4096]);
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {declared}\r\n\r\n"
+            );
+            let _ = conn.write_all(reply.as_bytes());
+            let _ = conn.write_all(&vec![b'x'; sent]);
+        }
+    });
+    url
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_restore_brings_back_a_removed_file() {
     let dir = tempfile::tempdir().unwrap();

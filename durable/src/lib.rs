@@ -1,5 +1,5 @@
 //! Files that survive a crash whole: the one way Tideline replaces a file it must not lose
-//! (snapshots, the admin token, the sync worker's records).
+//! (snapshots, the admin token, the sync worker's records, `tideline volume` downloads).
 //!
 //! ```text
 //! AtomicFile::create(target)  ─▶  .<name>.<pid>.<n>.tmp beside it (O_EXCL, the final mode)
@@ -41,7 +41,7 @@ impl AtomicFile {
             .file_name()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a file path is needed"))?
             .to_string_lossy();
-        let dir = target.parent().unwrap_or(Path::new("."));
+        let dir = dir_of(target);
         loop {
             let n = next.fetch_add(1, Ordering::Relaxed);
             let temp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
@@ -65,7 +65,7 @@ impl AtomicFile {
         fs::rename(&self.temp, &self.target)?;
         let target = self.target.clone();
         std::mem::forget(self); // the temp file is the target now: nothing to remove
-        sync_dir(target.parent().unwrap_or(Path::new(".")))
+        sync_dir(dir_of(&target))
     }
 }
 
@@ -89,6 +89,14 @@ pub fn write(target: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let mut f = AtomicFile::create(target, mode)?;
     f.write_all(bytes)?;
     f.commit()
+}
+
+/// The directory `target` is in: `.` for a bare file name (whose `parent()` is empty).
+fn dir_of(target: &Path) -> &Path {
+    match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
 }
 
 /// Makes a directory's entries (a rename, a new file) durable. Where directories cannot be
@@ -171,6 +179,13 @@ mod tests {
         f.commit().unwrap();
         assert_eq!(fs::read_to_string(&target).unwrap(), "x");
         assert_eq!(fs::read_to_string(dir.path().join(&stale)).unwrap(), "stale", "not someone else's to take");
+    }
+
+    #[test]
+    fn a_bare_file_name_lives_in_the_current_directory() {
+        assert_eq!(dir_of(Path::new("copy.pdf")), Path::new("."));
+        assert_eq!(dir_of(Path::new("./copy.pdf")), Path::new("."));
+        assert_eq!(dir_of(Path::new("/tmp/copy.pdf")), Path::new("/tmp"));
     }
 
     #[test]
