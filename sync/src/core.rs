@@ -1,13 +1,18 @@
 //! [`Core`]: the worker's decisions without I/O — when to send local changes, when and how soon
-//! to poll the volume again, when to bootstrap again, renew the lease or look at conflicts.
+//! to poll the volume again, when to bootstrap again, renew the lease (on its tick, or because a
+//! call found it lapsed) or look at conflicts, and that a page touching unsent local edits waits
+//! until they are sent (so the volume decides, and records, the conflict).
 //! Events go in with the time they happened; commands come out for the driver
 //! ([`crate::worker::Worker::run`]) to execute, whose outcomes come back as events. No tokio, no
 //! file system, no HTTP: the tests below drive it with scripted event sequences.
 //!
 //! ```text
-//!  driver ──Event (change, tick, debounce elapsed, pushed, polled, applied, …)──▶ Core
+//!  driver ──Event (change, tick, debounce elapsed, pushed, polled, applied, renewed, …)──▶ Core
 //!  driver ◀──Command (push, poll after, apply page, re-bootstrap, renew, check conflicts)── Core
 //!                                 deadline(): when the debounce fires
+//!
+//!  page arrives ─▶ dirty (unsent edits on its paths) and not paused? ─▶ Push ─▶ Pushed ─▶ Apply
+//!  Pushed/Polled LeaseExpired ─▶ Renew ─▶ Renewed ok ─▶ the interrupted call again
 //! ```
 
 use std::time::{Duration, Instant};
@@ -25,6 +30,8 @@ pub enum Reply {
     Done,
     /// The cursor fell below the retention floor.
     Reseed,
+    /// The replica's lease lapsed: register again, then carry on.
+    LeaseExpired,
     /// Any other failure (the driver records it for `sync status`).
     Failed,
 }
@@ -44,11 +51,13 @@ pub enum Event {
     DebounceElapsed,
     /// A push (scan, plan, append) ended; `paused` says whether uploads now wait on conflicts.
     Pushed { outcome: Reply, paused: bool },
-    /// A page answered the poll issued `after` a cursor; `cursor` is the index's cursor now.
-    Polled { after: u64, cursor: u64, outcome: Reply },
-    /// The page was applied; `more` when entries are known to be waiting; `paused` as for
-    /// `Pushed` (applying a page may push first).
-    Applied { ok: bool, more: bool, paused: bool },
+    /// A page answered the poll issued `after` a cursor; `cursor` is the index's cursor now;
+    /// `dirty` when the page touches paths with local edits not yet sent.
+    Polled { after: u64, cursor: u64, outcome: Reply, dirty: bool },
+    /// The page was applied; `more` when entries are known to be waiting.
+    Applied { ok: bool, more: bool },
+    /// Registering the replica again (a renewal) ended.
+    Renewed { ok: bool },
     /// A re-bootstrap ended.
     Rebootstrapped { ok: bool },
     /// The conflict check ended; `paused` says whether uploads still wait.
@@ -72,7 +81,7 @@ pub enum Command {
     CheckConflicts,
 }
 
-/// Which call a re-bootstrap interrupted: it resumes that one afterwards.
+/// Which call a re-bootstrap or a renewal interrupted: it resumes that one afterwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Origin {
     Push,
@@ -91,12 +100,24 @@ pub struct Core {
     paused: bool,
     /// The call a running re-bootstrap came from.
     reseeding: Option<Origin>,
+    /// The call a running renewal came from (`None`: the periodic one).
+    renewing: Option<Origin>,
+    /// A page arrived over unsent local edits: it is applied once the push in flight is done.
+    page_waits: bool,
 }
 
 impl Core {
     /// A core that sends once at start (the first scan) and long-polls up to `long_poll`.
     pub fn new(now: Instant, long_poll: Duration) -> Core {
-        Core { long_poll, due: Some(now), burst: None, paused: false, reseeding: None }
+        Core {
+            long_poll,
+            due: Some(now),
+            burst: None,
+            paused: false,
+            reseeding: None,
+            renewing: None,
+            page_waits: false,
+        }
     }
 
     /// The first poll: at once, without waiting.
@@ -141,29 +162,63 @@ impl Core {
             Event::Pushed { outcome, paused } => {
                 self.paused = paused;
                 match outcome {
+                    Reply::LeaseExpired => self.renew(Origin::Push),
+                    // The edits went first: now the page they were sent ahead of.
+                    Reply::Done if self.page_waits => {
+                        self.page_waits = false;
+                        Some(Command::Apply)
+                    }
+                    // The page is not applied over edits that could not be sent: ask for it again.
+                    Reply::Reseed | Reply::Failed if self.page_waits => {
+                        self.page_waits = false;
+                        Some(self.poll(Duration::ZERO, RETRY_AFTER))
+                    }
                     Reply::Reseed => self.reseed(Origin::Push),
                     Reply::Done | Reply::Failed => None,
                 }
             }
-            Event::Polled { after, cursor, outcome } => match outcome {
+            Event::Polled { after, cursor, outcome, dirty } => match outcome {
+                // Send the edits first so the volume decides (and records) the conflict.
+                Reply::Done if after == cursor && dirty && !self.paused => {
+                    self.page_waits = true;
+                    Some(Command::Push)
+                }
                 Reply::Done if after == cursor => Some(Command::Apply),
                 // The cursor moved meanwhile (a re-bootstrap, a page of our own): ask again.
                 Reply::Done => Some(self.poll(Duration::ZERO, Duration::ZERO)),
                 Reply::Reseed => self.reseed(Origin::Poll),
+                Reply::LeaseExpired => self.renew(Origin::Poll),
                 Reply::Failed => Some(self.poll(Duration::ZERO, RETRY_AFTER)),
             },
-            Event::Applied { ok, more, paused } => {
-                self.paused = paused;
-                match (ok, more) {
-                    (true, true) => Some(self.poll(Duration::ZERO, Duration::ZERO)),
-                    (true, false) => Some(self.poll(self.long_poll, Duration::ZERO)),
-                    (false, _) => Some(self.poll(Duration::ZERO, RETRY_AFTER)),
-                }
-            }
+            Event::Applied { ok, more } => match (ok, more) {
+                (true, true) => Some(self.poll(Duration::ZERO, Duration::ZERO)),
+                (true, false) => Some(self.poll(self.long_poll, Duration::ZERO)),
+                (false, _) => Some(self.poll(Duration::ZERO, RETRY_AFTER)),
+            },
             Event::Rebootstrapped { ok } => match self.reseeding.take() {
                 // Send what the re-bootstrap kept at once.
                 Some(Origin::Push) => {
                     self.due = Some(now);
+                    None
+                }
+                Some(Origin::Poll) => Some(self.poll(Duration::ZERO, if ok { Duration::ZERO } else { RETRY_AFTER })),
+                None => None,
+            },
+            Event::Renewed { ok } => match self.renewing.take() {
+                // The push that found the lease lapsed goes again: the page it was sent ahead
+                // of (if any) at once, otherwise as a send due now. Without a lease, no send.
+                Some(Origin::Push) if self.page_waits => {
+                    if ok {
+                        Some(Command::Push)
+                    } else {
+                        self.page_waits = false;
+                        Some(self.poll(Duration::ZERO, RETRY_AFTER))
+                    }
+                }
+                Some(Origin::Push) => {
+                    if ok {
+                        self.due = Some(now);
+                    }
                     None
                 }
                 Some(Origin::Poll) => Some(self.poll(Duration::ZERO, if ok { Duration::ZERO } else { RETRY_AFTER })),
@@ -182,6 +237,11 @@ impl Core {
     fn reseed(&mut self, from: Origin) -> Option<Command> {
         self.reseeding = Some(from);
         Some(Command::Rebootstrap)
+    }
+
+    fn renew(&mut self, from: Origin) -> Option<Command> {
+        self.renewing = Some(from);
+        Some(Command::Renew)
     }
 
     fn poll(&self, wait: Duration, delay: Duration) -> Command {
@@ -259,26 +319,23 @@ mod tests {
         let mut c = settled(t0);
         assert_eq!(c.start(), Command::Poll { wait: Duration::ZERO, delay: Duration::ZERO });
         for _ in 0..3 {
-            let failed = Event::Polled { after: 0, cursor: 0, outcome: Reply::Failed };
+            let failed = Event::Polled { after: 0, cursor: 0, outcome: Reply::Failed, dirty: false };
             assert_eq!(c.handle(t0, failed), poll(Duration::ZERO, RETRY_AFTER), "retried after a pause");
         }
-        assert_eq!(c.handle(t0, Event::Polled { after: 0, cursor: 0, outcome: Reply::Done }), Some(Command::Apply));
         assert_eq!(
-            c.handle(t0, Event::Applied { ok: true, more: true, paused: false }),
-            poll(Duration::ZERO, Duration::ZERO)
+            c.handle(t0, Event::Polled { after: 0, cursor: 0, outcome: Reply::Done, dirty: false }),
+            Some(Command::Apply)
         );
-        assert_eq!(c.handle(t0, Event::Applied { ok: true, more: false, paused: false }), poll(LONG, Duration::ZERO));
-        assert_eq!(
-            c.handle(t0, Event::Applied { ok: false, more: false, paused: false }),
-            poll(Duration::ZERO, RETRY_AFTER)
-        );
+        assert_eq!(c.handle(t0, Event::Applied { ok: true, more: true }), poll(Duration::ZERO, Duration::ZERO));
+        assert_eq!(c.handle(t0, Event::Applied { ok: true, more: false }), poll(LONG, Duration::ZERO));
+        assert_eq!(c.handle(t0, Event::Applied { ok: false, more: false }), poll(Duration::ZERO, RETRY_AFTER));
     }
 
     #[test]
     fn a_page_for_a_cursor_that_moved_is_not_applied() {
         let t0 = Instant::now();
         let mut c = settled(t0);
-        let stale = Event::Polled { after: 4, cursor: 9, outcome: Reply::Done };
+        let stale = Event::Polled { after: 4, cursor: 9, outcome: Reply::Done, dirty: false };
         assert_eq!(c.handle(t0, stale), poll(Duration::ZERO, Duration::ZERO));
     }
 
@@ -286,7 +343,7 @@ mod tests {
     fn a_reseed_while_polling_bootstraps_again_then_polls() {
         let t0 = Instant::now();
         let mut c = settled(t0);
-        let reseed = Event::Polled { after: 3, cursor: 3, outcome: Reply::Reseed };
+        let reseed = Event::Polled { after: 3, cursor: 3, outcome: Reply::Reseed, dirty: false };
         assert_eq!(c.handle(t0, reseed), Some(Command::Rebootstrap));
         assert_eq!(c.handle(t0, Event::Rebootstrapped { ok: true }), poll(Duration::ZERO, Duration::ZERO));
         // A failed re-bootstrap is tried again through the next poll, after a pause.
@@ -335,5 +392,120 @@ mod tests {
         let mut c = settled(t0);
         assert_eq!(c.handle(t0, Event::RenewTick), Some(Command::Renew));
         assert_eq!(c.handle(t0 + ms(60_000), Event::RenewTick), Some(Command::Renew));
+    }
+
+    #[test]
+    fn a_lapsed_lease_while_pushing_registers_again_then_sends_at_once() {
+        let t0 = Instant::now();
+        let mut c = settled(t0);
+        c.handle(t0, Event::LocalChange);
+        assert_eq!(c.handle(t0 + DEBOUNCE, Event::DebounceElapsed), Some(Command::Push));
+        let lapsed = Event::Pushed { outcome: Reply::LeaseExpired, paused: false };
+        assert_eq!(c.handle(t0 + DEBOUNCE, lapsed), Some(Command::Renew));
+        assert!(!c.busy(), "nothing is sent before the replica is registered again");
+        let t1 = t0 + ms(300);
+        assert_eq!(c.handle(t1, Event::Renewed { ok: true }), None);
+        assert_eq!(c.deadline(), Some(t1), "the changes go again at once");
+        assert_eq!(c.handle(t1, Event::DebounceElapsed), Some(Command::Push));
+        assert_eq!(c.handle(t1, Event::Pushed { outcome: Reply::Done, paused: false }), None);
+        assert!(!c.busy());
+    }
+
+    #[test]
+    fn a_failed_registration_after_a_lapsed_lease_sends_nothing_until_the_next_change() {
+        let t0 = Instant::now();
+        let mut c = settled(t0);
+        c.handle(t0, Event::LocalChange);
+        c.handle(t0 + DEBOUNCE, Event::DebounceElapsed);
+        let lapsed = Event::Pushed { outcome: Reply::LeaseExpired, paused: false };
+        assert_eq!(c.handle(t0 + DEBOUNCE, lapsed), Some(Command::Renew));
+        assert_eq!(c.handle(t0 + ms(100), Event::Renewed { ok: false }), None);
+        assert!(!c.busy(), "as a failed push: the next change or rescan sends again");
+        // A later change renews nothing by itself: the next push finds out.
+        c.handle(t0 + ms(200), Event::LocalChange);
+        assert_eq!(c.deadline(), Some(t0 + ms(200) + DEBOUNCE));
+    }
+
+    #[test]
+    fn a_lapsed_lease_while_polling_registers_again_then_polls() {
+        let t0 = Instant::now();
+        let mut c = settled(t0);
+        let lapsed = Event::Polled { after: 2, cursor: 2, outcome: Reply::LeaseExpired, dirty: false };
+        assert_eq!(c.handle(t0, lapsed), Some(Command::Renew));
+        assert_eq!(c.handle(t0, Event::Renewed { ok: true }), poll(Duration::ZERO, Duration::ZERO));
+        assert_eq!(c.handle(t0, lapsed), Some(Command::Renew));
+        assert_eq!(c.handle(t0, Event::Renewed { ok: false }), poll(Duration::ZERO, RETRY_AFTER), "after a pause");
+        assert!(!c.busy(), "polling's renewal schedules no send");
+    }
+
+    #[test]
+    fn a_periodic_renewal_resumes_nothing() {
+        let t0 = Instant::now();
+        let mut c = settled(t0);
+        assert_eq!(c.handle(t0, Event::RenewTick), Some(Command::Renew));
+        assert_eq!(c.handle(t0, Event::Renewed { ok: true }), None);
+        assert_eq!(c.handle(t0, Event::RenewTick), Some(Command::Renew));
+        assert_eq!(c.handle(t0, Event::Renewed { ok: false }), None);
+        assert!(!c.busy());
+    }
+
+    #[test]
+    fn local_edits_under_a_page_are_pushed_before_the_page_is_applied() {
+        let t0 = Instant::now();
+        let mut c = settled(t0);
+        let dirty = Event::Polled { after: 5, cursor: 5, outcome: Reply::Done, dirty: true };
+        assert_eq!(c.handle(t0, dirty), Some(Command::Push), "the volume decides the conflict");
+        // The push conflicted and paused uploads: the page is applied all the same.
+        assert_eq!(c.handle(t0, Event::Pushed { outcome: Reply::Done, paused: true }), Some(Command::Apply));
+        assert!(c.paused());
+        assert_eq!(c.handle(t0, Event::Applied { ok: true, more: false }), poll(LONG, Duration::ZERO));
+        // A clean page is applied at once.
+        let clean = Event::Polled { after: 6, cursor: 6, outcome: Reply::Done, dirty: false };
+        assert_eq!(c.handle(t0, clean), Some(Command::Apply));
+    }
+
+    #[test]
+    fn while_paused_a_dirty_page_is_applied_without_pushing() {
+        let t0 = Instant::now();
+        let mut c = settled(t0);
+        c.handle(t0, Event::LocalChange);
+        c.handle(t0 + DEBOUNCE, Event::DebounceElapsed);
+        c.handle(t0 + DEBOUNCE, Event::Pushed { outcome: Reply::Done, paused: true });
+        let dirty = Event::Polled { after: 5, cursor: 5, outcome: Reply::Done, dirty: true };
+        assert_eq!(c.handle(t0 + DEBOUNCE, dirty), Some(Command::Apply), "uploads wait on the conflicts");
+    }
+
+    #[test]
+    fn a_page_is_not_applied_over_edits_that_could_not_be_sent() {
+        let t0 = Instant::now();
+        let mut c = settled(t0);
+        let dirty = Event::Polled { after: 5, cursor: 5, outcome: Reply::Done, dirty: true };
+        for outcome in [Reply::Failed, Reply::Reseed] {
+            assert_eq!(c.handle(t0, dirty), Some(Command::Push));
+            let pushed = Event::Pushed { outcome, paused: false };
+            assert_eq!(c.handle(t0, pushed), poll(Duration::ZERO, RETRY_AFTER), "{outcome:?}: asked for again");
+            assert!(!c.busy(), "{outcome:?}: no send scheduled");
+        }
+        // The next push is an ordinary one: no page waits on it.
+        c.handle(t0, Event::LocalChange);
+        assert_eq!(c.handle(t0 + DEBOUNCE, Event::DebounceElapsed), Some(Command::Push));
+        assert_eq!(c.handle(t0 + DEBOUNCE, Event::Pushed { outcome: Reply::Done, paused: false }), None);
+    }
+
+    #[test]
+    fn a_lapsed_lease_while_pushing_ahead_of_a_page_registers_pushes_then_applies() {
+        let t0 = Instant::now();
+        let mut c = settled(t0);
+        let dirty = Event::Polled { after: 5, cursor: 5, outcome: Reply::Done, dirty: true };
+        assert_eq!(c.handle(t0, dirty), Some(Command::Push));
+        let lapsed = Event::Pushed { outcome: Reply::LeaseExpired, paused: false };
+        assert_eq!(c.handle(t0, lapsed), Some(Command::Renew));
+        assert_eq!(c.handle(t0, Event::Renewed { ok: true }), Some(Command::Push), "the same push, at once");
+        assert_eq!(c.handle(t0, Event::Pushed { outcome: Reply::Done, paused: false }), Some(Command::Apply));
+        // Without a lease the page waits for the next poll, after a pause.
+        assert_eq!(c.handle(t0, dirty), Some(Command::Push));
+        assert_eq!(c.handle(t0, lapsed), Some(Command::Renew));
+        assert_eq!(c.handle(t0, Event::Renewed { ok: false }), poll(Duration::ZERO, RETRY_AFTER));
+        assert_eq!(c.handle(t0, Event::Pushed { outcome: Reply::Done, paused: false }), None, "no page waits");
     }
 }

@@ -70,11 +70,13 @@ fn io_err(what: String) -> impl FnOnce(io::Error) -> SyncError {
 /// Freezes the volume, downloads the archive to `staging` and returns `replay_after_seq`.
 pub async fn download(ap: &Applier<'_>, staging: &Path, progress: &dyn Progress) -> SyncResult<u64> {
     let boot = ap.remote.bootstrap(&ap.caps).await?;
-    let meter = progress.start(Task::BootstrapArchive, None);
+    let mut meter = progress.start(Task::BootstrapArchive, None);
+    // Borrowed mutably, so the future stays `Send` (a `Meter` is `Send`, not `Sync`): the
+    // worker may run as a task of a multi-threaded runtime.
     let done = ap
         .remote
         .download(&boot.archive_download_path, staging, |n| {
-            if let Some(m) = &meter {
+            if let Some(m) = meter.as_mut() {
                 m.advance(n)
             }
         })

@@ -6,13 +6,14 @@
 //!   notify event ─▶ debounce (50 ms, at most 1 s) ─▶ push: scan → plan → append batches
 //!   long poll ─────▶ page ─▶ unsent edits on its paths? push first (the volume records the
 //!                            conflict) ─▶ apply page ─▶ commit index + cursor ─▶ PUT cursor
+//!   a push or poll refused for a lapsed lease ─▶ register again ─▶ that call again
 //!   every 30 s rescan; every 60 s renew the lease; every 2 s while paused, look at conflicts
 //! }
 //! ```
 //! Uploads pause while conflicts this replica caused are open; downloads go on. The decisions
-//! (when to send, how soon to poll again, when to bootstrap again) are the sans-IO
-//! [`crate::core::Core`]'s; `run` (in `driver`) turns the watcher, timers and answers into
-//! events and executes its commands.
+//! (when to send, how soon to poll again, when to bootstrap or register again, whether a page
+//! waits for a push) are the sans-IO [`crate::core::Core`]'s; `run` (in `driver`) turns the
+//! watcher, timers and answers into events and executes its commands.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -214,7 +215,15 @@ impl Worker {
         let _ = std::fs::remove_file(&staging);
         let outcome = outcome?;
         self.att.root_inode = inode_of(&self.root);
-        self.push(true).await?;
+        match self.push(true).await {
+            // A first push longer than the lease (outside the worker loop, where the core decides
+            // this): register again and send the rest.
+            Err(SyncError::LeaseExpired) => {
+                self.register().await?;
+                self.push(true).await?
+            }
+            other => other?,
+        }
         self.remote.put_cursor(self.index.cursor()).await?;
         Ok(outcome)
     }
@@ -325,7 +334,6 @@ impl Worker {
         let answer = loop {
             match self.remote.append(&request_id, self.index.cursor(), &changes).await {
                 Ok(a) => break a,
-                Err(SyncError::LeaseExpired) => self.register().await?,
                 // The same request id and payload are answered once: retrying is safe. The client
                 // already retried a 503 or a refused connection; this also covers a timeout.
                 Err(SyncError::Unavailable(_)) if attempt < 4 => {
@@ -370,18 +378,21 @@ impl Worker {
         Ok(())
     }
 
+    /// Whether a page touches paths with local edits not yet sent (the core then has them sent
+    /// first, so the volume decides the conflict).
+    fn dirty(&mut self, page: &ChangesPage) -> SyncResult<bool> {
+        if page.changes.is_empty() {
+            return Ok(false);
+        }
+        let dirty = self.applier().dirty_targets(&page.changes).map_err(io_err("inspect local edits".into()))?;
+        Ok(!dirty.is_empty())
+    }
+
     /// Applies a page; returns whether more entries are waiting.
     async fn on_page(&mut self, page: ChangesPage) -> SyncResult<bool> {
         self.head = page.head_seq;
         if page.changes.is_empty() {
             return Ok(false);
-        }
-        if !self.paused {
-            let dirty = self.applier().dirty_targets(&page.changes).map_err(io_err("inspect local edits".into()))?;
-            if !dirty.is_empty() {
-                // Send the edits first so the volume decides (and records) the conflict.
-                self.push(false).await?;
-            }
         }
         let full = page.changes.len() >= PAGE_ENTRIES;
         let cursor = self.applier().apply_page(&page.changes).await?;

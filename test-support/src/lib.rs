@@ -1,10 +1,13 @@
 //! What Tideline's test suites share (the root package's black-box tests, the API's in-process
 //! cluster, the sync-worker tests): waiting for an observable condition by bounded polling —
-//! never a sleep before an assertion — and free loopback ports for members that must know each
-//! other's address up front.
+//! never a sleep before an assertion — free loopback ports for members that must know each
+//! other's address up front, and (feature `node`) one in-process node ([`node::Node`]).
 
 use std::future::Future;
 use std::time::Duration;
+
+#[cfg(feature = "node")]
+pub mod node;
 
 /// How often a wait re-checks its condition.
 pub const POLL: Duration = Duration::from_millis(20);

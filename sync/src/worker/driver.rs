@@ -1,10 +1,11 @@
 //! The thin tokio driver of the worker's [`Core`]: the notify watcher, the timers, the long
-//! poll and SIGTERM/SIGINT become events; the core's commands are executed here (scan and
+//! poll (with whether its page touches unsent local edits) and SIGTERM/SIGINT (or the caller's
+//! stop, [`Worker::run_until`]) become events; the core's commands are executed here (scan and
 //! append, apply to the file system, re-bootstrap, renew, look at conflicts) and their outcomes
 //! go back in as events.
 //!
 //! ```text
-//! select { signal ▸ stop | watcher ▸ LocalChange | deadline ▸ DebounceElapsed | poll ▸ Polled
+//! select { stop ▸ end | watcher ▸ LocalChange | deadline ▸ DebounceElapsed | poll ▸ Polled
 //!          | rescan/renew/conflict ticks }  ─▶ Core::handle ─▶ Command ─▶ execute ─▶ Event ─▶ …
 //! ```
 
@@ -49,6 +50,7 @@ impl Worker {
                         Reply::Done
                     }
                     Err(SyncError::Reseed { .. }) => Reply::Reseed,
+                    Err(SyncError::LeaseExpired) => Reply::LeaseExpired,
                     Err(e) => {
                         self.failed("send local changes", &e);
                         Reply::Failed
@@ -58,7 +60,7 @@ impl Worker {
             }
             Command::Apply => {
                 let Some(p) = page.take() else {
-                    return Some(Event::Applied { ok: false, more: false, paused: self.paused });
+                    return Some(Event::Applied { ok: false, more: false });
                 };
                 let (ok, more) = match self.on_page(p).await {
                     Ok(more) => {
@@ -70,7 +72,7 @@ impl Worker {
                         (false, false)
                     }
                 };
-                Some(Event::Applied { ok, more, paused: self.paused })
+                Some(Event::Applied { ok, more })
             }
             Command::Rebootstrap => {
                 let result = self.rebootstrap().await;
@@ -80,10 +82,11 @@ impl Worker {
                 Some(Event::Rebootstrapped { ok: result.is_ok() })
             }
             Command::Renew => {
-                if let Err(e) = self.register().await {
-                    self.failed("renew the replica lease", &e);
+                let result = self.register().await;
+                if let Err(e) = &result {
+                    self.failed("renew the replica lease", e);
                 }
-                None
+                Some(Event::Renewed { ok: result.is_ok() })
             }
             Command::CheckConflicts => {
                 let result = self.check_conflicts().await;
@@ -97,7 +100,24 @@ impl Worker {
     }
 
     /// The steady state, until SIGTERM or SIGINT: the driver of [`Core`].
-    pub async fn run(mut self) -> SyncResult<()> {
+    pub async fn run(self) -> SyncResult<()> {
+        // Listening starts with the loop (polled first there), as the default action of both
+        // signals ends a worker that is still catching up.
+        let signalled = async {
+            let mut term = signal(SignalKind::terminate()).map_err(io_err("listen for SIGTERM".into()))?;
+            let mut int = signal(SignalKind::interrupt()).map_err(io_err("listen for SIGINT".into()))?;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            Ok(())
+        };
+        self.run_until(signalled).await
+    }
+
+    /// The steady state until `stop` completes (an error from it ends the worker with that
+    /// error): the driver of [`Core`]. `stop` is first polled once the worker caught up.
+    pub async fn run_until(mut self, stop: impl Future<Output = SyncResult<()>>) -> SyncResult<()> {
         let mut last = Status::default();
         self.busy = true;
         self.save_status(&mut last);
@@ -123,8 +143,6 @@ impl Worker {
         watcher
             .watch(&self.root, RecursiveMode::Recursive)
             .map_err(|e| SyncError::Other(format!("watch {}: {e}", self.root.display())))?;
-        let mut term = signal(SignalKind::terminate()).map_err(io_err("listen for SIGTERM".into()))?;
-        let mut int = signal(SignalKind::interrupt()).map_err(io_err("listen for SIGINT".into()))?;
         let mut rescan = interval(RESCAN_EVERY);
         let mut renew = interval(RENEW_EVERY);
         let mut conflicts = interval(CONFLICT_POLL);
@@ -135,34 +153,41 @@ impl Worker {
         let Command::Poll { wait, delay } = core.start() else { unreachable!("the core starts by polling") };
         let mut poll = pull(self.remote.clone(), self.index.cursor(), wait, delay);
         let mut page: Option<ChangesPage> = None;
+        let mut stop = std::pin::pin!(stop);
         tracing::info!(
             "syncing {} with volume {} as replica {}",
             self.root.display(),
             self.att.volume_id,
             self.att.replica_id
         );
-        loop {
+        let stopped = loop {
             self.busy = core.busy();
             self.save_status(&mut last);
             let deadline = core.deadline().map(Instant::from_std);
             let event = tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+                result = &mut stop => break result,
                 Some(()) = events.recv() => Event::LocalChange,
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => Event::DebounceElapsed,
                 (after, res) = &mut poll => {
-                    let outcome = match res {
-                        Ok(p) => {
-                            page = Some(p);
-                            Reply::Done
-                        }
-                        Err(SyncError::Reseed { .. }) => Reply::Reseed,
+                    let (outcome, dirty) = match res {
+                        Ok(p) => match self.dirty(&p) {
+                            Ok(dirty) => {
+                                page = Some(p);
+                                (Reply::Done, dirty)
+                            }
+                            Err(e) => {
+                                self.failed("apply volume changes", &e);
+                                (Reply::Failed, false)
+                            }
+                        },
+                        Err(SyncError::Reseed { .. }) => (Reply::Reseed, false),
+                        Err(SyncError::LeaseExpired) => (Reply::LeaseExpired, false),
                         Err(e) => {
                             self.failed("read volume changes", &e);
-                            Reply::Failed
+                            (Reply::Failed, false)
                         }
                     };
-                    Event::Polled { after, cursor: self.index.cursor(), outcome }
+                    Event::Polled { after, cursor: self.index.cursor(), outcome, dirty }
                 }
                 _ = rescan.tick() => Event::RescanTick,
                 _ = renew.tick() => Event::RenewTick,
@@ -179,12 +204,12 @@ impl Worker {
                     Some(command) => self.execute(command, &mut page).await,
                 };
             }
-        }
+        };
         tracing::info!("worker stopping");
         drop(watcher);
         self.busy = false;
         let _ = self.index.commit(None);
-        Ok(())
+        stopped
     }
 }
 
