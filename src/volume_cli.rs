@@ -439,30 +439,8 @@ fn rows(v: &Value, key: Option<&str>, fields: &[&str]) -> Vec<Vec<String>> {
     items.iter().map(|item| fields.iter().map(|f| text(&item[*f])).collect()).collect()
 }
 
-/// Left-aligned columns two spaces apart; the last column is not padded.
 fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut s = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i == last {
-                s.push_str(cell);
-            } else {
-                s.push_str(&format!("{cell:<w$}  ", w = widths[i]));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(headers.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
+    print!("{}", crate::table::render(headers, &rows));
 }
 
 #[cfg(test)]

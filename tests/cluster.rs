@@ -366,3 +366,48 @@ async fn cluster_status_asks_every_member_and_shows_one_that_does_not_answer() {
     }
     cluster.restart(down);
 }
+
+/// `tideline token …` against one member, as an operator runs it.
+fn token_cli(url: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tideline"));
+    cmd.arg("token").args(args).args(["--server", url, "--admin-token", ADMIN]);
+    cmd.output().expect("run tideline token")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_through_one_member_is_refused_by_every_member() {
+    let _serial = SERIAL.lock().await;
+    let cluster = Cluster::start(3);
+    wait_for("a leader", Duration::from_secs(30), || cluster.leader_seen_by(0)).await;
+    let out = token_cli(&cluster.url(0), &["create", "--team", "t", "--permission", "*", "--name", "laptop"]);
+    assert!(out.status.success(), "{}", common::show(&out));
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (id, token) = (made["id"].as_str().unwrap(), made["token"].as_str().unwrap());
+    for i in 0..3 {
+        let team = Client::new(&cluster.url(i), token);
+        wait_for("the token to work on every member", Duration::from_secs(30), || async {
+            team.api.list_volumes().await.ok()
+        })
+        .await;
+    }
+
+    let out = token_cli(&cluster.url(2), &["list"]);
+    assert!(out.status.success(), "{}", common::show(&out));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.lines().next().unwrap().starts_with("ID"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with(id) && l.contains("laptop") && l.contains("never")), "{table}");
+
+    let out = token_cli(&cluster.url(1), &["revoke", id]);
+    assert!(out.status.success(), "{}", common::show(&out));
+    for i in 0..3 {
+        let team = Client::new(&cluster.url(i), token);
+        let refused = wait_for("every member to refuse the revoked token", Duration::from_secs(30), || async {
+            team.api.list_volumes().await.err().filter(|e| e.status.map(|s| s.as_u16()) == Some(401))
+        })
+        .await;
+        assert_eq!(refused.message, "invalid token");
+    }
+    let out = token_cli(&cluster.url(0), &["revoke", id]);
+    assert!(!out.status.success(), "revoking twice is refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token not found"), "{}", common::show(&out));
+}

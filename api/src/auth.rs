@@ -7,6 +7,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
+use tideline_types::Reason;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -118,6 +119,9 @@ impl FromRequestParts<AppState> for Principal {
             found = sm.token(&sha)?;
         }
         match found {
+            Some(t) if t.expired_at(state.ops.now_ms()) => {
+                Err(ApiError::unauthorized("token expired").because(Reason::TokenExpired))
+            }
             Some(t) => {
                 Ok(Principal::Team(TeamCaller { team_id: t.team_id, subject: t.subject, permissions: t.permissions }))
             }

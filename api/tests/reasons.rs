@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use tideline_api::ApiError;
 use tideline_raft::CompactionConfig;
-use tideline_storage::command::{CreateSnapshot, CreateVolume, MarkGarbage, SealSnapshot, SweepGarbage};
+use tideline_storage::command::{CreateSnapshot, CreateVolume, MarkGarbage, RevokeToken, SealSnapshot, SweepGarbage};
 use tideline_storage::{CommandKind, ContentRef};
 use tideline_test_support::wait_for;
 use tideline_types::Reason;
@@ -51,6 +51,8 @@ fn every_reason_has_a_test_here() {
             Reason::SnapshotNotFound => "snapshot_not_found",
             Reason::ReplicaNotFound => "replica_not_found",
             Reason::ConflictNotFound => "conflict_not_found",
+            Reason::TokenNotFound => "token_not_found",
+            Reason::TokenExpired => "token_expired",
             Reason::LeaseExpired => "lease_expired",
             Reason::WriteLeaseHeld => "write_lease_held",
             Reason::VolumeReadOnly => "volume_read_only",
@@ -155,6 +157,28 @@ async fn conflict_not_found() {
     let body = json!({ "status": "resolved" });
     let r = app.call("PUT", &v.url("/sync/conflicts/no-such-id"), Some(&v.t), Some(body)).await;
     refused(&r, StatusCode::NOT_FOUND, "not_found", Reason::ConflictNotFound, "sync conflict not found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_not_found() {
+    let app = App::new().await;
+    let r = app.call("DELETE", "/api/v1/tokens/tok-nope", Some(ADMIN), None).await;
+    refused(&r, StatusCode::NOT_FOUND, "not_found", Reason::TokenNotFound, "token not found");
+    // A revocation whose lookup went stale (the hash now holds another id) is refused by apply.
+    let revoke = RevokeToken { token_sha256: vec![7; 32], id: "tok-nope".into() };
+    let r = propose_refused(&app, CommandKind::RevokeToken(revoke)).await;
+    refused(&r, StatusCode::NOT_FOUND, "not_found", Reason::TokenNotFound, "token not found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_expired() {
+    let app = App::new().await;
+    let body = json!({ "team_id": "team-a", "permissions": ["*"], "ttl_seconds": 1 });
+    let r = app.call("POST", "/api/v1/tokens", Some(ADMIN), Some(body)).await;
+    let token = r.data()["token"].as_str().unwrap().to_string();
+    app.clock.advance(std::time::Duration::from_secs(1));
+    let r = app.call("GET", "/api/v1/sandboxvolumes", Some(&token), None).await;
+    refused(&r, StatusCode::UNAUTHORIZED, "unauthorized", Reason::TokenExpired, "token expired");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

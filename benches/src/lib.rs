@@ -34,7 +34,7 @@ pub fn client(server: &str, token: &str, request_timeout: std::time::Duration) -
 /// A client for a fresh team token made with the admin client `admin` (same server and
 /// settings).
 pub async fn team(admin: &Client, team: &str) -> Result<Client> {
-    let req = TokenRequest { team_id: team.into(), permissions: vec!["*".into()], subject: None };
+    let req = TokenRequest { team_id: team.into(), permissions: vec!["*".into()], ..Default::default() };
     let created = admin
         .create_token(&req)
         .await

@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use serde_json::Value;
-use tideline_types::wire::{AddNodeRequest, ClusterStatus, TokenCreated, TokenRequest};
+use tideline_types::wire::{AddNodeRequest, ClusterStatus, TokenCreated, TokenInfo, TokenList, TokenRequest};
 
 use crate::call::Call;
 use crate::client::Client;
@@ -16,6 +16,32 @@ impl Client {
     /// Creates a team token (admin token); the token is in the answer, this once.
     pub async fn create_token(&self, req: &TokenRequest) -> Result<TokenCreated, ClientError> {
         self.json(Call::api(Method::POST, ["tokens"]).json(req)?).await
+    }
+
+    /// One page of tokens (admin token): of `team` if given, after the cursor `after` (the
+    /// previous page's `next_cursor`), at most `limit` (0: the server's default).
+    pub async fn list_tokens(
+        &self,
+        team: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<TokenList, ClientError> {
+        let mut call = Call::api(Method::GET, ["tokens"]);
+        if let Some(team) = team {
+            call = call.query("team_id", team);
+        }
+        if let Some(after) = after {
+            call = call.query("after", after);
+        }
+        if limit > 0 {
+            call = call.query("limit", limit);
+        }
+        self.json(call).await
+    }
+
+    /// Revokes a token by id (admin token); answers the revoked token.
+    pub async fn revoke_token(&self, id: &str) -> Result<TokenInfo, ClientError> {
+        self.json(Call::api(Method::DELETE, ["tokens", id])).await
     }
 
     /// The cluster as the configured node sees it (admin token).

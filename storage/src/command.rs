@@ -12,7 +12,7 @@ pub use crate::response::{ApplyError, ApplyErrorKind, Response};
 pub struct Command {
     #[prost(
         oneof = "CommandKind",
-        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22"
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23"
     )]
     pub kind: Option<CommandKind>,
 }
@@ -65,6 +65,8 @@ pub enum CommandKind {
     /// alone, in order, and answered on its own.
     #[prost(message, tag = "22")]
     Batch(CommandBatch),
+    #[prost(message, tag = "23")]
+    RevokeToken(RevokeToken),
 }
 
 /// Commands a proposer coalesced into one Raft entry: one WAL sync and one apply `WriteBatch`
@@ -108,6 +110,7 @@ impl Command {
             Some(CommandKind::SweepGarbage(_)) => "sweep_garbage",
             Some(CommandKind::SweepDone(_)) => "sweep_done",
             Some(CommandKind::Batch(_)) => "batch",
+            Some(CommandKind::RevokeToken(_)) => "revoke_token",
         }
     }
 
@@ -276,6 +279,17 @@ pub struct CreateToken {
     pub token_sha256: Vec<u8>,
     #[prost(message, optional, tag = "2")]
     pub token: Option<TokenRecord>,
+}
+
+/// Revokes the token stored under `token_sha256` if it is the one with id `id` (the caller
+/// looked the hash up by id; the id check makes a stale lookup refuse instead of revoking
+/// another token).
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct RevokeToken {
+    #[prost(bytes = "vec", tag = "1")]
+    pub token_sha256: Vec<u8>,
+    #[prost(string, tag = "2")]
+    pub id: String,
 }
 
 /// Where a mutation came from, as the journal records it.

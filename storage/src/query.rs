@@ -68,6 +68,39 @@ impl StateMachine {
         self.db().get(Cf::Tokens, token_sha256)
     }
 
+    /// Up to `limit` tokens in the order of their hashes, after the hash `after` (exclusive),
+    /// only those of `team` if given: (hash, record) pairs, for a paged listing.
+    pub fn tokens(
+        &self,
+        after: Option<&[u8]>,
+        team: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, TokenRecord)>, StorageError> {
+        let mut out = Vec::new();
+        for row in self.db().iter::<TokenRecord>(Cf::Tokens, b"") {
+            if out.len() >= limit {
+                break;
+            }
+            let (sha, t) = row?;
+            if after.is_some_and(|a| &*sha <= a) || team.is_some_and(|team| t.team_id != team) {
+                continue;
+            }
+            out.push((sha.into_vec(), t));
+        }
+        Ok(out)
+    }
+
+    /// The token with id `id` and its hash, found by a pass over every token (there are few).
+    pub fn token_by_id(&self, id: &str) -> Result<Option<(Vec<u8>, TokenRecord)>, StorageError> {
+        for row in self.db().iter::<TokenRecord>(Cf::Tokens, b"") {
+            let (sha, t) = row?;
+            if t.id == id {
+                return Ok(Some((sha.into_vec(), t)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Content kept inline by the state machine (written with its command).
     pub fn inline_blob(&self, content: &ContentRef) -> Result<Option<Vec<u8>>, StorageError> {
         match self.db().get_raw(Cf::Blobs, &content.0)? {

@@ -241,6 +241,21 @@ pub struct TokenRecord {
     pub permissions: Vec<String>,
     #[prost(int64, tag = "5")]
     pub created_at_ms: i64,
+    /// A label for people (`tideline token list`); may be empty.
+    #[prost(string, tag = "6")]
+    #[serde(default)]
+    pub name: String,
+    /// When the token stops working, ms since the epoch; 0: never.
+    #[prost(int64, tag = "7")]
+    #[serde(default)]
+    pub expires_at_ms: i64,
+}
+
+impl TokenRecord {
+    /// Whether the token has stopped working at `now_ms`.
+    pub fn expired_at(&self, now_ms: i64) -> bool {
+        self.expires_at_ms > 0 && now_ms >= self.expires_at_ms
+    }
 }
 
 /// `sm_meta` family: where the state machine stands in the Raft log.

@@ -68,7 +68,7 @@ impl Node {
 
     /// A client with a fresh all-permission token of `team`.
     pub async fn team(&self, team: &str) -> Client {
-        let req = TokenRequest { team_id: team.into(), permissions: vec!["*".into()], subject: None };
+        let req = TokenRequest { team_id: team.into(), permissions: vec!["*".into()], ..Default::default() };
         let created = self.admin.create_token(&req).await.unwrap();
         self.admin.with_token(&created.token)
     }

@@ -150,7 +150,7 @@ impl Client {
 
     /// Like [`Client::for_team`], asking with the given admin token.
     pub async fn for_team_as(url: &str, team: &str, admin: &str) -> Client {
-        let req = TokenRequest { team_id: team.into(), permissions: vec!["*".into()], subject: None };
+        let req = TokenRequest { team_id: team.into(), permissions: vec!["*".into()], ..Default::default() };
         let created = Client::new(url, admin).api.create_token(&req).await.unwrap();
         Client::new(url, &created.token)
     }

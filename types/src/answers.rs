@@ -64,6 +64,38 @@ pub struct TokenCreated {
     pub subject: String,
     pub permissions: Vec<String>,
     pub created_at: String,
+    /// The label given at creation (empty if none).
+    #[serde(default)]
+    pub name: String,
+    /// When the token stops working (RFC 3339); `null`: until revoked.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+}
+
+/// One token as `GET /tokens` lists it: everything but the secret, which is never stored.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: String,
+    pub team_id: String,
+    pub subject: String,
+    #[serde(default)]
+    pub name: String,
+    pub permissions: Vec<String>,
+    pub created_at: String,
+    /// `null`: until revoked.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Whether `expires_at` has passed (the token is refused with `token_expired`).
+    #[serde(default)]
+    pub expired: bool,
+}
+
+/// `data` of `GET /tokens`: one page, and the cursor of the next (`?after=`) if there may be more.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct TokenList {
+    pub tokens: Vec<TokenInfo>,
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// `data` of `GET /cluster` and of the membership changes: the cluster as one node sees it.

@@ -213,6 +213,11 @@ string_enum! {
         ReplicaNotFound = "replica_not_found",
         /// No such sync conflict of the volume.
         ConflictNotFound = "conflict_not_found",
+        /// No such API token (or one already revoked).
+        TokenNotFound = "token_not_found",
+        // 401
+        /// The bearer token's expiry has passed: ask for a new one.
+        TokenExpired = "token_expired",
         // 409
         /// The sync replica's lease lapsed: register again, then retry.
         LeaseExpired = "lease_expired",

@@ -72,6 +72,14 @@ pub const CHANGES_WAIT_MS_MAX: u64 = 30_000;
 pub const CONFLICTS_PAGE_DEFAULT: usize = 100;
 /// `sync/conflicts` per page, at most.
 pub const CONFLICTS_PAGE_MAX: usize = 1000;
+/// `GET /tokens` per page when `limit` is absent or 0.
+pub const TOKENS_PAGE_DEFAULT: usize = 100;
+/// `GET /tokens` per page, at most.
+pub const TOKENS_PAGE_MAX: usize = 1000;
+/// A token's `name`, at most.
+pub const TOKEN_NAME_BYTES_MAX: usize = 128;
+/// A token's `ttl_seconds`, at most (ten years).
+pub const TOKEN_TTL_SECONDS_MAX: u64 = 10 * 366 * 24 * 3600;
 /// Volumes one `GET /sandboxvolumes` returns, at most.
 pub const VOLUME_LIST_ENTRIES_MAX: usize = 10_000;
 /// Entries of one directory `files/list` returns; a larger directory is refused (409).

@@ -53,13 +53,20 @@ pub struct MoveRequest {
 }
 
 /// `POST /tokens` (admin).
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct TokenRequest {
     pub team_id: String,
     pub permissions: Vec<String>,
     /// Recorded as the `user_id` of the volumes the token creates (default: the token's id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// A label for people (`tideline token list`), at most 128 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The token stops working this many seconds after creation (401 `token_expired`);
+    /// absent: it works until revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<u64>,
 }
 
 /// `POST /cluster/nodes` (admin): a node started with `--join`.
@@ -195,7 +202,7 @@ mod tests {
             serde_json::to_value(ReplicaChange::rename("/a", "/b")).unwrap(),
             json!({ "event_type": "rename", "old_path": "/a", "path": "/b" })
         );
-        let token = TokenRequest { team_id: "t".into(), permissions: vec!["*".into()], subject: None };
+        let token = TokenRequest { team_id: "t".into(), permissions: vec!["*".into()], ..Default::default() };
         assert_eq!(serde_json::to_value(token).unwrap(), json!({ "team_id": "t", "permissions": ["*"] }));
     }
 }

@@ -132,6 +132,7 @@ fn dispatch(txn: &mut Txn, cmd: &Command) -> Applied {
         Some(CommandKind::CreateVolume(c)) => volume::create_volume(txn, c),
         Some(CommandKind::DeleteVolume(c)) => volume::delete_volume(txn, c),
         Some(CommandKind::CreateToken(c)) => token::create_token(txn, c),
+        Some(CommandKind::RevokeToken(c)) => token::revoke_token(txn, c),
         Some(CommandKind::WriteFile(c)) => file::write_file(txn, c),
         Some(CommandKind::MakeDir(c)) => file::make_dir(txn, c),
         Some(CommandKind::Remove(c)) => file::remove(txn, c),

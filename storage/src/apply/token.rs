@@ -1,7 +1,10 @@
 //! API tokens: stored by the sha256 of the token, never the token itself.
 
-use crate::command::CreateToken;
+use tideline_types::Reason;
+
+use crate::command::{CreateToken, RevokeToken};
 use crate::db::Cf;
+use crate::records::TokenRecord;
 use crate::response::{ApplyError, Response};
 use crate::rules::{refuse, Applied};
 use crate::txn::Txn;
@@ -13,4 +16,15 @@ pub(crate) fn create_token(txn: &mut Txn, c: &CreateToken) -> Applied {
     }
     txn.put(Cf::Tokens, &c.token_sha256, token);
     Ok(Response::default())
+}
+
+/// Deletes a token: every node refuses it from the entry's application on.
+pub(crate) fn revoke_token(txn: &mut Txn, c: &RevokeToken) -> Applied {
+    match txn.get::<TokenRecord>(Cf::Tokens, &c.token_sha256)? {
+        Some(t) if t.id == c.id => {
+            txn.delete(Cf::Tokens, &c.token_sha256);
+            Ok(Response::default())
+        }
+        _ => refuse(ApplyError::not_found("token not found").because(Reason::TokenNotFound)),
+    }
 }
