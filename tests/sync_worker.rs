@@ -20,7 +20,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
@@ -28,9 +27,9 @@ use std::time::{Duration, Instant};
 
 use common::{show, ChangesQuery, Client, Server};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use tideline_client::types::wire::{AppendRequest, FileInfo, ReplicaChange, ReplicaRequest, VolumeRequest};
-use tideline_client::types::{AccessMode, ConflictStatus, FileType, Reason};
+use tideline_client::types::wire::{AppendRequest, ReplicaChange, ReplicaRequest, VolumeRequest};
+use tideline_client::types::{AccessMode, ConflictStatus};
+use tideline_test_support::tree::{local_tree, remote_tree, sha256, tree_diff, Entry, Tree};
 use tideline_test_support::wait_until;
 
 /// `sync attach` does the initial sync in the foreground; a big one may take a while in debug.
@@ -127,74 +126,6 @@ async fn wait_dead(pid: i32) {
 // ---------------------------------------------------------------------------------------------
 // Trees: relative path → kind, content hash, mode bits
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Node {
-    Dir { mode: u32 },
-    File { sha256: String, size: u64, mode: u32 },
-    Other(String),
-}
-
-/// `/a/b` → node; the root itself is not listed.
-type Tree = BTreeMap<String, Node>;
-
-fn sha256(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn local_tree(root: &Path) -> Result<Tree, String> {
-    fn walk(root: &Path, rel: &str, out: &mut Tree) -> Result<(), String> {
-        let dir = root.join(rel.trim_start_matches('/'));
-        let rd = std::fs::read_dir(&dir).map_err(|e| format!("read_dir {}: {e}", dir.display()))?;
-        for entry in rd {
-            let entry = entry.map_err(|e| e.to_string())?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = format!("{rel}/{name}");
-            // Entries may vanish while a worker is applying; the caller polls again.
-            let md = std::fs::symlink_metadata(entry.path()).map_err(|e| format!("{path}: {e}"))?;
-            let mode = md.permissions().mode() & 0o777;
-            if md.is_dir() {
-                out.insert(path.clone(), Node::Dir { mode });
-                walk(root, &path, out)?;
-            } else if md.is_file() {
-                let data = std::fs::read(entry.path()).map_err(|e| format!("{path}: {e}"))?;
-                out.insert(path, Node::File { sha256: sha256(&data), size: data.len() as u64, mode });
-            } else {
-                out.insert(path, Node::Other(format!("{:?}", md.file_type())));
-            }
-        }
-        Ok(())
-    }
-    let mut out = Tree::new();
-    walk(root, "", &mut out)?;
-    Ok(out)
-}
-
-fn tree_diff(left_name: &str, left: &Tree, right_name: &str, right: &Tree) -> String {
-    let mut lines = Vec::new();
-    for (p, n) in left {
-        match right.get(p) {
-            None => lines.push(format!("  {p}: only in {left_name} ({n:?})")),
-            Some(m) if m != n => lines.push(format!("  {p}: {left_name} {n:?} != {right_name} {m:?}")),
-            _ => {}
-        }
-    }
-    for (p, m) in right {
-        if !left.contains_key(p) {
-            lines.push(format!("  {p}: only in {right_name} ({m:?})"));
-        }
-    }
-    let total = lines.len();
-    lines.truncate(20);
-    if total > 20 {
-        lines.push(format!("  … {} more", total - 20));
-    }
-    format!("{left_name} vs {right_name}: {total} differences\n{}", lines.join("\n"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // The server side
 
@@ -216,35 +147,9 @@ impl Remote {
         Remote { _server: server, _data: data, c, vol: vol.id }
     }
 
-    async fn list(&self, dir: &str) -> Result<Vec<FileInfo>, String> {
-        let list = self.c.api.list_dir(&self.vol, dir).await.map_err(|e| format!("list {dir}: {e}"))?;
-        Ok(list.entries)
-    }
-
     /// The whole namespace, walked through the files API.
     async fn tree(&self) -> Result<Tree, String> {
-        let mut out = Tree::new();
-        let mut dirs = vec!["/".to_string()];
-        while let Some(dir) = dirs.pop() {
-            for e in self.list(&dir).await? {
-                let path = e.path.clone();
-                let mode = u32::from_str_radix(&e.mode, 8).map_err(|_| format!("{path}: mode {}", e.mode))? & 0o777;
-                match e.kind {
-                    FileType::Dir => {
-                        out.insert(path.clone(), Node::Dir { mode });
-                        dirs.push(path);
-                    }
-                    FileType::File => {
-                        let data = self.c.read(&self.vol, &path).await.map_err(|e| format!("read {path}: {e}"))?;
-                        out.insert(path, Node::File { sha256: sha256(&data), size: data.len() as u64, mode });
-                    }
-                    other => {
-                        out.insert(path, Node::Other(format!("{other:?}")));
-                    }
-                }
-            }
-        }
-        Ok(out)
+        remote_tree(&self.c.api, &self.vol).await
     }
 
     async fn read(&self, path: &str) -> Option<Vec<u8>> {
@@ -763,7 +668,7 @@ async fn sigkill_mid_apply_converges() {
 
     phase("continue B's worker and SIGKILL it as soon as a few files have appeared");
     signal(pid, libc::SIGCONT);
-    let count = |dir: &Path| local_tree(dir).map(|t| t.values().filter(|n| matches!(n, Node::File { .. })).count());
+    let count = |dir: &Path| local_tree(dir).map(|t| t.values().filter(|n| matches!(n, Entry::File { .. })).count());
     let mut pid = pid;
     // Two crash points: right after the first files, and halfway through the resumed apply.
     for (round, threshold) in [(1, 3), (2, expected_files / 2)] {
@@ -822,11 +727,11 @@ async fn sigkill_mid_apply_converges() {
     assert_eq!(s["cursor"].as_u64(), Some(head), "{s}");
     assert_eq!(s["errors"], json!([]), "{s}");
     let t = remote.wait_converged("B equal to the volume", &[b.dir.as_path()]).await;
-    let files: BTreeMap<&String, &Node> = t.iter().filter(|(_, n)| matches!(n, Node::File { .. })).collect();
+    let files: BTreeMap<&String, &Entry> = t.iter().filter(|(_, n)| matches!(n, Entry::File { .. })).collect();
     assert_eq!(files.len(), expected_files, "files in the volume");
     for (p, data) in &model {
         match files.get(p) {
-            Some(Node::File { sha256: s, .. }) => assert_eq!(s, &sha256(data), "{p}"),
+            Some(Entry::File { sha256: s, .. }) => assert_eq!(s, &sha256(data), "{p}"),
             other => panic!("{p}: {other:?}"),
         }
     }

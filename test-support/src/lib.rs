@@ -8,6 +8,7 @@ use std::time::Duration;
 
 #[cfg(feature = "node")]
 pub mod node;
+pub mod tree;
 
 /// How often a wait re-checks its condition.
 pub const POLL: Duration = Duration::from_millis(20);

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use tideline_types::limits::{CONFLICTS_PAGE_DEFAULT, CONFLICTS_PAGE_MAX, CONFLICT_NOTE_BYTES_MAX as NOTE_BYTES_MAX};
 use tideline_types::ConflictStatus;
 
-use super::consistency;
+use super::{consistency, page_limit};
 use crate::auth::{Permission, Principal};
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
@@ -40,14 +40,7 @@ pub async fn list(
             }
         },
     };
-    let limit = match q.limit.as_deref().map(str::trim) {
-        None | Some("") => CONFLICTS_PAGE_DEFAULT,
-        Some(s) => match s.parse::<usize>() {
-            Ok(0) => CONFLICTS_PAGE_DEFAULT,
-            Ok(n) => n.min(CONFLICTS_PAGE_MAX),
-            Err(_) => return Err(ApiError::bad_request(format!("invalid limit {s:?}"))),
-        },
-    };
+    let limit = page_limit(q.limit.as_deref(), CONFLICTS_PAGE_DEFAULT, CONFLICTS_PAGE_MAX)?;
     let vol = st.ops.team_volume(caller, &id, consistency(q.consistency.as_deref())?).await?;
     let found = conflicts::list(&st.ops, &vol, status, limit)?;
     Ok(ok(ConflictList { conflicts: to_wire_all(&found)? }))
