@@ -51,7 +51,11 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
     let client = Client::new(&args.server, &token)?;
     // Membership changes run on the leader: the client follows the node's leader hint.
     let status = match args.command {
-        ClusterCommand::Status { json } => return status(&client, &token, json).await,
+        ClusterCommand::Status { json } => {
+            // Members are asked the way the given node was: over TLS if it was.
+            let scheme = if args.server.trim_start().starts_with("https://") { "https" } else { "http" };
+            return status(&client, &token, scheme, json).await;
+        }
         ClusterCommand::AddNode { node_id, addr } => client.add_node(&AddNodeRequest { node_id, addr }).await,
         ClusterCommand::RemoveNode { node_id } => client.remove_node(node_id).await,
     }
@@ -77,16 +81,17 @@ struct MemberStatus {
     error: Option<String>,
 }
 
-async fn status(client: &Client, token: &str, json: bool) -> anyhow::Result<()> {
+async fn status(client: &Client, token: &str, scheme: &str, json: bool) -> anyhow::Result<()> {
     let first = client.cluster_status().await.map_err(refused)?;
     // The leader knows every member's lag; ask it when the first node is not the leader.
     let leader_view = match first.nodes.iter().find(|n| n.leader) {
-        Some(l) if l.node_id != first.node_id => member(token, &l.addr).await.ok(),
+        Some(l) if l.node_id != first.node_id => member(token, scheme, &l.addr).await.ok(),
         _ => Some(first.clone()),
     };
     let mut rows = Vec::new();
     for node in &first.nodes {
-        let asked = if node.node_id == first.node_id { Ok(first.clone()) } else { member(token, &node.addr).await };
+        let asked =
+            if node.node_id == first.node_id { Ok(first.clone()) } else { member(token, scheme, &node.addr).await };
         let lag = leader_view.as_ref().and_then(|l| l.nodes.iter().find(|n| n.node_id == node.node_id)?.lag);
         let (status, error) = match asked {
             Ok(s) => (Some(s), None),
@@ -110,8 +115,8 @@ async fn status(client: &Client, token: &str, json: bool) -> anyhow::Result<()> 
 }
 
 /// One member's own status, asked of it directly, once, within [`MEMBER_TIMEOUT`].
-async fn member(token: &str, addr: &str) -> Result<ClusterStatus, ClientError> {
-    let url = if addr.contains("://") { addr.to_string() } else { format!("http://{addr}") };
+async fn member(token: &str, scheme: &str, addr: &str) -> Result<ClusterStatus, ClientError> {
+    let url = if addr.contains("://") { addr.to_string() } else { format!("{scheme}://{addr}") };
     let one = Client::builder(&url, token)
         .connect_timeout(MEMBER_TIMEOUT)
         .request_timeout(MEMBER_TIMEOUT)
@@ -142,18 +147,7 @@ fn table(rows: &[MemberStatus]) -> String {
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| cells.iter().map(|c| c[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0))
-        .collect();
-    let line = |cols: Vec<&str>| {
-        let padded: Vec<String> = cols.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.to_vec());
-    for c in &cells {
-        out += &line(c.iter().map(String::as_str).collect());
-    }
-    out
+    crate::table::render(&header, &cells)
 }
 
 /// A failed admin call for the terminal: a refusal names the status the server answered.

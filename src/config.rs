@@ -78,6 +78,21 @@ pub struct ServerArgs {
     /// are committed, new writes queue and become the next batch.
     #[arg(long, env = "TIDELINE_PROPOSALS_IN_FLIGHT")]
     pub proposals_in_flight: Option<usize>,
+    /// Serve HTTPS with this certificate chain (PEM; give --tls-key too). With --peer-ca it
+    /// is also the node's client certificate towards its peers (serverAuth and clientAuth).
+    #[arg(long, env = "TIDELINE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "TIDELINE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// The cluster CA (PEM): peers call each other over mutual TLS and `/raft/*` accepts only
+    /// connections whose client certificate it signed. Required with TLS in a cluster.
+    #[arg(long, env = "TIDELINE_PEER_CA")]
+    pub peer_ca: Option<PathBuf>,
+    /// Allow plain HTTP on a listen address that is not loopback (tokens, the cluster secret
+    /// and file content then cross the network in cleartext).
+    #[arg(long, env = "TIDELINE_INSECURE_HTTP")]
+    pub insecure_http: bool,
     /// Hidden, and compiled in only with the `planted-bugs` feature: switch on a deliberate bug
     /// (`ack-before-commit`) so the jepsen harness can show it catches it.
     #[cfg(feature = "planted-bugs")]
@@ -106,6 +121,10 @@ struct FileConfig {
     gc_interval: Option<String>,
     gc_grace: Option<String>,
     proposals_in_flight: Option<usize>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    peer_ca: Option<PathBuf>,
+    insecure_http: Option<bool>,
 }
 
 /// Everything the server needs, resolved.
@@ -128,6 +147,8 @@ pub struct ServerConfig {
     pub gc_interval: std::time::Duration,
     pub gc_grace: std::time::Duration,
     pub proposals_in_flight: usize,
+    /// HTTPS (and mutual TLS between peers with a cluster CA); `None`: plain HTTP.
+    pub tls: Option<tideline_raft::tls::NodeTls>,
     #[cfg(feature = "planted-bugs")]
     pub planted_bugs: tideline_api::state::PlantedBugs,
 }
@@ -157,13 +178,31 @@ impl ServerArgs {
         if (peers.len() > 1 || join) && cluster_secret.is_none() {
             bail!("--cluster-secret is required when --peers names other nodes or with --join");
         }
+        let listen =
+            self.listen.or(file.listen).unwrap_or_else(|| crate::DEFAULT_LISTEN.parse().expect("valid default"));
+        let peer_ca = self.peer_ca.or(file.peer_ca);
+        let insecure_http = self.insecure_http || file.insecure_http.unwrap_or(false);
+        let tls = match (self.tls_cert.or(file.tls_cert), self.tls_key.or(file.tls_key)) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(tideline_raft::tls::NodeTls { cert, key, peer_ca: peer_ca.clone() }),
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
+        match &tls {
+            None if peer_ca.is_some() => bail!("--peer-ca needs --tls-cert and --tls-key"),
+            None if !listen.ip().is_loopback() && !insecure_http => bail!(
+                "--listen {listen} is not a loopback address: serve TLS (--tls-cert/--tls-key) or, to send tokens \
+                 and data in cleartext anyway, pass --insecure-http"
+            ),
+            Some(t) if t.peer_ca.is_none() && (peers.len() > 1 || join) => {
+                bail!("a cluster over TLS needs --peer-ca (the CA that signed every node's certificate)")
+            }
+            _ => {}
+        }
         Ok(ServerConfig {
             node_id,
             data_dir: self.data_dir.or(file.data_dir).unwrap_or_else(crate::default_data_dir),
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| crate::DEFAULT_LISTEN.parse().expect("valid default")),
+            listen,
+            tls,
             advertise: self.advertise.or(file.advertise),
             peers,
             join,
@@ -328,5 +367,28 @@ mod tests {
         assert_eq!(c.data_dir, std::path::PathBuf::from("/var/lib/tideline"));
         assert!(c.listen.ip().is_loopback(), "{}", c.listen);
         assert!(c.peers.is_empty() && c.object_store.is_none() && c.cluster_secret.is_none());
+    }
+
+    #[test]
+    fn tls_flags_go_together_and_cleartext_stays_on_loopback() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        let err = |a: ServerArgs| a.resolve().unwrap_err().to_string();
+        assert!(err(ServerArgs { tls_cert: p("c.pem"), ..Default::default() }).contains("go together"));
+        assert!(err(ServerArgs { peer_ca: p("ca.pem"), ..Default::default() }).contains("--peer-ca needs"));
+        let open = || ServerArgs { listen: Some("0.0.0.0:7070".parse().unwrap()), ..Default::default() };
+        assert!(err(open()).contains("--insecure-http"));
+        assert!(ServerArgs { insecure_http: true, ..open() }.resolve().is_ok());
+        let tls = ServerArgs { tls_cert: p("c.pem"), tls_key: p("k.pem"), ..open() }.resolve().unwrap();
+        assert!(tls.tls.is_some_and(|t| t.peer_ca.is_none()), "one node over TLS needs no cluster CA");
+        let cluster = || ServerArgs {
+            peers: Some("1=a:1,2=b:2".into()),
+            cluster_secret: Some("s".into()),
+            tls_cert: p("c.pem"),
+            tls_key: p("k.pem"),
+            ..open()
+        };
+        assert!(err(cluster()).contains("needs --peer-ca"));
+        let c = ServerArgs { peer_ca: p("ca.pem"), ..cluster() }.resolve().unwrap();
+        assert_eq!(c.tls.unwrap().peer_ca, p("ca.pem"));
     }
 }

@@ -7,6 +7,9 @@
 //! <dir>/objects/           the shared object store
 //! ```
 //!
+//! With `--tls`, `<dir>/certs/` holds a throwaway CA and node certificates (`dev-certs`); the
+//! nodes serve HTTPS and talk mutual TLS to each other.
+//!
 //! Node 1 bootstraps the cluster; the others start with `--join` and are added as learners,
 //! then voters. Ctrl-C stops every child.
 
@@ -28,6 +31,10 @@ pub struct DevClusterArgs {
     /// Where the nodes keep their data and logs.
     #[arg(long, default_value = "./tideline-dev")]
     dir: PathBuf,
+    /// Serve HTTPS and talk mutual TLS between nodes, with a throwaway CA written to
+    /// `<dir>/certs/` (clients then pass `--ca-cert <dir>/certs/ca.pem`).
+    #[arg(long)]
+    tls: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -69,7 +76,7 @@ fn load_or_create(dir: &Path, nodes: u64) -> anyhow::Result<DevState> {
     Ok(state)
 }
 
-fn node_args(dir: &Path, state: &DevState, i: usize) -> Vec<String> {
+fn node_args(dir: &Path, state: &DevState, i: usize, tls: bool) -> Vec<String> {
     let mut args = vec![
         "server".to_string(),
         "--node-id".into(),
@@ -88,12 +95,30 @@ fn node_args(dir: &Path, state: &DevState, i: usize) -> Vec<String> {
     if i > 0 {
         args.push("--join".into());
     }
+    if tls {
+        let certs = dir.join("certs");
+        let (cert, key) = crate::dev_certs::node_files(&certs, i as u64 + 1);
+        for (flag, path) in [("--tls-cert", cert), ("--tls-key", key), ("--peer-ca", certs.join("ca.pem"))] {
+            args.push(flag.into());
+            args.push(path.display().to_string());
+        }
+    }
     args
 }
 
-async fn wait_healthy(url: &str, admin_token: &str) -> anyhow::Result<()> {
+/// An admin client of `url`, trusting the dev CA under `dir` with `--tls`.
+fn admin_client(url: &str, admin_token: &str, dir: &Path, tls: bool) -> tideline_client::ClientBuilder {
+    let b = Client::builder(url, admin_token);
+    if tls {
+        b.ca_cert_file(dir.join("certs").join("ca.pem"))
+    } else {
+        b
+    }
+}
+
+async fn wait_healthy(url: &str, admin_token: &str, dir: &Path, tls: bool) -> anyhow::Result<()> {
     // This loop is the retry: each probe is sent once.
-    let node = Client::builder(url, admin_token).retry(RetryPolicy::none()).build()?;
+    let node = admin_client(url, admin_token, dir, tls).retry(RetryPolicy::none()).build()?;
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     loop {
         if node.healthz().await.is_ok() {
@@ -113,10 +138,14 @@ pub async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(args.dir.join("objects")).context("create dev-cluster dir")?;
     let dir = args.dir.canonicalize().context("resolve dev-cluster dir")?;
     let state = load_or_create(&dir, args.nodes)?;
+    if args.tls {
+        let hosts = ["127.0.0.1".to_string(), "localhost".to_string()];
+        crate::dev_certs::ensure(&dir.join("certs"), args.nodes, &hosts)?;
+    }
     let exe = std::env::current_exe().context("find the tideline binary")?;
 
     let mut children: Vec<Child> = Vec::new();
-    let result = start_all(&exe, &dir, &state, &mut children).await;
+    let result = start_all(&exe, &dir, &state, args.tls, &mut children).await;
     if result.is_ok() {
         tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
         eprintln!("stopping {} nodes", children.len());
@@ -125,11 +154,17 @@ pub async fn run(args: DevClusterArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn start_all(exe: &Path, dir: &Path, state: &DevState, children: &mut Vec<Child>) -> anyhow::Result<()> {
+async fn start_all(
+    exe: &Path,
+    dir: &Path,
+    state: &DevState,
+    tls: bool,
+    children: &mut Vec<Child>,
+) -> anyhow::Result<()> {
     for i in 0..state.ports.len() {
         let log = std::fs::File::create(dir.join(format!("node{}.log", i + 1))).context("create node log")?;
         let child = Command::new(exe)
-            .args(node_args(dir, state, i))
+            .args(node_args(dir, state, i, tls))
             .stdout(log.try_clone()?)
             .stderr(log)
             .stdin(Stdio::null())
@@ -137,11 +172,12 @@ async fn start_all(exe: &Path, dir: &Path, state: &DevState, children: &mut Vec<
             .with_context(|| format!("spawn node {}", i + 1))?;
         children.push(child);
     }
-    let urls: Vec<String> = state.ports.iter().map(|p| format!("http://127.0.0.1:{p}")).collect();
+    let scheme = if tls { "https" } else { "http" };
+    let urls: Vec<String> = state.ports.iter().map(|p| format!("{scheme}://127.0.0.1:{p}")).collect();
     for url in &urls {
-        wait_healthy(url, &state.admin_token).await?;
+        wait_healthy(url, &state.admin_token, dir, tls).await?;
     }
-    let admin = Client::new(&urls[0], &state.admin_token)?;
+    let admin = admin_client(&urls[0], &state.admin_token, dir, tls).build()?;
     let deadline = tokio::time::Instant::now() + START_TIMEOUT;
     let (mut status, leader) = loop {
         let s = admin.cluster_status().await.map_err(crate::cluster::refused)?;
@@ -176,9 +212,12 @@ async fn start_all(exe: &Path, dir: &Path, state: &DevState, children: &mut Vec<
         );
     }
     println!("admin token: {}", state.admin_token);
+    if tls {
+        println!("CA certificate (clients: --ca-cert): {}", dir.join("certs").join("ca.pem").display());
+    }
     println!("restart a node by hand with:");
     for i in 0..urls.len() {
-        println!("  {} {}", exe.display(), node_args(dir, state, i).join(" "));
+        println!("  {} {}", exe.display(), node_args(dir, state, i, tls).join(" "));
     }
     println!("Ctrl-C stops the nodes this command started.");
     Ok(())

@@ -2,9 +2,11 @@
 //!
 //! ```text
 //! tideline server [--data-dir DIR] [--listen ADDR] [--admin-token T]
-//! tideline token create --team T --permission P… [--server URL] [--admin-token T]
+//! tideline token create --team T --permission P… [--name N] [--ttl S] | list [--team T] [--json] | revoke ID
+//!                [--server URL] [--admin-token T]
 //! tideline cluster status | add-node --node-id N --addr A | remove-node N
-//! tideline dev-cluster [--nodes 3] [--dir DIR]
+//! tideline dev-cluster [--nodes 3] [--dir DIR] [--tls]
+//! tideline dev-certs --out DIR [--nodes 3] [--hosts 127.0.0.1,localhost]
 //! tideline volume create|list|get|delete|fork … | files VOL ls|cat|stat|mkdir|upload|download|mv|rm …
 //!                 | snapshot VOL create|list|restore|delete …   [--server URL] [--token T] [--json]
 //! tideline sync attach VOL DIR [--init-from volume|local|auto] [--foreground] | status | list | logs [-f]
@@ -18,10 +20,13 @@ mod cluster;
 #[cfg(feature = "server")]
 mod config;
 #[cfg(feature = "server")]
+mod dev_certs;
+#[cfg(feature = "server")]
 mod dev_cluster;
 #[cfg(feature = "server")]
 mod server;
 mod sync_cli;
+mod table;
 mod token;
 mod volume_cli;
 
@@ -45,6 +50,10 @@ struct Cli {
     /// journald, Loki or Elasticsearch. Verbosity comes from `RUST_LOG`.
     #[arg(long, global = true, env = "TIDELINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Trust this CA (PEM) for `https://` servers, besides the system's roots (a cluster's own
+    /// CA). Passed on to the sync workers a command starts.
+    #[arg(long, global = true, env = "TIDELINE_CA_CERT", value_name = "PEM")]
+    ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -71,6 +80,9 @@ enum Command {
     /// Run a local cluster of child processes (development and demos).
     #[cfg(feature = "server")]
     DevCluster(dev_cluster::DevClusterArgs),
+    /// Write a throwaway cluster CA and node certificates (development and tests).
+    #[cfg(feature = "server")]
+    DevCerts(dev_certs::DevCertsArgs),
     /// Manage volumes, their files and snapshots with a team token.
     Volume(volume_cli::VolumeArgs),
     /// Keep a local directory and a volume in step (the two-way sync worker).
@@ -90,17 +102,27 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(ca) = &cli.ca_cert {
+        // Every client this process builds, and every worker it starts, reads it from here.
+        // Set before the runtime starts: no other thread exists yet.
+        std::env::set_var(tideline_client::CA_CERT_ENV, ca);
+    }
     init_tracing(cli.log_format);
-    match cli.command {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         #[cfg(feature = "server")]
         Command::Server(args) => server::run(args).await,
         Command::Token { command } => token::run(command).await,
         Command::Cluster(args) => cluster::run(args).await,
         #[cfg(feature = "server")]
         Command::DevCluster(args) => dev_cluster::run(args).await,
+        #[cfg(feature = "server")]
+        Command::DevCerts(args) => dev_certs::run(args),
         Command::Volume(args) => volume_cli::run(args).await,
         Command::Sync(args) => sync_cli::run(args).await,
         Command::GenerateAssets(args) => assets::run(args),

@@ -29,6 +29,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let report = StateMachine::new(db.clone()).verify().context("verify stored state")?;
     tracing::info!(?report, elapsed_ms = started.elapsed().as_millis() as u64, "verified stored state");
 
+    // Read the TLS files before anything starts: a bad path or key stops the node here.
+    let (server_tls, peer_tls) = match &args.tls {
+        None => (None, None),
+        Some(t) => (
+            Some(tideline_api::tls::server_config(t).context("TLS")?),
+            t.peer_client_config().context("peer TLS")?.map(Arc::new),
+        ),
+    };
     let blobs = crate::config::object_store(args.object_store.as_deref(), args.s3_endpoint.as_deref(), &args.data_dir)?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
@@ -45,6 +53,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         snapshot_logs_since_last: args.snapshot_logs,
         logs_kept_after_snapshot: args.snapshot_keep_logs,
         proposals_in_flight: args.proposals_in_flight,
+        peer_tls: peer_tls.clone(),
         ..RaftNodeConfig::single(args.node_id, advertise.clone(), args.data_dir.join("snapshots"))
     };
     #[cfg(feature = "planted-bugs")]
@@ -72,18 +81,35 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     });
     ops.spawn_collector(GcConfig { interval: args.gc_interval, grace: args.gc_grace });
 
-    let app = tideline_api::router(AppState::new(ops, &admin_token, &secret));
-    println!("tideline listening on http://{addr}");
-    tracing::info!(%addr, %advertise, node_id = args.node_id, data_dir = %args.data_dir.display(), "serving");
-    // Small requests and answers (Raft RPCs, 256-byte writes) must not wait for Nagle.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "set TCP_NODELAY");
+    let mut state = AppState::new(ops, &admin_token, &secret);
+    if peer_tls.is_some() {
+        state = state.with_peer_cert_required();
+    }
+    let app = tideline_api::router(state);
+    let scheme = if server_tls.is_some() { "https" } else { "http" };
+    println!("tideline listening on {scheme}://{addr}");
+    tracing::info!(%addr, %advertise, node_id = args.node_id, data_dir = %args.data_dir.display(), tls = server_tls.is_some(), mutual_tls = peer_tls.is_some(), "serving");
+    let serve = async {
+        match server_tls {
+            Some(config) => {
+                let listener = tideline_api::tls::TlsListener::new(listener, config).context("TLS listener")?;
+                let app = app.into_make_service_with_connect_info::<tideline_api::tls::Remote>();
+                axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+            }
+            None => {
+                // Small requests and answers (Raft RPCs, 256-byte writes) must not wait for Nagle.
+                let listener = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, "set TCP_NODELAY");
+                    }
+                });
+                axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+            }
         }
-    });
-    let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+        .context("serve http")
+    };
     tokio::select! {
-        served = serve => served.context("serve http")?,
+        served = serve => served?,
         () = raft_stopped(&node) => {
             // A node whose Raft core died (a fatal storage error) must not go on answering as
             // if it were a member: exit, so its supervisor restarts it and it catches up.

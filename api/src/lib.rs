@@ -24,6 +24,7 @@ pub mod process;
 pub mod request_log;
 mod routes;
 pub mod state;
+pub mod tls;
 pub mod wire;
 
 pub use error::{ApiError, ApiResult};

@@ -23,6 +23,8 @@ pub struct AppState {
     pub admin_token_sha256: [u8; 32],
     /// Shared secret node-to-node requests must carry.
     pub cluster_secret: Arc<str>,
+    /// `/raft/*` also requires a client certificate the cluster CA signed (mutual TLS).
+    pub peer_cert_required: bool,
     pub upload_slots: Arc<Semaphore>,
 }
 
@@ -32,7 +34,15 @@ impl AppState {
             ops,
             admin_token_sha256: token_sha256(admin_token),
             cluster_secret: cluster_secret.into(),
+            peer_cert_required: false,
             upload_slots: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT_MAX)),
         }
+    }
+
+    /// Requires peers to prove a cluster certificate on `/raft/*` (served by a
+    /// [`TlsListener`](crate::tls::TlsListener) whose configuration verifies them).
+    pub fn with_peer_cert_required(mut self) -> Self {
+        self.peer_cert_required = true;
+        self
     }
 }

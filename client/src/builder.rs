@@ -1,6 +1,7 @@
 //! [`ClientBuilder`]: the server, the bearer token, the deadlines and the retry policy of a
 //! [`Client`].
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +44,13 @@ pub struct ClientBuilder {
     timeouts: Timeouts,
     retry: RetryPolicy,
     leader_hops_max: usize,
+    ca_cert: Option<PathBuf>,
 }
+
+/// The environment variable naming a CA file (PEM) every client trusts besides the system's
+/// roots: how a `tideline` command started by another (a sync worker) gets its parent's
+/// `--ca-cert`.
+pub const CA_CERT_ENV: &str = "TIDELINE_CA_CERT";
 
 impl ClientBuilder {
     pub(crate) fn new(server: &str, token: &str) -> ClientBuilder {
@@ -53,7 +60,15 @@ impl ClientBuilder {
             timeouts: Timeouts::default(),
             retry: RetryPolicy::DEFAULT,
             leader_hops_max: LEADER_HOPS_MAX,
+            ca_cert: std::env::var_os(CA_CERT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from),
         }
+    }
+
+    /// Trusts the CA certificates of this PEM file for `https://` servers, besides the system's
+    /// roots (default: the file [`CA_CERT_ENV`] names, if set).
+    pub fn ca_cert_file(mut self, path: impl Into<PathBuf>) -> ClientBuilder {
+        self.ca_cert = Some(path.into());
+        self
     }
 
     pub fn timeouts(mut self, timeouts: Timeouts) -> ClientBuilder {
@@ -90,10 +105,22 @@ impl ClientBuilder {
     /// The client; fails on a server URL that is not an absolute `http(s)://` URL.
     pub fn build(self) -> Result<Client, ClientError> {
         let base = parse_base(&self.server)?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(self.timeouts.connect)
-            .build()
-            .map_err(|e| ClientError::new(ErrorKind::Request, format!("build HTTP client: {e}")))?;
+        let mut http = reqwest::Client::builder().connect_timeout(self.timeouts.connect);
+        if let Some(path) = &self.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                ClientError::new(ErrorKind::Request, format!("read CA certificate {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ClientError::new(ErrorKind::Request, format!("CA certificate {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                let why = format!("CA certificate {}: no CERTIFICATE block", path.display());
+                return Err(ClientError::new(ErrorKind::Request, why));
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http.build().map_err(|e| ClientError::new(ErrorKind::Request, format!("build HTTP client: {e}")))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,

@@ -49,7 +49,7 @@ mod sync;
 mod upload;
 mod volumes;
 
-pub use builder::{ClientBuilder, Timeouts, LEADER_HOPS_MAX};
+pub use builder::{ClientBuilder, Timeouts, CA_CERT_ENV, LEADER_HOPS_MAX};
 pub use client::{Client, JSON_ANSWER_BYTES_MAX};
 pub use error::{ClientError, ErrorKind};
 pub use files::WatchEndpoint;

@@ -23,6 +23,7 @@ pub mod read_index;
 pub mod rpc;
 pub mod snapshot_policy;
 pub mod state_machine;
+pub mod tls;
 pub mod typ;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -67,6 +67,9 @@ pub struct RaftNodeConfig {
     pub election_timeout_ms: (u64, u64),
     /// Batched entries the proposer commits at once.
     pub proposals_in_flight: usize,
+    /// Node-to-node calls over TLS with this configuration (the node certificate as client
+    /// certificate, the cluster CA as the only trust); `None`: plain HTTP.
+    pub peer_tls: Option<Arc<rustls::ClientConfig>>,
     /// Planted bug (jepsen calibration, feature `planted-bugs`): the proposer answers the
     /// callers of a batch before its entry is committed.
     #[cfg(feature = "planted-bugs")]
@@ -88,6 +91,7 @@ impl RaftNodeConfig {
             heartbeat_ms: 50,
             election_timeout_ms: (250, 500),
             proposals_in_flight: crate::proposer::IN_FLIGHT_DEFAULT,
+            peer_tls: None,
             #[cfg(feature = "planted-bugs")]
             planted_ack_batch_before_commit: false,
         }
@@ -158,7 +162,7 @@ impl RaftNode {
         let committed = log.committed_index();
         let sm_store = StateMachineStore::open(db, &cfg.snapshot_dir)?;
         let sm = sm_store.state_machine();
-        let peers = PeerClient::new(cfg.node_id, &cfg.cluster_secret, faults);
+        let peers = PeerClient::new(cfg.node_id, &cfg.cluster_secret, faults, cfg.peer_tls.clone());
         let network = HttpNetwork { peers: peers.clone(), self_id: cfg.node_id };
         let raft = Raft::new(cfg.node_id, Arc::new(config), network, log, sm_store)
             .await

@@ -48,14 +48,23 @@ pub enum CallError {
 #[derive(Clone)]
 pub struct PeerClient {
     http: reqwest::Client,
+    /// `http` or `https` (with `tls`).
+    scheme: &'static str,
     secret: Arc<str>,
     self_id: NodeId,
     pub faults: FaultFilter,
 }
 
 impl PeerClient {
-    pub fn new(self_id: NodeId, secret: &str, faults: FaultFilter) -> Self {
-        let http = reqwest::Client::builder()
+    /// A client calling peers over plain HTTP, or over TLS with `tls` (see
+    /// [`NodeTls::peer_client_config`](crate::tls::NodeTls::peer_client_config)).
+    pub fn new(self_id: NodeId, secret: &str, faults: FaultFilter, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut builder = reqwest::Client::builder();
+        if let Some(tls) = tls {
+            builder = builder.use_preconfigured_tls((*tls).clone());
+        }
+        let http = builder
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_idle_timeout(Duration::from_secs(30))
             // Persistent HTTP/1.1 connections (HTTP/2 would hide the caller's header from the
@@ -65,10 +74,10 @@ impl PeerClient {
             .tcp_nodelay(true)
             .build()
             .expect("build http client");
-        PeerClient { http, secret: secret.into(), self_id, faults }
+        PeerClient { http, scheme, secret: secret.into(), self_id, faults }
     }
 
-    /// POSTs `req` to `http://<addr><path>` and decodes the answer, within `timeout`.
+    /// POSTs `req` to `<scheme>://<addr><path>` and decodes the answer, within `timeout`.
     pub async fn call<Req: Message, Resp: Message + Default>(
         &self,
         target: NodeId,
@@ -82,7 +91,7 @@ impl PeerClient {
         }
         let send = self
             .http
-            .post(format!("http://{addr}{path}"))
+            .post(format!("{}://{addr}{path}", self.scheme))
             .header(SECRET_HEADER, &*self.secret)
             .header(FROM_HEADER, self.self_id.to_string())
             .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)

@@ -53,7 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sandboxvolumes/{id}/sync/bootstrap/archive", get(bootstrap::archive))
         .route("/sandboxvolumes/{id}/sync/conflicts", get(conflicts::list))
         .route("/sandboxvolumes/{id}/sync/conflicts/{cid}", axum::routing::put(conflicts::resolve))
-        .route("/tokens", post(tokens::create))
+        .route("/tokens", post(tokens::create).get(tokens::list))
+        .route("/tokens/{token_id}", axum::routing::delete(tokens::revoke))
         .route("/cluster", get(cluster::get))
         .route("/cluster/nodes", post(cluster::add_node))
         .route("/cluster/nodes/{node_id}", axum::routing::delete(cluster::remove_node))
@@ -101,5 +102,17 @@ pub(crate) fn flag(name: &str, v: Option<&str>) -> ApiResult<bool> {
         None | Some("") | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") => Ok(true),
         Some(other) => Err(ApiError::bad_request(format!("invalid {name} {other:?}: use true or false"))),
+    }
+}
+
+/// Parses a page's `limit`: absent, empty or 0 is `default`, above `max` is `max`.
+pub(crate) fn page_limit(limit: Option<&str>, default: usize, max: usize) -> ApiResult<usize> {
+    match limit.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some(s) => match s.parse::<usize>() {
+            Ok(0) => Ok(default),
+            Ok(n) => Ok(n.min(max)),
+            Err(_) => Err(ApiError::bad_request(format!("invalid limit {s:?}"))),
+        },
     }
 }

@@ -1,8 +1,9 @@
 //! `/raft/*`: the node-to-node endpoints (Raft RPCs, forwarded proposals, read index).
-//! Every request must carry the cluster secret; a peer without it is refused with 401.
+//! Every request must carry the cluster secret, and over mutual TLS come on a connection whose
+//! client certificate the cluster CA signed; a peer without them is refused with 401.
 
 use axum::body::Bytes;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use openraft::error::{InstallSnapshotError, RaftError};
@@ -15,9 +16,16 @@ use tideline_storage::{Command, CommandKind};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::read_body;
 use crate::state::AppState;
+use crate::tls::Remote;
 
 /// Checks the secret (constant time) and the fault filter, then reads the prost body.
 async fn admit<M: Message + Default>(st: &AppState, req: Request) -> ApiResult<M> {
+    if st.peer_cert_required {
+        let remote = req.extensions().get::<ConnectInfo<Remote>>();
+        if !remote.is_some_and(|r| r.0.peer_verified) {
+            return Err(ApiError::unauthorized("peer certificate required (mutual TLS with the cluster CA)"));
+        }
+    }
     let headers: &HeaderMap = req.headers();
     let given = headers.get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
     if st.cluster_secret.is_empty() || !constant_time_eq(given, st.cluster_secret.as_bytes()) {
