@@ -29,7 +29,7 @@ use common::{show, ChangesQuery, Client, Server};
 use serde_json::{json, Value};
 use tideline_client::types::wire::{AppendRequest, ReplicaChange, ReplicaRequest, VolumeRequest};
 use tideline_client::types::{AccessMode, ConflictStatus};
-use tideline_test_support::tree::{local_tree, remote_tree, sha256, tree_diff, Entry, Tree};
+use tideline_test_support::tree::{converged, local_tree, remote_tree, sha256, Entry, Tree};
 use tideline_test_support::wait_until;
 
 /// `sync attach` does the initial sync in the foreground; a big one may take a while in debug.
@@ -194,14 +194,7 @@ impl Remote {
 
     /// Every local directory in `dirs` holds exactly the volume's tree; that tree.
     async fn converged(&self, dirs: &[&Path]) -> Result<Tree, String> {
-        let vol = self.tree().await?;
-        for d in dirs {
-            let local = local_tree(d)?;
-            if local != vol {
-                return Err(tree_diff(&d.display().to_string(), &local, "volume", &vol));
-            }
-        }
-        Ok(vol)
+        converged(&self.c.api, &self.vol, dirs).await
     }
 
     async fn wait_converged(&self, what: &str, dirs: &[&Path]) -> Tree {

@@ -108,3 +108,16 @@ pub async fn remote_tree(client: &tideline_client::Client, volume: &str) -> Resu
     }
     Ok(out)
 }
+
+/// Every local directory in `dirs` holds exactly the tree of `volume`; that tree.
+#[cfg(feature = "client")]
+pub async fn converged(client: &tideline_client::Client, volume: &str, dirs: &[&Path]) -> Result<Tree, String> {
+    let vol = remote_tree(client, volume).await?;
+    for d in dirs {
+        let local = local_tree(d)?;
+        if local != vol {
+            return Err(tree_diff(&d.display().to_string(), &local, "volume", &vol));
+        }
+    }
+    Ok(vol)
+}

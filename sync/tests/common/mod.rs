@@ -39,7 +39,7 @@ pub fn phase(what: &str) {
 // Trees: relative path → kind, content hash, mode bits
 
 #[allow(unused_imports)] // each test binary uses its own part
-pub use tideline_test_support::tree::{local_tree, remote_tree, sha256, tree_diff, without, Entry, Tree};
+pub use tideline_test_support::tree::{converged, local_tree, remote_tree, sha256, tree_diff, without, Entry, Tree};
 
 pub fn write(path: &Path, data: &[u8]) {
     if let Some(parent) = path.parent() {
@@ -138,14 +138,7 @@ impl Volume {
 
     /// Every local directory in `dirs` holds exactly the volume's tree; that tree.
     pub async fn converged(&self, dirs: &[&Path]) -> Result<Tree, String> {
-        let vol = self.tree().await?;
-        for d in dirs {
-            let local = local_tree(d)?;
-            if local != vol {
-                return Err(tree_diff(&d.display().to_string(), &local, "volume", &vol));
-            }
-        }
-        Ok(vol)
+        converged(&self.c, &self.vol, dirs).await
     }
 
     pub async fn wait_converged(&self, what: &str, dirs: &[&Path]) -> Tree {
