@@ -43,6 +43,7 @@ async fn concurrent_updates_become_conflicts_and_keep_both_versions() {
     assert_eq!(c["replica_id"], "laptop");
     assert_eq!(c["metadata"]["latest_seq"], 3);
     assert_eq!(c["metadata"]["latest_source"], "sandbox");
+    assert_eq!(c["metadata"].get("latest_platform"), None, "a sandbox write has no replica platform");
     assert_eq!(c["metadata"]["base_seq"], 2);
     assert_eq!(c["artifact_path"], "/notes/plan.conflict-laptop-seq-3.md");
     assert_eq!(v.read("/notes/plan.md").await.as_deref(), Some("sandbox edit"), "the newer version stays");
@@ -87,6 +88,9 @@ async fn concurrent_updates_become_conflicts_and_keep_both_versions() {
         v.append("agent", "a-1", head as i64, json!([{ "event_type": "remove", "path": "/fresh.txt" }])).await.data();
     assert_eq!(r["conflicts"][0]["reason"], "concurrent_update");
     assert_eq!(r["conflicts"][0]["artifact_path"], "", "a remove has no content to keep");
+    let meta = &r["conflicts"][0]["metadata"];
+    assert_eq!(meta["latest_replica_id"], "laptop");
+    assert_eq!(meta["latest_platform"], "linux", "the platform of the replica that wrote the latest entry");
     assert_eq!(v.read("/fresh.txt").await.as_deref(), Some("3"));
     // A rename's source counts too.
     let r = v

@@ -202,7 +202,7 @@ fn detect(
         };
         let own = latest.source == SOURCE_REPLICA && latest.replica_id.as_deref() == Some(replica_id);
         if latest.seq > base_seq && !own {
-            let metadata = latest_metadata(
+            let mut metadata = latest_metadata(
                 latest.seq,
                 &latest.path,
                 &latest.event_type,
@@ -210,6 +210,14 @@ fn detect(
                 latest.replica_id.as_deref(),
                 base_seq,
             );
+            // Sandbox0 names the platform of the replica that wrote the latest entry, when that
+            // replica is still registered and said its platform.
+            if let Some(writer) = latest.replica_id.as_deref() {
+                let record = txn.get::<ReplicaRecord>(Cf::Replicas, &keys::replica(volume, writer))?;
+                if let Some(platform) = record.and_then(|r| r.platform).filter(|p| !p.trim().is_empty()) {
+                    metadata.insert("latest_platform".into(), json!(platform.trim()));
+                }
+            }
             return Ok(Some(Detected {
                 reason: "concurrent_update".into(),
                 path: change.path.clone(),
