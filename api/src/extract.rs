@@ -1,5 +1,5 @@
 //! Request extractors whose failures use the error envelope: bounded JSON bodies, bounded raw
-//! bodies, and query strings.
+//! bodies, and query strings and path parameters.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -77,4 +77,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
 fn serde_urlencoded_from_str<T: DeserializeOwned>(q: &str) -> Result<T, String> {
     let uri: axum::http::Uri = format!("/?{q}").parse().map_err(|e| format!("{e}"))?;
     axum::extract::Query::<T>::try_from_uri(&uri).map(|axum::extract::Query(t)| t).map_err(|e| e.body_text())
+}
+
+/// Path parameters; one that does not decode (bad UTF-8, not a number) is a 400 envelope.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(t)) => Ok(Path(t)),
+            Err(e) if e.status().is_client_error() => {
+                Err(ApiError::bad_request(format!("invalid path: {}", e.body_text())))
+            }
+            Err(e) => Err(ApiError::internal(format!("path parameters: {}", e.body_text()))),
+        }
+    }
 }

@@ -19,6 +19,7 @@ pub mod extract;
 pub mod journal_json;
 pub mod journal_proto;
 pub mod observe;
+pub mod openapi;
 pub mod ops;
 pub mod process;
 pub mod request_log;
@@ -29,5 +30,5 @@ pub mod wire;
 
 pub use error::{ApiError, ApiResult};
 pub use ops::Ops;
-pub use routes::router;
+pub use routes::{openapi, router};
 pub use state::AppState;

@@ -17,7 +17,9 @@ use serde_json::json;
 
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::Success;
 use crate::state::AppState;
+use crate::wire::ErrorEnvelope;
 
 /// A node more than this many entries behind its own log is not ready.
 pub const READY_APPLY_LAG_ENTRIES_MAX: u64 = 1000;
@@ -87,10 +89,15 @@ fn describe() {
     describe_gauge!("tideline_raft_snapshot_index", "Index covered by the last state-machine snapshot");
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", summary = "The process is up", security(()),
+    responses((status = 200, description = "Up", body = Success<serde_json::Value>)))]
 pub async fn healthz() -> impl IntoResponse {
     ok(json!({ "status": "ok" }))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "The node knows a leader and has applied what it committed", security(()),
+    responses((status = 200, description = "Ready", body = Success<serde_json::Value>),
+        (status = 503, description = "Not ready, and why", body = ErrorEnvelope)))]
 pub async fn readyz(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
     let m = st.ops.node().metrics();
     let member = m.membership_config.membership().get_node(&m.id).is_some();
@@ -117,6 +124,8 @@ pub async fn readyz(State(st): State<AppState>) -> ApiResult<impl IntoResponse> 
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", summary = "Prometheus metrics", security(()),
+    responses((status = 200, description = "Text exposition format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     let m = st.ops.node().metrics();
     let node = [("node_id", m.id.to_string())];

@@ -83,6 +83,7 @@ pub fn file_info(path: &str, node: &NodeRecord) -> FileInfo {
         mode: format!("{:04o}", node.mode & 0o7777),
         mod_time: rfc3339(node.mtime_ms),
         is_link: false,
+        link_target: None,
     }
 }
 

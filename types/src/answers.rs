@@ -11,36 +11,42 @@ use crate::wire::Snapshot;
 
 /// `{"deleted":true}`: volume, file and snapshot deletes (idempotent).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Deleted {
     pub deleted: bool,
 }
 
 /// `{"written":true}`: a file write.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Written {
     pub written: bool,
 }
 
 /// `{"created":true}`: a mkdir.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Created {
     pub created: bool,
 }
 
 /// `{"moved":true}`: a move.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Moved {
     pub moved: bool,
 }
 
 /// `{"status":"restored"}`: a snapshot restore.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Restored {
     pub status: String,
 }
 
 /// A file read with `Accept: application/json`: `{"content":"<base64>","encoding":"base64"}`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileContent {
     pub content: String,
     pub encoding: String,
@@ -48,6 +54,7 @@ pub struct FileContent {
 
 /// `data` of `POST …/sync/bootstrap`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BootstrapResponse {
     pub snapshot: Snapshot,
     pub replay_after_seq: u64,
@@ -57,6 +64,7 @@ pub struct BootstrapResponse {
 
 /// `data` of `POST /tokens`: the token itself is shown this once.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenCreated {
     pub id: String,
     pub token: String,
@@ -74,6 +82,7 @@ pub struct TokenCreated {
 
 /// One token as `GET /tokens` lists it: everything but the secret, which is never stored.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     pub id: String,
     pub team_id: String,
@@ -92,6 +101,7 @@ pub struct TokenInfo {
 
 /// `data` of `GET /tokens`: one page, and the cursor of the next (`?after=`) if there may be more.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenList {
     pub tokens: Vec<TokenInfo>,
     #[serde(default)]
@@ -100,6 +110,7 @@ pub struct TokenList {
 
 /// `data` of `GET /cluster` and of the membership changes: the cluster as one node sees it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterStatus {
     pub node_id: u64,
     /// openraft's server state as text (`Leader`, `Follower`, `Candidate`, `Learner`, …).
@@ -118,6 +129,7 @@ pub struct ClusterStatus {
 
 /// One member of a [`ClusterStatus`].
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterNode {
     pub node_id: u64,
     pub addr: String,

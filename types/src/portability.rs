@@ -17,6 +17,7 @@ use unicode_normalization::UnicodeNormalization;
 /// file system, or a volume's merged policy (the server stores it as its own record and
 /// converts it with `From`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Capabilities {
     pub case_sensitive: bool,
     pub unicode_normalization_insensitive: bool,

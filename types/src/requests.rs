@@ -13,6 +13,7 @@ use crate::portability::Capabilities;
 /// `POST /sandboxvolumes` and `POST /sandboxvolumes/{id}/fork`: a volume's config (all
 /// optional; the server fills its defaults, and a fork inherits its source's).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VolumeRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_mode: Option<AccessMode>,
@@ -39,6 +40,7 @@ impl VolumeRequest {
 
 /// `POST /sandboxvolumes/{id}/snapshots`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SnapshotRequest {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -47,6 +49,7 @@ pub struct SnapshotRequest {
 
 /// `POST /sandboxvolumes/{id}/files/move`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MoveRequest {
     pub source: String,
     pub destination: String,
@@ -54,6 +57,7 @@ pub struct MoveRequest {
 
 /// `POST /tokens` (admin).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     pub team_id: String,
     pub permissions: Vec<String>,
@@ -71,6 +75,7 @@ pub struct TokenRequest {
 
 /// `POST /cluster/nodes` (admin): a node started with `--join`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddNodeRequest {
     pub node_id: u64,
     /// The address the node advertises (`host:port`).
@@ -80,6 +85,7 @@ pub struct AddNodeRequest {
 /// `PUT …/sync/replicas/{rid}`: registers or renews a replica (`capabilities` as the sync
 /// worker probes them; the same fields as [`crate::wire::Capabilities`]).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplicaRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
@@ -95,6 +101,7 @@ pub struct ReplicaRequest {
 
 /// `PUT …/sync/replicas/{rid}/cursor`.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CursorRequest {
     pub last_applied_seq: u64,
 }
@@ -102,6 +109,7 @@ pub struct CursorRequest {
 /// `POST …/sync/replicas/{rid}/changes`: one batch of a replica's changes. The server answers
 /// a repeated `request_id` with the same payload from memory, so this request may be retried.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppendRequest {
     pub request_id: String,
     pub base_seq: u64,
@@ -110,6 +118,7 @@ pub struct AppendRequest {
 
 /// One change of an [`AppendRequest`].
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplicaChange {
     pub event_type: EventType,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +173,7 @@ impl ReplicaChange {
 
 /// `POST …/sync/bootstrap`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BootstrapRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_name: Option<String>,
@@ -177,6 +187,7 @@ pub struct BootstrapRequest {
 
 /// `PUT …/sync/conflicts/{cid}`: marks a conflict `resolved` or `ignored`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictUpdate {
     pub status: ConflictStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,7 @@ pub use crate::requests::*;
 
 /// A volume (`SandboxVolume`).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SandboxVolume {
     pub id: String,
     pub team_id: String,
@@ -37,6 +38,7 @@ pub struct SandboxVolume {
 
 /// A path as the files API shows it (`stat`, `list`).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileInfo {
     pub name: String,
     pub path: String,
@@ -47,10 +49,14 @@ pub struct FileInfo {
     pub mode: String,
     pub mod_time: String,
     pub is_link: bool,
+    /// A symlink's target; volumes hold no symlinks yet, so it is never sent today.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
 }
 
 /// One journal entry as `sync/changes` and appends return it.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncJournalEntry {
     pub seq: u64,
     pub volume_id: String,
@@ -83,6 +89,7 @@ pub struct SyncJournalEntry {
 
 /// What a file system can represent: a replica's, or a volume's merged policy.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Capabilities {
     pub case_sensitive: bool,
     pub unicode_normalization_insensitive: bool,
@@ -91,6 +98,7 @@ pub struct Capabilities {
 
 /// A sync client's durable state on the server.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncReplica {
     pub id: String,
     pub volume_id: String,
@@ -113,6 +121,7 @@ pub struct SyncReplica {
 
 /// A replica change the volume refused: neither applied nor journaled.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SyncConflict {
     pub id: String,
     pub volume_id: String,
@@ -140,6 +149,7 @@ pub struct SyncConflict {
 
 /// A volume snapshot as the API shows it (bootstrap responses; snapshot routes).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     pub id: String,
     pub volume_id: String,
@@ -157,6 +167,7 @@ pub struct Snapshot {
 
 /// `data` of `GET …/sync/changes`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangesPage {
     pub changes: Vec<SyncJournalEntry>,
     pub head_seq: u64,
@@ -165,6 +176,7 @@ pub struct ChangesPage {
 
 /// `data` of `POST …/sync/replicas/{rid}/changes`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AppendResponse {
     pub accepted: Vec<SyncJournalEntry>,
     pub conflicts: Vec<SyncConflict>,
@@ -173,6 +185,7 @@ pub struct AppendResponse {
 
 /// `data` of the replica routes (upsert, get, cursor).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplicaResponse {
     pub head_seq: u64,
     pub replica: SyncReplica,
@@ -180,12 +193,14 @@ pub struct ReplicaResponse {
 
 /// `data` of `GET …/sync/conflicts`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConflictList {
     pub conflicts: Vec<SyncConflict>,
 }
 
 /// `data` of `GET …/files/list`.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileList {
     pub entries: Vec<FileInfo>,
 }
@@ -194,6 +209,7 @@ pub struct FileList {
 ///
 /// Fields are declared in byte order, the order the server has always written them in.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
     pub success: bool,
@@ -201,6 +217,7 @@ pub struct ErrorEnvelope {
 
 /// The `error` of an [`ErrorEnvelope`] (fields in byte order).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub code: ErrorCode,
     /// Machine-readable specifics, e.g. `{"reason":"reseed_required",…}`.

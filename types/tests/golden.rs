@@ -64,6 +64,7 @@ fn file_info() -> FileInfo {
         mode: "0644".into(),
         mod_time: "2026-11-18T11:06:40.123Z".into(),
         is_link: false,
+        link_target: None,
     }
 }
 
@@ -76,6 +77,7 @@ fn dir_info(path: &str, name: &str) -> FileInfo {
         mode: "2755".into(),
         mod_time: "2026-11-18T11:06:40.124Z".into(),
         is_link: false,
+        link_target: None,
     }
 }
 

@@ -6,7 +6,7 @@
 //! in the object store first) and proposes the batch, and the state machine decides each change
 //! against the journal: applied, a no-op, or a conflict.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::IntoResponse;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -22,10 +22,12 @@ use super::replicas::replica_id;
 use crate::auth::{Permission, Principal};
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::read_body;
+use crate::extract::{read_body, Path};
+use crate::openapi::{ReplicaPath, Success};
 use crate::ops::append::{append as append_changes, Append, Change};
 use crate::state::{AppState, FILE_BYTES_MAX};
 use crate::wire::{to_wire_all, AppendResponse};
+use crate::wire::{AppendRequest, ErrorEnvelope};
 
 #[derive(Deserialize, Serialize)]
 struct AppendBody {
@@ -156,6 +158,12 @@ fn check(index: usize, c: ChangeBody) -> ApiResult<Change> {
     Ok(Change { event, path: p, old_path, entry_kind: kind, mode: c.mode, content, metadata_json })
 }
 
+#[utoipa::path(post, path = "/sandboxvolumes/{id}/sync/replicas/{replica_id}/changes", tag = "volume-sync", summary = "Append a replica's changes",
+    description = "One batch, applied in one journal entry per change; conflicting changes become conflicts. A repeated `request_id` gets the first answer.",
+    params(ReplicaPath),
+    request_body(content = AppendRequest),
+    responses((status = 200, description = "What was accepted and what conflicted", body = Success<AppendResponse>),
+        (status = 409, description = "Lease expired, reseed required or request id reused with another body", body = ErrorEnvelope)))]
 pub async fn append(
     State(st): State<AppState>,
     principal: Principal,

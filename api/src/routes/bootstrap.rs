@@ -4,7 +4,7 @@
 //! capabilities) and [`ops::archive`] (the archive streamed in bounded chunks).
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -15,11 +15,13 @@ use super::replicas::{capabilities, CapabilitiesBody};
 use crate::auth::{Permission, Principal};
 use crate::envelope::created;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{OptionalJson, Query};
+use crate::extract::{OptionalJson, Path, Query};
+use crate::openapi::{Binary, ReadQuery as ReadParams, Success, VolumeId};
 use crate::ops::bootstrap::{bootstrap, Bootstrap};
 use crate::ops::{archive as archive_op, snapshots, Consistency};
 use crate::state::AppState;
 use crate::wire::ToWire;
+use crate::wire::{BootstrapRequest, BootstrapResponse, ErrorEnvelope};
 
 #[derive(Deserialize, Default)]
 pub struct BootstrapBody {
@@ -29,6 +31,11 @@ pub struct BootstrapBody {
     capabilities: Option<CapabilitiesBody>,
 }
 
+#[utoipa::path(post, path = "/sandboxvolumes/{id}/sync/bootstrap", tag = "volume-sync", summary = "Create a bootstrap snapshot and its journal anchor",
+    params(VolumeId),
+    request_body(content = Option<BootstrapRequest>),
+    responses((status = 201, description = "The snapshot and where replay starts", body = Success<BootstrapResponse>),
+        (status = 409, description = "Paths the caller's file system cannot represent", body = ErrorEnvelope)))]
 pub async fn create(
     State(st): State<AppState>,
     principal: Principal,
@@ -56,6 +63,9 @@ pub struct ArchiveQuery {
     consistency: Option<String>,
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}/sync/bootstrap/archive", tag = "volume-sync", summary = "Download a bootstrap snapshot as tar.gz",
+    params(VolumeId, ("snapshot_id" = String, Query, description = "The bootstrap's snapshot"), ReadParams),
+    responses((status = 200, description = "The archive", body = Binary, content_type = "application/gzip")))]
 pub async fn archive(
     State(st): State<AppState>,
     principal: Principal,

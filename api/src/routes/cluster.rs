@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -12,9 +12,11 @@ use serde_json::{json, Value};
 use crate::auth::Principal;
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, Path};
+use crate::openapi::Success;
 use crate::ops::cluster;
 use crate::state::AppState;
+use crate::wire::{AddNodeRequest, ClusterStatus};
 
 /// The cluster as this node sees it.
 pub fn status(st: &AppState) -> Value {
@@ -53,6 +55,8 @@ pub fn status(st: &AppState) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/cluster", tag = "cluster", summary = "This node's view of the cluster (admin)",
+    responses((status = 200, description = "Status", body = Success<ClusterStatus>)))]
 pub async fn get(State(st): State<AppState>, principal: Principal) -> ApiResult<impl IntoResponse> {
     principal.require_admin()?;
     Ok(ok(status(&st)))
@@ -65,6 +69,9 @@ pub struct AddNode {
 }
 
 /// Adds a node: first as a learner (waits until it caught up), then as a voter.
+#[utoipa::path(post, path = "/cluster/nodes", tag = "cluster", summary = "Add a node as a voter (admin)",
+    request_body(content = AddNodeRequest),
+    responses((status = 200, description = "Status after the change", body = Success<ClusterStatus>)))]
 pub async fn add_node(
     State(st): State<AppState>,
     principal: Principal,
@@ -78,6 +85,9 @@ pub async fn add_node(
     Ok(ok(status(&st)))
 }
 
+#[utoipa::path(delete, path = "/cluster/nodes/{node_id}", tag = "cluster", summary = "Remove a node (admin)",
+    params(("node_id" = u64, Path, description = "The node's id")),
+    responses((status = 200, description = "Status after the change", body = Success<ClusterStatus>)))]
 pub async fn remove_node(
     State(st): State<AppState>,
     principal: Principal,

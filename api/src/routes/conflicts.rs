@@ -1,7 +1,7 @@
 //! `/sandboxvolumes/{id}/sync/conflicts`: the conflicts replica changes ran into, and marking
 //! them resolved or ignored.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use tideline_types::limits::{CONFLICTS_PAGE_DEFAULT, CONFLICTS_PAGE_MAX, CONFLICT_NOTE_BYTES_MAX as NOTE_BYTES_MAX};
@@ -11,11 +11,13 @@ use super::{consistency, page_limit};
 use crate::auth::{Permission, Principal};
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
+use crate::openapi::{ConflictPath, ReadQuery as ReadParams, Success, VolumeId};
 use crate::ops::conflicts::{self, Resolve};
 use crate::ops::Consistency;
 use crate::state::AppState;
 use crate::wire::{to_wire_all, ConflictList, ToWire};
+use crate::wire::{ConflictUpdate, SyncConflict};
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -24,6 +26,12 @@ pub struct ListQuery {
     consistency: Option<String>,
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}/sync/conflicts", tag = "volume-sync", summary = "List conflicts",
+    params(VolumeId,
+        ("status" = Option<ConflictStatus>, Query, description = "Only this status (default: open)"),
+        ("limit" = Option<u32>, Query, description = "At most this many"),
+        ReadParams),
+    responses((status = 200, description = "Conflicts", body = Success<ConflictList>)))]
 pub async fn list(
     State(st): State<AppState>,
     principal: Principal,
@@ -54,6 +62,10 @@ pub struct ResolveBody {
     note: Option<String>,
 }
 
+#[utoipa::path(put, path = "/sandboxvolumes/{id}/sync/conflicts/{conflict_id}", tag = "volume-sync", summary = "Resolve or ignore a conflict",
+    params(ConflictPath),
+    request_body(content = ConflictUpdate),
+    responses((status = 200, description = "The conflict", body = Success<SyncConflict>)))]
 pub async fn resolve(
     State(st): State<AppState>,
     principal: Principal,

@@ -1,6 +1,6 @@
 //! `/sandboxvolumes/{id}/files…`: direct file access by logical path.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -12,10 +12,12 @@ use super::{consistency, flag};
 use crate::auth::{Permission, Principal};
 use crate::envelope::{created, ok};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{read_body, Json, Query};
+use crate::extract::{read_body, Json, Path, Query};
+use crate::openapi::{Binary, FilePath, Success, VolumeId};
 use crate::ops::files;
 use crate::state::{AppState, FILE_BYTES_MAX};
 use crate::wire::{file_info, FileInfo, FileList};
+use crate::wire::{Created, Deleted, FileContent, MoveRequest, Moved, Written};
 
 #[derive(Deserialize, Default)]
 pub struct PathQuery {
@@ -31,6 +33,11 @@ fn wants_json(headers: &HeaderMap) -> bool {
         .any(|h| headers.get(h).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json")))
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}/files", tag = "files", summary = "Read a file",
+    description = "Raw bytes; with `Accept: application/json` the content base64-encoded in the envelope.",
+    params(VolumeId, FilePath),
+    responses((status = 200, description = "The file's content",
+        content((Binary = "application/octet-stream"), (Success<FileContent> = "application/json")))))]
 pub async fn read(
     State(st): State<AppState>,
     principal: Principal,
@@ -49,6 +56,13 @@ pub async fn read(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
+#[utoipa::path(post, path = "/sandboxvolumes/{id}/files", tag = "files", summary = "Write a file or create a directory",
+    description = "The body is the whole new content. With `mkdir=true` creates a directory instead (`recursive=true`: with its parents).",
+    params(VolumeId, FilePath, ("mkdir" = Option<bool>, Query, description = "Create a directory"),
+        ("recursive" = Option<bool>, Query, description = "With mkdir: create missing parents")),
+    request_body(content = Option<Binary>, content_type = "application/octet-stream", description = "The file's content (none with mkdir)"),
+    responses((status = 200, description = "Written", body = Success<Written>),
+        (status = 201, description = "Directory created", body = Success<Created>)))]
 pub async fn write(
     State(st): State<AppState>,
     principal: Principal,
@@ -77,6 +91,9 @@ pub async fn write(
     Ok(ok(json!({ "written": true })).into_response())
 }
 
+#[utoipa::path(delete, path = "/sandboxvolumes/{id}/files", tag = "files", summary = "Delete a file or directory (recursively)",
+    params(VolumeId, FilePath),
+    responses((status = 200, description = "Deleted", body = Success<Deleted>)))]
 pub async fn remove(
     State(st): State<AppState>,
     principal: Principal,
@@ -90,6 +107,9 @@ pub async fn remove(
     Ok(ok(json!({ "deleted": true })))
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}/files/stat", tag = "files", summary = "Stat a path",
+    params(VolumeId, FilePath),
+    responses((status = 200, description = "The path's metadata", body = Success<FileInfo>)))]
 pub async fn stat(
     State(st): State<AppState>,
     principal: Principal,
@@ -103,6 +123,9 @@ pub async fn stat(
     Ok(ok(file_info(&p, &node)))
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}/files/list", tag = "files", summary = "List a directory",
+    params(VolumeId, FilePath),
+    responses((status = 200, description = "Its entries", body = Success<FileList>)))]
 pub async fn list(
     State(st): State<AppState>,
     principal: Principal,
@@ -122,6 +145,10 @@ pub struct MoveBody {
     destination: Option<String>,
 }
 
+#[utoipa::path(post, path = "/sandboxvolumes/{id}/files/move", tag = "files", summary = "Move or rename a path",
+    params(VolumeId),
+    request_body(content = MoveRequest),
+    responses((status = 200, description = "Moved", body = Success<Moved>)))]
 pub async fn move_path(
     State(st): State<AppState>,
     principal: Principal,

@@ -16,8 +16,10 @@ mod volumes;
 mod watch;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult};
 use crate::observe;
@@ -30,36 +32,55 @@ pub const REQUESTS_IN_FLIGHT_MAX: usize = 1024;
 /// starve heartbeats and votes.
 pub const PEER_REQUESTS_IN_FLIGHT_MAX: usize = 256;
 
-pub fn router(state: AppState) -> Router {
-    observe::prometheus();
-    let api = Router::new()
-        .route("/sandboxvolumes", post(volumes::create).get(volumes::list))
-        .route("/sandboxvolumes/{id}", get(volumes::get).delete(volumes::delete))
-        .route("/sandboxvolumes/{id}/fork", post(volumes::fork))
-        .route("/sandboxvolumes/{id}/snapshots", post(snapshots::create).get(snapshots::list))
-        .route("/sandboxvolumes/{id}/snapshots/{sid}", get(snapshots::get).delete(snapshots::delete))
-        .route("/sandboxvolumes/{id}/snapshots/{sid}/restore", post(snapshots::restore))
-        .route("/sandboxvolumes/{id}/files", get(files::read).post(files::write).delete(files::remove))
-        .route("/sandboxvolumes/{id}/files/stat", get(files::stat))
-        .route("/sandboxvolumes/{id}/files/list", get(files::list))
-        .route("/sandboxvolumes/{id}/files/move", post(files::move_path))
-        .route("/sandboxvolumes/{id}/files/watch", get(watch::watch))
-        .route("/sandboxvolumes/{id}/sync/changes", get(sync::changes))
-        .route("/sandboxvolumes/{id}/sync/replay-payload", get(sync::replay_payload))
-        .route("/sandboxvolumes/{id}/sync/replicas/{rid}", axum::routing::put(replicas::upsert).get(replicas::get))
-        .route("/sandboxvolumes/{id}/sync/replicas/{rid}/cursor", axum::routing::put(replicas::cursor))
-        .route("/sandboxvolumes/{id}/sync/replicas/{rid}/changes", post(append::append))
-        .route("/sandboxvolumes/{id}/sync/bootstrap", post(bootstrap::create))
-        .route("/sandboxvolumes/{id}/sync/bootstrap/archive", get(bootstrap::archive))
-        .route("/sandboxvolumes/{id}/sync/conflicts", get(conflicts::list))
-        .route("/sandboxvolumes/{id}/sync/conflicts/{cid}", axum::routing::put(conflicts::resolve))
-        .route("/tokens", post(tokens::create).get(tokens::list))
-        .route("/tokens/{token_id}", axum::routing::delete(tokens::revoke))
-        .route("/cluster", get(cluster::get))
-        .route("/cluster/nodes", post(cluster::add_node))
-        .route("/cluster/nodes/{node_id}", axum::routing::delete(cluster::remove_node))
+/// Every client route with its description: `utoipa_axum::routes!` registers a handler and its
+/// `#[utoipa::path]` together (the handlers of one path in one call), so the served routes and
+/// `GET /openapi.json` cannot disagree. No `.route(` here: that would serve an undescribed route.
+fn described() -> OpenApiRouter<AppState> {
+    let api = OpenApiRouter::new()
+        .routes(routes!(volumes::create, volumes::list))
+        .routes(routes!(volumes::get, volumes::delete))
+        .routes(routes!(volumes::fork))
+        .routes(routes!(snapshots::create, snapshots::list))
+        .routes(routes!(snapshots::get, snapshots::delete))
+        .routes(routes!(snapshots::restore))
+        .routes(routes!(files::read, files::write, files::remove))
+        .routes(routes!(files::stat))
+        .routes(routes!(files::list))
+        .routes(routes!(files::move_path))
+        .routes(routes!(watch::watch))
+        .routes(routes!(sync::changes))
+        .routes(routes!(sync::replay_payload))
+        .routes(routes!(replicas::upsert, replicas::get))
+        .routes(routes!(replicas::cursor))
+        .routes(routes!(append::append))
+        .routes(routes!(bootstrap::create))
+        .routes(routes!(bootstrap::archive))
+        .routes(routes!(conflicts::list))
+        .routes(routes!(conflicts::resolve))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(cluster::get))
+        .routes(routes!(cluster::add_node))
+        .routes(routes!(cluster::remove_node))
         // Router::layer wraps each route on its own; the global layer shares one budget.
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(REQUESTS_IN_FLIGHT_MAX));
+    OpenApiRouter::new()
+        .nest("/api/v1", api)
+        .routes(routes!(observe::healthz))
+        .routes(routes!(observe::readyz))
+        .routes(routes!(observe::metrics))
+        .routes(routes!(crate::openapi::serve))
+}
+
+/// The OpenAPI document of [`described`]'s routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, paths) = described().split_for_parts();
+    crate::openapi::document(paths)
+}
+
+pub fn router(state: AppState) -> Router {
+    observe::prometheus();
+    let (described, _) = described().split_for_parts();
     let peers = Router::new()
         .route("/append", post(raft::append))
         .route("/vote", post(raft::vote))
@@ -67,12 +88,8 @@ pub fn router(state: AppState) -> Router {
         .route("/propose", post(raft::propose))
         .route("/read-index", post(raft::read_index))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(PEER_REQUESTS_IN_FLIGHT_MAX));
-    Router::new()
-        .nest("/api/v1", api)
+    described
         .nest("/raft", peers)
-        .route("/healthz", get(observe::healthz))
-        .route("/readyz", get(observe::readyz))
-        .route("/metrics", get(observe::metrics))
         .fallback(|| async { ApiError::not_found("route not found") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

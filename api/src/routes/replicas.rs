@@ -1,7 +1,7 @@
 //! `/sandboxvolumes/{id}/sync/replicas/{rid}` and its cursor: the durable state of one sync
 //! client (capabilities, lease, last applied seq). The writes are [`ops::replicas`](crate::ops::replicas).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use tideline_storage::{Capabilities, ReplicaRecord};
@@ -10,9 +10,11 @@ use super::consistency;
 use crate::auth::{Permission, Principal};
 use crate::envelope::ok;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, OptionalJson};
+use crate::extract::{Json, OptionalJson, Path};
+use crate::openapi::{ReadQuery as ReadParams, ReplicaPath, Success};
 use crate::ops::replicas::{self, Replica};
 use crate::state::AppState;
+use crate::wire::{CursorRequest, ErrorEnvelope, ReplicaRequest};
 use crate::wire::{ReplicaResponse, ToWire};
 use tideline_types::limits::{REPLICA_ID_BYTES_MAX, REPLICA_TEXT_BYTES_MAX};
 
@@ -86,6 +88,10 @@ fn envelope(r: &ReplicaRecord, head_seq: u64) -> ApiResult<ReplicaResponse> {
     Ok(ReplicaResponse { head_seq, replica: r.to_wire()? })
 }
 
+#[utoipa::path(put, path = "/sandboxvolumes/{id}/sync/replicas/{replica_id}", tag = "volume-sync", summary = "Register or renew a replica",
+    params(ReplicaPath),
+    request_body(content = Option<ReplicaRequest>),
+    responses((status = 200, description = "The replica", body = Success<ReplicaResponse>)))]
 pub async fn upsert(
     State(st): State<AppState>,
     principal: Principal,
@@ -112,6 +118,9 @@ pub struct ReadQuery {
     consistency: Option<String>,
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}/sync/replicas/{replica_id}", tag = "volume-sync", summary = "Get a replica",
+    params(ReplicaPath, ReadParams),
+    responses((status = 200, description = "The replica", body = Success<ReplicaResponse>)))]
 pub async fn get(
     State(st): State<AppState>,
     principal: Principal,
@@ -129,6 +138,11 @@ pub struct CursorBody {
     last_applied_seq: Option<u64>,
 }
 
+#[utoipa::path(put, path = "/sandboxvolumes/{id}/sync/replicas/{replica_id}/cursor", tag = "volume-sync", summary = "Advance a replica's cursor",
+    params(ReplicaPath),
+    request_body(content = CursorRequest),
+    responses((status = 200, description = "The replica", body = Success<ReplicaResponse>),
+        (status = 409, description = "Cursor beyond head, lease expired or reseed required", body = ErrorEnvelope)))]
 pub async fn cursor(
     State(st): State<AppState>,
     principal: Principal,

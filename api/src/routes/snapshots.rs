@@ -2,7 +2,7 @@
 //! The protocols — take (create → freeze → manifest → seal, or discard) and restore — are
 //! [`ops::snapshots`] and [`ops::restore`].
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
@@ -12,11 +12,13 @@ use super::consistency;
 use crate::auth::{Permission, Principal};
 use crate::envelope::{created, ok};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{OptionalJson, Query};
+use crate::extract::{OptionalJson, Path, Query};
+use crate::openapi::{ReadQuery as ReadParams, SnapshotPath, Success, VolumeId};
 use crate::ops::snapshots::{self, Kind, Take};
 use crate::ops::{restore as restore_op, Consistency};
 use crate::state::AppState;
 use crate::wire::{to_wire_all, ToWire};
+use crate::wire::{Deleted, Restored, Snapshot, SnapshotRequest};
 
 #[derive(Deserialize, Default)]
 pub struct CreateBody {
@@ -24,6 +26,10 @@ pub struct CreateBody {
     description: Option<String>,
 }
 
+#[utoipa::path(post, path = "/sandboxvolumes/{id}/snapshots", tag = "snapshots", summary = "Create a snapshot",
+    params(VolumeId),
+    request_body(content = SnapshotRequest),
+    responses((status = 201, description = "Created", body = Success<Snapshot>)))]
 pub async fn create(
     State(st): State<AppState>,
     principal: Principal,
@@ -45,6 +51,9 @@ pub struct ReadQuery {
     consistency: Option<String>,
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}/snapshots", tag = "snapshots", summary = "List a volume's snapshots",
+    params(VolumeId, ReadParams),
+    responses((status = 200, description = "Snapshots", body = Success<Vec<Snapshot>>)))]
 pub async fn list(
     State(st): State<AppState>,
     principal: Principal,
@@ -70,6 +79,9 @@ async fn owned_snapshot(
     Ok((vol, snap))
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}/snapshots/{snapshot_id}", tag = "snapshots", summary = "Get a snapshot",
+    params(SnapshotPath),
+    responses((status = 200, description = "The snapshot", body = Success<Snapshot>)))]
 pub async fn get(
     State(st): State<AppState>,
     principal: Principal,
@@ -79,6 +91,9 @@ pub async fn get(
     Ok(ok(snap.to_wire()?))
 }
 
+#[utoipa::path(delete, path = "/sandboxvolumes/{id}/snapshots/{snapshot_id}", tag = "snapshots", summary = "Delete a snapshot",
+    params(SnapshotPath),
+    responses((status = 200, description = "Deleted", body = Success<Deleted>)))]
 pub async fn delete(
     State(st): State<AppState>,
     principal: Principal,
@@ -90,6 +105,9 @@ pub async fn delete(
     Ok(ok(json!({ "deleted": true })))
 }
 
+#[utoipa::path(post, path = "/sandboxvolumes/{id}/snapshots/{snapshot_id}/restore", tag = "snapshots", summary = "Restore a volume to a snapshot",
+    params(SnapshotPath),
+    responses((status = 200, description = "Restored", body = Success<Restored>)))]
 pub async fn restore(
     State(st): State<AppState>,
     principal: Principal,

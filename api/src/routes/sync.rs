@@ -6,7 +6,7 @@
 //!            into one buffer ─▶ response body
 //! ```
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -18,11 +18,13 @@ use tideline_types::Reason;
 use super::consistency;
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Query;
+use crate::extract::{Path, Query};
 use crate::journal_json::JsonPage;
 use crate::journal_proto::{self, ProtoPage};
+use crate::openapi::{Binary, ReadQuery as ReadParams, Success, VolumeId};
 use crate::ops::Consistency;
 use crate::state::AppState;
+use crate::wire::{ChangesPage, ErrorEnvelope};
 
 pub use tideline_types::limits::{
     CHANGES_PAGE_BYTES_MAX, CHANGES_PAGE_ENTRIES_DEFAULT, CHANGES_PAGE_ENTRIES_MAX, CHANGES_WAIT_MS_MAX,
@@ -46,6 +48,15 @@ fn parse_u64(name: &str, v: Option<&str>) -> ApiResult<Option<u64>> {
     }
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}/sync/changes", tag = "volume-sync", summary = "Replay the journal",
+    description = "Entries with `seq > after`, ascending. `wait_ms` long-polls for the first new entry.",
+    params(VolumeId,
+        ("after" = Option<u64>, Query, description = "Last seq the caller has (default 0)"),
+        ("limit" = Option<u32>, Query, description = "Page size, default 256, at most 2048"),
+        ("wait_ms" = Option<u64>, Query, description = "Long-poll up to this long (at most 30000) when nothing is newer"),
+        ReadParams),
+    responses((status = 200, description = "A page of the journal", body = Success<ChangesPage>),
+        (status = 409, description = "`after` is below the retained floor: reseed", body = ErrorEnvelope)))]
 pub async fn changes(
     State(st): State<AppState>,
     principal: Principal,
@@ -164,6 +175,9 @@ pub struct PayloadQuery {
     consistency: Option<String>,
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}/sync/replay-payload", tag = "volume-sync", summary = "Download an entry's content",
+    params(VolumeId, ("content_ref" = String, Query, description = "An entry's `content_ref`"), ReadParams),
+    responses((status = 200, description = "The content", body = Binary, content_type = "application/octet-stream")))]
 pub async fn replay_payload(
     State(st): State<AppState>,
     principal: Principal,

@@ -1,7 +1,7 @@
 //! `/api/v1/tokens`: create a team token (admin; shown once, stored hashed), list them a page at
 //! a time (admin: every team's; a team token: its own team's), revoke one by id (admin).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
@@ -15,10 +15,12 @@ use super::page_limit;
 use crate::auth::{is_known_permission, Principal, PERMISSIONS};
 use crate::envelope::{created, ok};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Query};
+use crate::extract::{Json, Path, Query};
+use crate::openapi::Success;
 use crate::ops::tokens::{self, NewToken};
 use crate::state::AppState;
 use crate::wire::rfc3339;
+use crate::wire::TokenRequest;
 
 #[derive(Deserialize)]
 pub struct TokenBody {
@@ -30,6 +32,9 @@ pub struct TokenBody {
     ttl_seconds: Option<u64>,
 }
 
+#[utoipa::path(post, path = "/tokens", tag = "tokens", summary = "Create a team token (admin)",
+    request_body(content = TokenRequest),
+    responses((status = 201, description = "The token; its secret is shown only here", body = Success<TokenCreated>)))]
 pub async fn create(
     State(st): State<AppState>,
     principal: Principal,
@@ -80,6 +85,11 @@ pub struct ListQuery {
     after: Option<String>,
 }
 
+#[utoipa::path(get, path = "/tokens", tag = "tokens", summary = "List tokens (admin: all; a team token: its team's), never their secrets",
+    params(("team_id" = Option<String>, Query, description = "Admin: only this team's"),
+        ("limit" = Option<u32>, Query, description = "Page size"),
+        ("after" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, description = "A page of tokens", body = Success<TokenList>)))]
 pub async fn list(
     State(st): State<AppState>,
     principal: Principal,
@@ -105,6 +115,9 @@ pub async fn list(
     Ok(ok(TokenList { tokens, next_cursor: next.map(hex::encode) }))
 }
 
+#[utoipa::path(delete, path = "/tokens/{token_id}", tag = "tokens", summary = "Revoke a token on every node (admin)",
+    params(("token_id" = String, Path, description = "The token's id")),
+    responses((status = 200, description = "The revoked token", body = Success<TokenInfo>)))]
 pub async fn revoke(
     State(st): State<AppState>,
     principal: Principal,

@@ -2,7 +2,7 @@
 //! fork's unset fields come from its source); [`ops::volumes`](crate::ops::volumes) decides ids
 //! and times and proposes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
@@ -14,10 +14,12 @@ use super::{consistency, flag};
 use crate::auth::{Permission, Principal};
 use crate::envelope::{created, ok};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{OptionalJson, Query};
+use crate::extract::{OptionalJson, Path, Query};
+use crate::openapi::{ReadQuery as ReadParams, Success, VolumeId};
 use crate::ops::{volumes, Consistency};
 use crate::state::AppState;
-use crate::wire::{to_wire_all, ToWire};
+use crate::wire::{to_wire_all, Deleted, SandboxVolume, ToWire, VolumeRequest};
+use tideline_types::wire::ErrorEnvelope;
 
 /// Body of create and fork: every field optional.
 #[derive(Deserialize, Default)]
@@ -82,6 +84,9 @@ fn config(b: VolumeBody, base: &VolumeConfig) -> ApiResult<VolumeConfig> {
     })
 }
 
+#[utoipa::path(post, path = "/sandboxvolumes", tag = "sandbox-volumes", summary = "Create a volume",
+    request_body(content = Option<VolumeRequest>, description = "Every field optional"),
+    responses((status = 201, description = "Created", body = Success<SandboxVolume>)))]
 pub async fn create(
     State(st): State<AppState>,
     principal: Principal,
@@ -93,6 +98,9 @@ pub async fn create(
     Ok(created(vol.to_wire()?))
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes", tag = "sandbox-volumes", summary = "List the team's volumes",
+    params(ReadParams),
+    responses((status = 200, description = "Volumes", body = Success<Vec<SandboxVolume>>)))]
 pub async fn list(
     State(st): State<AppState>,
     principal: Principal,
@@ -104,6 +112,9 @@ pub async fn list(
     Ok(ok(to_wire_all(&vols)?))
 }
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}", tag = "sandbox-volumes", summary = "Get a volume",
+    params(VolumeId, ReadParams),
+    responses((status = 200, description = "The volume", body = Success<SandboxVolume>)))]
 pub async fn get(
     State(st): State<AppState>,
     principal: Principal,
@@ -115,6 +126,10 @@ pub async fn get(
     Ok(ok(vol.to_wire()?))
 }
 
+#[utoipa::path(delete, path = "/sandboxvolumes/{id}", tag = "sandbox-volumes", summary = "Delete a volume",
+    params(VolumeId, ("force" = Option<bool>, Query, description = "Delete even with active mounts"), ReadParams),
+    responses((status = 200, description = "Deleted", body = Success<Deleted>),
+        (status = 409, description = "The volume has active mounts", body = ErrorEnvelope)))]
 pub async fn delete(
     State(st): State<AppState>,
     principal: Principal,
@@ -127,6 +142,10 @@ pub async fn delete(
     Ok(ok(json!({ "deleted": true })))
 }
 
+#[utoipa::path(post, path = "/sandboxvolumes/{id}/fork", tag = "sandbox-volumes", summary = "Fork a volume (copy-on-write)",
+    params(VolumeId),
+    request_body(content = Option<VolumeRequest>, description = "Unset fields come from the source"),
+    responses((status = 201, description = "The fork", body = Success<SandboxVolume>)))]
 pub async fn fork(
     State(st): State<AppState>,
     principal: Principal,

@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use tideline_types::{limits, ErrorCode};
 use tokio::sync::Semaphore;
@@ -50,6 +50,8 @@ use tokio::sync::Semaphore;
 use self::session::Session;
 use crate::auth::{Permission, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Path;
+use crate::openapi::VolumeId;
 use crate::ops::Consistency;
 use crate::state::AppState;
 
@@ -76,6 +78,10 @@ const CLOSE_FLUSH_MAX: Duration = Duration::from_secs(5);
 /// Process-wide: connections outlive the request, so the router's in-flight limit cannot count them.
 static CONNECTIONS: Semaphore = Semaphore::const_new(WATCH_CONNECTIONS_MAX);
 
+#[utoipa::path(get, path = "/sandboxvolumes/{id}/files/watch", tag = "files", summary = "Watch paths (WebSocket)",
+    description = "Upgrades to a WebSocket. Client: `{\"action\":\"subscribe\",\"path\",\"recursive\"}`, `{\"action\":\"unsubscribe\",\"watch_id\"}`. Server: `subscribed`, `event`, `unsubscribed`, `error` messages (docs/API.md).",
+    params(VolumeId),
+    responses((status = 101, description = "Switching protocols")))]
 pub async fn watch(
     State(st): State<AppState>,
     principal: Principal,
