@@ -103,10 +103,29 @@ impl Recent {
 #[derive(Clone)]
 pub struct LogStore {
     db: Db,
+    // Declared before `_flusher`: fields drop in order, so the last clone closes the channel
+    // before its guard joins the thread.
     flush_tx: mpsc::Sender<LogFlushed>,
+    _flusher: Arc<FlusherThread>, // held for its Drop
     recent: Arc<Mutex<Recent>>,
     /// The committed index as last reported by openraft (for status and metrics).
     committed: Arc<AtomicU64>,
+}
+
+/// Joins the flusher thread when the last [`LogStore`] clone is dropped, so the thread's
+/// handle on the database is gone when the store is: a process exiting right after dropping its
+/// node must not close RocksDB from a thread it no longer waits for (RocksDB aborts when its
+/// statics are torn down under an open database).
+struct FlusherThread(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for FlusherThread {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            if handle.join().is_err() {
+                tracing::error!("the raft log flusher thread panicked");
+            }
+        }
+    }
 }
 
 impl LogStore {
@@ -114,11 +133,17 @@ impl LogStore {
     pub fn new(db: Db) -> Self {
         let (flush_tx, flush_rx) = mpsc::channel(FLUSH_QUEUE_MAX);
         let flusher_db = db.clone();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("raft-log-sync".into())
             .spawn(move || flusher(flusher_db, flush_rx))
             .expect("spawn the raft log flusher thread");
-        LogStore { db, flush_tx, recent: Default::default(), committed: Arc::new(AtomicU64::new(0)) }
+        LogStore {
+            db,
+            flush_tx,
+            _flusher: Arc::new(FlusherThread(Some(handle))),
+            recent: Default::default(),
+            committed: Arc::new(AtomicU64::new(0)),
+        }
     }
 
     /// A live view of the committed index.
