@@ -22,6 +22,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, RefOr, Schema};
 use utoipa::{IntoParams, Modify, OpenApi, PartialSchema, ToSchema};
 
+use crate::error::{ApiError, ApiResult};
 use crate::wire::ErrorEnvelope;
 
 /// The header of the document; paths are added by the router.
@@ -121,11 +122,13 @@ pub fn document(paths: Document) -> Document {
 /// `GET /openapi.json`: the document, generated once per process.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
     responses((status = 200, description = "This document (OpenAPI 3.1)", content_type = "application/json")))]
-pub async fn serve() -> impl IntoResponse {
-    static DOC: OnceLock<String> = OnceLock::new();
-    let doc = DOC
-        .get_or_init(|| crate::routes::openapi().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")));
-    ([(header::CONTENT_TYPE, "application/json")], doc.as_str())
+pub async fn serve() -> ApiResult<impl IntoResponse> {
+    static DOC: OnceLock<Result<String, String>> = OnceLock::new();
+    let doc = DOC.get_or_init(|| crate::routes::openapi().to_pretty_json().map_err(|e| e.to_string()));
+    match doc {
+        Ok(doc) => Ok(([(header::CONTENT_TYPE, "application/json")], doc.as_str())),
+        Err(e) => Err(ApiError::internal(format!("encoding the OpenAPI document: {e}"))),
+    }
 }
 
 /// `consistency=linearizable|local` of the read routes.
