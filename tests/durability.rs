@@ -7,6 +7,7 @@ mod common;
 
 use common::{content, Client, Server};
 use futures::stream::{self, StreamExt};
+use tideline_client::types::wire::SyncJournalEntry;
 use tideline_storage::{keys, Cf, Db};
 
 const FILES: usize = 1000;
@@ -15,21 +16,11 @@ const CONCURRENCY: usize = 16;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    tracing::info!("--- write {FILES} files, remember which were acknowledged");
+    tracing::info!("--- write {FILES} files, each acknowledged");
     let server = Server::start(dir.path());
     let client = Client::for_team(&server.url, "team-a").await;
     let vol = client.create_volume().await;
-    let acked: Vec<usize> = stream::iter(0..FILES)
-        .map(|i| {
-            let client = &client;
-            let vol = &vol;
-            async move { (i, client.write(vol, &format!("/d{}/f{i}.bin", i % 10), content(i)).await) }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .filter_map(|(i, r)| async move { r.is_ok().then_some(i) })
-        .collect()
-        .await;
-    assert_eq!(acked.len(), FILES, "every write is acknowledged on a healthy node");
+    write_all(&client, &vol, 0..FILES).await;
     let journal_before = client.journal(&vol).await;
     assert_eq!(journal_before.len(), FILES);
 
@@ -37,15 +28,7 @@ async fn acknowledged_writes_survive_sigkill() {
     server.kill();
     let server = Server::start(dir.path());
     let client = client.with_url(&server.url);
-    for &i in &acked {
-        let bytes = client.read(&vol, &format!("/d{}/f{i}.bin", i % 10)).await;
-        let bytes = bytes.unwrap_or_else(|e| panic!("file {i}: {e}"));
-        assert!(bytes == content(i), "file {i} has the wrong bytes");
-    }
-    let journal_after = client.journal(&vol).await;
-    assert_eq!(journal_after, journal_before, "the journal is unchanged by the crash");
-    let seqs: Vec<u64> = journal_after.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=FILES as u64).collect::<Vec<_>>());
+    assert_all_there(&client, &vol, FILES, &journal_before).await;
 
     tracing::info!("--- SIGTERM shuts down gracefully");
     let status = server.terminate();
@@ -61,6 +44,19 @@ async fn write_all(client: &Client, vol: &str, range: std::ops::Range<usize>) {
         .collect()
         .await;
     assert!(failed.is_empty(), "every write is acknowledged on a healthy node, not {failed:?}");
+}
+
+/// After a restart: files `0..files` all read back whole, and the journal is the one seen before
+/// the crash, gapless from 1.
+async fn assert_all_there(client: &Client, vol: &str, files: usize, journal_before: &[SyncJournalEntry]) {
+    for i in 0..files {
+        let bytes = client.read(vol, &format!("/d{}/f{i}.bin", i % 10)).await;
+        assert!(bytes.unwrap_or_else(|e| panic!("file {i}: {e}")) == content(i), "file {i} has the wrong bytes");
+    }
+    let journal_after = client.journal(vol).await;
+    assert_eq!(journal_after, journal_before, "the journal is unchanged by the crash");
+    let seqs: Vec<u64> = journal_after.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=files as u64).collect::<Vec<_>>());
 }
 
 /// A snapshot lets Raft purge the log behind it; from then on the state those entries led to
@@ -94,13 +90,7 @@ async fn acknowledged_writes_survive_sigkill_after_the_log_was_purged() {
     tracing::info!("--- restart: everything acknowledged is there, the journal unchanged");
     let server = Server::start_with(dir.path(), &args);
     let client = client.with_url(&server.url);
-    for i in 0..400 {
-        let bytes = client.read(&vol, &format!("/d{}/f{i}.bin", i % 10)).await;
-        assert!(bytes.unwrap_or_else(|e| panic!("file {i}: {e}")) == content(i), "file {i} has the wrong bytes");
-    }
-    let journal_after = client.journal(&vol).await;
-    assert_eq!(journal_after, journal_before, "the journal is unchanged by the crash");
-    assert_eq!(journal_after.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=400).collect::<Vec<_>>());
+    assert_all_there(&client, &vol, 400, &journal_before).await;
     server.kill();
 }
 
