@@ -54,6 +54,16 @@ impl Node {
         let db = Db::open(&dir.path().join("db")).unwrap();
         let cfg = RaftNodeConfig::single(1, addr.clone(), dir.path().join("snapshots"));
         let node = RaftNode::start(cfg, db).await.unwrap();
+        // Serve only once this node leads with its membership applied: an admin read of
+        // `/cluster` right after start must see the cluster, not an election in progress.
+        node.raft()
+            .wait(Some(std::time::Duration::from_secs(10)))
+            .metrics(
+                |m| m.current_leader == Some(1) && m.membership_config.nodes().count() == 1,
+                "the single node leads its one-node cluster",
+            )
+            .await
+            .unwrap();
         let blobs = BlobStore::local(&dir.path().join("objects")).unwrap();
         let ops = Ops::new(node.clone(), blobs, options.clock);
         if let Some(c) = options.compaction {
