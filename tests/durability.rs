@@ -5,10 +5,13 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{content, Client, Server};
 use futures::stream::{self, StreamExt};
 use tideline_client::types::wire::SyncJournalEntry;
 use tideline_storage::{keys, Cf, Db};
+use tideline_test_support::wait_until;
 
 const FILES: usize = 1000;
 const CONCURRENCY: usize = 16;
@@ -73,15 +76,11 @@ async fn acknowledged_writes_survive_sigkill_after_the_log_was_purged() {
 
     tracing::info!("--- write, until a snapshot let Raft purge the log behind it");
     write_all(&client, &vol, 0..200).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let purged = loop {
-        let status = admin.cluster().await.unwrap();
-        match status.purged_index {
-            Some(p) if p > 0 => break p,
-            _ if std::time::Instant::now() > deadline => panic!("no log purge within 60 s: {status:?}"),
-            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-        }
-    };
+    let purged = wait_until("a log purge behind a snapshot", Duration::from_secs(60), || async {
+        let status = admin.cluster().await.map_err(|e| e.to_string())?;
+        status.purged_index.filter(|p| *p > 0).ok_or_else(|| format!("{status:?}"))
+    })
+    .await;
     tracing::info!(purged, "--- the log is purged up to here; more writes, then SIGKILL");
     write_all(&client, &vol, 200..400).await;
     let journal_before = client.journal(&vol).await;

@@ -59,7 +59,7 @@ impl Node {
         node.raft()
             .wait(Some(std::time::Duration::from_secs(10)))
             .metrics(
-                |m| m.current_leader == Some(1) && m.membership_config.nodes().count() == 1,
+                |m| m.current_leader == Some(m.id) && m.membership_config.nodes().count() == 1,
                 "the single node leads its one-node cluster",
             )
             .await
