@@ -11,6 +11,7 @@
 //!                 | snapshot VOL create|list|restore|delete …   [--server URL] [--token T] [--json]
 //! tideline sync attach VOL DIR [--init-from volume|local|auto] [--foreground] | status | list | logs [-f]
 //!               | conflicts list|show PATH|mark PATH [--ignore] | detach
+//! tideline mount VOL MOUNTPOINT [--read-only] [--foreground] [--cache-dir DIR] | unmount MOUNTPOINT
 //! ```
 
 #[cfg(feature = "server")]
@@ -23,6 +24,8 @@ mod config;
 mod dev_certs;
 #[cfg(feature = "server")]
 mod dev_cluster;
+#[cfg(unix)]
+mod mount_cli;
 #[cfg(feature = "server")]
 mod server;
 mod sync_cli;
@@ -87,6 +90,12 @@ enum Command {
     Volume(volume_cli::VolumeArgs),
     /// Keep a local directory and a volume in step (the two-way sync worker).
     Sync(sync_cli::SyncArgs),
+    /// Mount a volume as a directory (FUSE).
+    #[cfg(unix)]
+    Mount(mount_cli::MountArgs),
+    /// Unmount a mounted volume.
+    #[cfg(unix)]
+    Unmount(mount_cli::UnmountArgs),
     /// Write man pages and shell completions (for packagers).
     #[command(hide = true)]
     GenerateAssets(assets::AssetsArgs),
@@ -94,7 +103,7 @@ enum Command {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,notify=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn,notify=warn,fuser=error"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
@@ -125,6 +134,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::DevCerts(args) => dev_certs::run(args),
         Command::Volume(args) => volume_cli::run(args).await,
         Command::Sync(args) => sync_cli::run(args).await,
+        #[cfg(unix)]
+        Command::Mount(args) => mount_cli::run(args).await,
+        #[cfg(unix)]
+        Command::Unmount(args) => mount_cli::unmount(args),
         Command::GenerateAssets(args) => assets::run(args),
     }
 }

@@ -84,6 +84,8 @@ pub fn file_info(path: &str, node: &NodeRecord) -> FileInfo {
         mod_time: rfc3339(node.mtime_ms),
         is_link: false,
         link_target: None,
+        seq: Some(node.seq),
+        content_ref: if node.is_dir() { None } else { node.content_ref.clone() },
     }
 }
 

@@ -93,6 +93,7 @@ fn write_file(i: u64, data: &[u8], content_ref: &str) -> Command {
         size: data.len() as u64,
         inline: Some(data.to_vec()),
         mode: 0,
+        exclusive: false,
     })
     .into()
 }

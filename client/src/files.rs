@@ -6,7 +6,9 @@
 use bytes::Bytes;
 use reqwest::Method;
 use tideline_types::limits::FILE_BYTES_MAX;
-use tideline_types::wire::{Created, Deleted, FileContent, FileInfo, FileList, MoveRequest, Moved, Written};
+use tideline_types::wire::{
+    ChmodRequest, Created, Deleted, FileContent, FileInfo, FileList, ModeChanged, MoveRequest, Moved, Written,
+};
 
 use crate::call::{Call, Deadline};
 use crate::client::Client;
@@ -55,6 +57,41 @@ impl Client {
             .upload(content)
             .deadline(Deadline::Transfer);
         self.json(call).await
+    }
+
+    /// Writes a file with the [ext] options a mount needs: `exclusive` is refused with 409
+    /// `path_already_exists` if anything is at `path`; `mode` (non-zero) sets a new file's bits.
+    pub async fn write_file_with(
+        &self,
+        volume: &str,
+        path: &str,
+        content: Upload,
+        exclusive: bool,
+        mode: u32,
+    ) -> Result<Written, ClientError> {
+        let mut call = Call::api(Method::POST, files(volume, &[])).query("path", path);
+        if exclusive {
+            call = call.query("exclusive", "true");
+        }
+        if mode != 0 {
+            call = call.query("mode", format!("{mode:04o}"));
+        }
+        self.json(call.upload(content).deadline(Deadline::Transfer)).await
+    }
+
+    /// Creates one directory (its parent must exist) with permission bits `mode` (0: 0755).
+    pub async fn mkdir_mode(&self, volume: &str, path: &str, mode: u32) -> Result<Created, ClientError> {
+        let mut call = Call::api(Method::POST, files(volume, &[])).query("path", path).query("mkdir", "true");
+        if mode != 0 {
+            call = call.query("mode", format!("{mode:04o}"));
+        }
+        self.json(call).await
+    }
+
+    /// [ext] Sets the permission bits of a file or directory.
+    pub async fn chmod(&self, volume: &str, path: &str, mode: u32) -> Result<ModeChanged, ClientError> {
+        let req = ChmodRequest { path: path.to_string(), mode: format!("{mode:04o}") };
+        self.json(Call::api(Method::POST, files(volume, &["chmod"])).json(&req)?).await
     }
 
     /// Creates a directory; `recursive` also creates parents and accepts an existing one.

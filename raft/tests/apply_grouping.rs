@@ -37,6 +37,7 @@ fn entries() -> Vec<Entry> {
             size: data.len() as u64,
             inline: Some(data.to_vec()),
             mode: 0,
+            exclusive: false,
         })
     };
     vec![

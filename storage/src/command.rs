@@ -67,6 +67,8 @@ pub enum CommandKind {
     Batch(CommandBatch),
     #[prost(message, tag = "23")]
     RevokeToken(RevokeToken),
+    #[prost(message, tag = "24")]
+    ChangeMode(ChangeMode),
 }
 
 /// Commands a proposer coalesced into one Raft entry: one WAL sync and one apply `WriteBatch`
@@ -95,6 +97,7 @@ impl Command {
             Some(CommandKind::MakeDir(_)) => "make_dir",
             Some(CommandKind::Remove(_)) => "remove",
             Some(CommandKind::Move(_)) => "move",
+            Some(CommandKind::ChangeMode(_)) => "change_mode",
             Some(CommandKind::ForkVolume(_)) => "fork_volume",
             Some(CommandKind::Compact(_)) => "compact",
             Some(CommandKind::UpsertReplica(_)) => "upsert_replica",
@@ -322,6 +325,20 @@ pub struct WriteFile {
     #[prost(bytes = "vec", optional, tag = "5")]
     pub inline: Option<Vec<u8>>,
     #[prost(uint32, tag = "6")]
+    pub mode: u32,
+    /// Refused with `path_already_exists` if anything is at `path` (a mount's `O_CREAT|O_EXCL`).
+    #[prost(bool, tag = "7")]
+    pub exclusive: bool,
+}
+
+/// Sets the permission bits of a file or directory (a mount's `chmod`).
+#[derive(Clone, PartialEq, prost::Message, Serialize, Deserialize)]
+pub struct ChangeMode {
+    #[prost(message, optional, tag = "1")]
+    pub origin: Option<Origin>,
+    #[prost(string, tag = "2")]
+    pub path: String,
+    #[prost(uint32, tag = "3")]
     pub mode: u32,
 }
 

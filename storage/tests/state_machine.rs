@@ -59,6 +59,7 @@ impl Fixture {
             size: data.len() as u64,
             inline: Some(data.to_vec()),
             mode: 0,
+            exclusive: false,
         };
         self.apply(CommandKind::WriteFile(c))
     }
@@ -349,6 +350,7 @@ fn op_command(vol: &str, op: &Op, at_ms: i64) -> Command {
             size: d.len() as u64,
             inline: Some(d.clone()),
             mode: 0,
+            exclusive: false,
         }),
         Op::Mkdir(p, r) => CommandKind::MakeDir(MakeDir { origin, path: p.clone(), recursive: *r, mode: 0 }),
         Op::Remove(p) => CommandKind::Remove(RemovePath { origin, path: p.clone() }),

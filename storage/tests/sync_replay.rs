@@ -211,6 +211,7 @@ fn run_sandbox(f: &mut Fixture, c: &Change) {
                 size,
                 inline,
                 mode: 0,
+                exclusive: false,
             })
         }
         Change::Mkdir(p) => CommandKind::MakeDir(MakeDir { origin, path: p.clone(), recursive: true, mode: 0 }),
@@ -387,6 +388,7 @@ fn swept_content_cannot_be_referenced_until_the_sweep_is_done() {
             size: big.len() as u64,
             inline: None, // the object store holds it
             mode: 0,
+            exclusive: false,
         };
         f.apply(CommandKind::WriteFile(c))
     };

@@ -37,6 +37,13 @@ pub struct Moved {
     pub moved: bool,
 }
 
+/// `{"changed":true}`: a chmod **[ext]**.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ModeChanged {
+    pub changed: bool,
+}
+
 /// `{"status":"restored"}`: a snapshot restore.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

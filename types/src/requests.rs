@@ -55,6 +55,14 @@ pub struct MoveRequest {
     pub destination: String,
 }
 
+/// `POST /sandboxvolumes/{id}/files/chmod` **[ext]**: `mode` is octal permission bits, `"0755"`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChmodRequest {
+    pub path: String,
+    pub mode: String,
+}
+
 /// `POST /tokens` (admin).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

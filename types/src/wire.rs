@@ -52,6 +52,12 @@ pub struct FileInfo {
     /// A symlink's target; volumes hold no symlinks yet, so it is never sent today.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link_target: Option<String>,
+    /// **[ext]** The journal seq of the path's last change (what a mount revalidates against).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// **[ext]** A file's content address, `sha256:<64 hex>` (fetch it with `sync/replay-payload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_ref: Option<String>,
 }
 
 /// One journal entry as `sync/changes` and appends return it.

@@ -65,6 +65,8 @@ fn file_info() -> FileInfo {
         mod_time: "2026-11-18T11:06:40.123Z".into(),
         is_link: false,
         link_target: None,
+        seq: Some(3),
+        content_ref: Some("sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".into()),
     }
 }
 
@@ -78,6 +80,8 @@ fn dir_info(path: &str, name: &str) -> FileInfo {
         mod_time: "2026-11-18T11:06:40.124Z".into(),
         is_link: false,
         link_target: None,
+        seq: Some(5),
+        content_ref: None,
     }
 }
 

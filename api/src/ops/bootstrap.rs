@@ -61,8 +61,8 @@ mod tests {
     async fn a_refused_bootstrap_leaves_no_snapshot_and_the_next_one_is_named_by_the_clock() {
         let f = Fixture::new().await;
         let vol = f.volume().await;
-        files::write(&f.ops, &vol, "/Makefile".into(), Bytes::from_static(b"a")).await.unwrap();
-        files::write(&f.ops, &vol, "/makefile".into(), Bytes::from_static(b"b")).await.unwrap();
+        files::write(&f.ops, &vol, "/Makefile".into(), Bytes::from_static(b"a"), Default::default()).await.unwrap();
+        files::write(&f.ops, &vol, "/makefile".into(), Bytes::from_static(b"b"), Default::default()).await.unwrap();
         let mac = Capabilities { case_sensitive: false, unicode_normalization_insensitive: true, ..Default::default() };
         let b = Bootstrap { name: None, description: None, capabilities: mac };
         bootstrap(&f.ops, &vol, b).await.unwrap_err();

@@ -9,7 +9,7 @@
 //! leaves only an unreferenced object, which garbage collection removes after its grace period.
 
 use axum::body::Bytes;
-use tideline_storage::command::{MakeDir, MovePath, Origin, RemovePath, WriteFile};
+use tideline_storage::command::{ChangeMode, MakeDir, MovePath, Origin, RemovePath, WriteFile};
 use tideline_storage::{CommandKind, ContentRef, NodeRecord, VolumeRecord};
 use tideline_types::limits::DIR_LIST_ENTRIES_MAX as LIST_ENTRIES_MAX;
 use tideline_types::{path, Reason, Source};
@@ -29,18 +29,34 @@ pub(super) fn sandbox_origin(ops: &Ops, vol: &VolumeRecord) -> Origin {
 }
 
 /// Writes `body` at `path` (a cleaned, non-root path), creating or replacing the file.
-pub async fn write(ops: &Ops, vol: &VolumeRecord, path: String, body: Bytes) -> ApiResult<()> {
+pub async fn write(ops: &Ops, vol: &VolumeRecord, path: String, body: Bytes, how: WriteMode) -> ApiResult<()> {
     let size = body.len() as u64;
     let (r, inline) = ops.stage(body, true).await?;
-    let cmd =
-        WriteFile { origin: Some(sandbox_origin(ops, vol)), path, content_ref: r.to_string(), size, inline, mode: 0 };
+    let cmd = WriteFile {
+        origin: Some(sandbox_origin(ops, vol)),
+        path,
+        content_ref: r.to_string(),
+        size,
+        inline,
+        mode: how.mode,
+        exclusive: how.exclusive,
+    };
     ops.propose(CommandKind::WriteFile(cmd)).await?;
     Ok(())
 }
 
+/// How a write treats what is already at its path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteMode {
+    /// Refuse if anything is at the path.
+    pub exclusive: bool,
+    /// Permission bits of a new file; 0 is the default (0644). An existing file keeps its own.
+    pub mode: u32,
+}
+
 /// Makes a directory (with its missing parents when `recursive`).
-pub async fn mkdir(ops: &Ops, vol: &VolumeRecord, path: String, recursive: bool) -> ApiResult<()> {
-    let cmd = MakeDir { origin: Some(sandbox_origin(ops, vol)), path, recursive, mode: 0 };
+pub async fn mkdir(ops: &Ops, vol: &VolumeRecord, path: String, recursive: bool, mode: u32) -> ApiResult<()> {
+    let cmd = MakeDir { origin: Some(sandbox_origin(ops, vol)), path, recursive, mode };
     ops.propose(CommandKind::MakeDir(cmd)).await?;
     Ok(())
 }
@@ -55,6 +71,12 @@ pub async fn remove(ops: &Ops, vol: &VolumeRecord, path: String) -> ApiResult<()
 pub async fn move_path(ops: &Ops, vol: &VolumeRecord, source: String, destination: String) -> ApiResult<()> {
     let cmd = MovePath { origin: Some(sandbox_origin(ops, vol)), source, destination };
     ops.propose(CommandKind::Move(cmd)).await?;
+    Ok(())
+}
+
+/// Sets the permission bits of the file or directory at `path`.
+pub async fn chmod(ops: &Ops, vol: &VolumeRecord, path: String, mode: u32) -> ApiResult<()> {
+    ops.propose(CommandKind::ChangeMode(ChangeMode { origin: Some(sandbox_origin(ops, vol)), path, mode })).await?;
     Ok(())
 }
 
@@ -118,7 +140,7 @@ mod tests {
         // A file where the blobs directory must go: every put fails.
         std::fs::write(f.objects().join("blobs"), "in the way").unwrap();
         let (ops, proposed) = f.counting();
-        let e = write(&ops, &vol, "/big.bin".into(), Bytes::from(vec![7; BIG])).await.unwrap_err();
+        let e = write(&ops, &vol, "/big.bin".into(), Bytes::from(vec![7; BIG]), Default::default()).await.unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::SERVICE_UNAVAILABLE, "{}", e.message);
         assert_eq!(proposed(), 0, "nothing is proposed for content that is not durable");
         assert_eq!(f.head(&vol), 0);
@@ -131,7 +153,7 @@ mod tests {
         let ops = f.refusing(|k| matches!(k, CommandKind::WriteFile(_)));
         let body = Bytes::from(vec![7; BIG]);
         let r = ContentRef::of(&body);
-        write(&ops, &vol, "/big.bin".into(), body).await.unwrap_err();
+        write(&ops, &vol, "/big.bin".into(), body, Default::default()).await.unwrap_err();
         assert_eq!(f.head(&vol), 0, "no journal entry");
         assert!(stat(&f.ops, &vol, "/big.bin").is_err(), "no namespace row");
         assert!(f.ops.blobs().get(&r).await.unwrap().is_some(), "the staged object stays for GC");
@@ -141,7 +163,7 @@ mod tests {
         );
 
         tracing::info!("--- the same write, let through, commits and reads back");
-        write(&f.ops, &vol, "/big.bin".into(), Bytes::from(vec![7; BIG])).await.unwrap();
+        write(&f.ops, &vol, "/big.bin".into(), Bytes::from(vec![7; BIG]), Default::default()).await.unwrap();
         assert_eq!(read(&f.ops, &vol, "/big.bin").await.unwrap().len(), BIG);
         assert_eq!(f.head(&vol), 1);
     }

@@ -53,7 +53,7 @@ mod tests {
         let f = Fixture::new().await;
         let vol = f.volume().await;
         let big = Bytes::from(vec![9; tideline_storage::INLINE_BYTES_MAX + 1]);
-        files::write(&f.ops, &vol, "/big".into(), big).await.unwrap();
+        files::write(&f.ops, &vol, "/big".into(), big, Default::default()).await.unwrap();
         volumes::delete(&f.ops, &f.caller, &vol.id, true, Default::default()).await.unwrap();
         let objects = || f.ops.blobs().list_blobs(10, f.ops.now_ms());
 

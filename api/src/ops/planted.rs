@@ -91,10 +91,10 @@ mod tests {
         let bugs = PlantedBugs { ack_before_commit: true, ..Default::default() };
         // Every proposal refused: a write acknowledged anyway is a lost write.
         let ops = f.refusing(|_| true).with_planted(bugs);
-        files::write(&ops, &vol, "/lost".into(), Bytes::from_static(b"x")).await.unwrap();
-        files::mkdir(&ops, &vol, "/d".into(), false).await.unwrap_err();
+        files::write(&ops, &vol, "/lost".into(), Bytes::from_static(b"x"), Default::default()).await.unwrap();
+        files::mkdir(&ops, &vol, "/d".into(), false, 0).await.unwrap_err();
         assert_eq!(f.head(&vol), 0, "nothing committed");
         let off = f.refusing(|_| true).with_planted(PlantedBugs::default());
-        files::write(&off, &vol, "/lost".into(), Bytes::from_static(b"x")).await.unwrap_err();
+        files::write(&off, &vol, "/lost".into(), Bytes::from_static(b"x"), Default::default()).await.unwrap_err();
     }
 }

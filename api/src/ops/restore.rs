@@ -106,13 +106,15 @@ mod tests {
     async fn a_restore_stopped_between_chunks_finishes_when_run_again() {
         let f = Fixture::new().await;
         let vol = f.volume().await;
-        files::write(&f.ops, &vol, "/keep".into(), Bytes::from_static(b"kept")).await.unwrap();
+        files::write(&f.ops, &vol, "/keep".into(), Bytes::from_static(b"kept"), Default::default()).await.unwrap();
         let t = Take { name: "before".into(), description: None, kind: Kind::User, portable_to: None };
         let (snap, _) = snapshots::take(&f.ops, &vol, t).await.unwrap();
         let wanted = tree(&f.ops, &vol);
         // More than one chunk of removals.
         for i in 0..RESTORE_OPS_PER_CHUNK + 5 {
-            files::write(&f.ops, &vol, format!("/f{i}"), Bytes::from(format!("{i}"))).await.unwrap();
+            files::write(&f.ops, &vol, format!("/f{i}"), Bytes::from(format!("{i}")), Default::default())
+                .await
+                .unwrap();
         }
         files::remove(&f.ops, &vol, "/keep".into()).await.unwrap();
 

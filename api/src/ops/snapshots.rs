@@ -236,7 +236,7 @@ mod tests {
     async fn a_refused_seal_discards_the_snapshot_and_its_manifest() {
         let f = Fixture::new().await;
         let vol = f.volume().await;
-        files::write(&f.ops, &vol, "/a".into(), Bytes::from_static(b"a")).await.unwrap();
+        files::write(&f.ops, &vol, "/a".into(), Bytes::from_static(b"a"), Default::default()).await.unwrap();
         let ops = f.refusing(|k| matches!(k, CommandKind::SealSnapshot(_)));
         let e = take(&ops, &vol, user("doomed")).await.unwrap_err();
         assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE, "{}", e.message);
@@ -262,8 +262,8 @@ mod tests {
     async fn an_unportable_namespace_discards_the_snapshot_before_any_manifest() {
         let f = Fixture::new().await;
         let vol = f.volume().await;
-        files::write(&f.ops, &vol, "/README".into(), Bytes::from_static(b"1")).await.unwrap();
-        files::write(&f.ops, &vol, "/readme".into(), Bytes::from_static(b"2")).await.unwrap();
+        files::write(&f.ops, &vol, "/README".into(), Bytes::from_static(b"1"), Default::default()).await.unwrap();
+        files::write(&f.ops, &vol, "/readme".into(), Bytes::from_static(b"2"), Default::default()).await.unwrap();
         let caps =
             Capabilities { case_sensitive: false, unicode_normalization_insensitive: true, ..Default::default() };
         let t = Take { name: "boot".into(), description: None, kind: Kind::Bootstrap, portable_to: Some(caps) };

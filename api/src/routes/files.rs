@@ -17,7 +17,7 @@ use crate::openapi::{Binary, FilePath, Success, VolumeId};
 use crate::ops::files;
 use crate::state::{AppState, FILE_BYTES_MAX};
 use crate::wire::{file_info, FileInfo, FileList};
-use crate::wire::{Created, Deleted, FileContent, MoveRequest, Moved, Written};
+use crate::wire::{ChmodRequest, Created, Deleted, FileContent, ModeChanged, MoveRequest, Moved, Written};
 
 #[derive(Deserialize, Default)]
 pub struct PathQuery {
@@ -25,6 +25,19 @@ pub struct PathQuery {
     consistency: Option<String>,
     mkdir: Option<String>,
     recursive: Option<String>,
+    exclusive: Option<String>,
+    mode: Option<String>,
+}
+
+/// `mode=0755`: permission bits in octal, at most `7777`.
+fn mode_param(v: Option<&str>) -> ApiResult<u32> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(0),
+        Some(s) => u32::from_str_radix(s, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| ApiError::bad_request(format!("invalid mode {s:?}: use octal permission bits, e.g. 0644"))),
+    }
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
@@ -59,7 +72,9 @@ pub async fn read(
 #[utoipa::path(post, path = "/sandboxvolumes/{id}/files", tag = "files", summary = "Write a file or create a directory",
     description = "The body is the whole new content. With `mkdir=true` creates a directory instead (`recursive=true`: with its parents).",
     params(VolumeId, FilePath, ("mkdir" = Option<bool>, Query, description = "Create a directory"),
-        ("recursive" = Option<bool>, Query, description = "With mkdir: create missing parents")),
+        ("recursive" = Option<bool>, Query, description = "With mkdir: create missing parents"),
+        ("exclusive" = Option<bool>, Query, description = "[ext] Refuse with 409 `path_already_exists` if the path exists (O_CREAT|O_EXCL)"),
+        ("mode" = Option<String>, Query, description = "[ext] Permission bits in octal for a new file or directory (default 0644 / 0755); an existing file keeps its own")),
     request_body(content = Option<Binary>, content_type = "application/octet-stream", description = "The file's content (none with mkdir)"),
     responses((status = 200, description = "Written", body = Success<Written>),
         (status = 201, description = "Directory created", body = Success<Created>)))]
@@ -74,9 +89,11 @@ pub async fn write(
     let p = path::clean_non_root(q.path.as_deref().unwrap_or(""))?;
     let mkdir = flag("mkdir", q.mkdir.as_deref())?;
     let recursive = flag("recursive", q.recursive.as_deref())?;
+    let exclusive = flag("exclusive", q.exclusive.as_deref())?;
+    let mode = mode_param(q.mode.as_deref())?;
     let vol = st.ops.write_volume(caller, &id).await?;
     if mkdir {
-        files::mkdir(&st.ops, &vol, p, recursive).await?;
+        files::mkdir(&st.ops, &vol, p, recursive, mode).await?;
         return Ok(created(json!({ "created": true })).into_response());
     }
     let _slot = st.upload_slots.acquire().await.map_err(|_| ApiError::unavailable("shutting down"))?;
@@ -87,7 +104,7 @@ pub async fn write(
             e
         }
     })?;
-    files::write(&st.ops, &vol, p, body).await?;
+    files::write(&st.ops, &vol, p, body, files::WriteMode { exclusive, mode }).await?;
     Ok(ok(json!({ "written": true })).into_response())
 }
 
@@ -167,4 +184,35 @@ pub async fn move_path(
     let vol = st.ops.write_volume(caller, &id).await?;
     files::move_path(&st.ops, &vol, src, dst).await?;
     Ok(ok(json!({ "moved": true })))
+}
+
+#[derive(Deserialize)]
+pub struct ChmodBody {
+    path: Option<String>,
+    mode: Option<String>,
+}
+
+#[utoipa::path(post, path = "/sandboxvolumes/{id}/files/chmod", tag = "files", summary = "[ext] Set a path's permission bits",
+    description = "One `chmod` journal entry. `mode` is octal permission bits (`\"0755\"`, at most `7777`).",
+    params(VolumeId),
+    request_body(content = ChmodRequest),
+    responses((status = 200, description = "Changed", body = Success<ModeChanged>)))]
+pub async fn chmod(
+    State(st): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<ChmodBody>,
+) -> ApiResult<impl IntoResponse> {
+    let caller = principal.require(Permission::FileWrite)?;
+    let Some(p) = body.path.filter(|s| !s.trim().is_empty()) else {
+        return Err(ApiError::bad_request("path is required"));
+    };
+    let p = path::clean_non_root(&p)?;
+    let mode = match body.mode.as_deref() {
+        Some(m) if !m.trim().is_empty() => mode_param(Some(m))?,
+        _ => return Err(ApiError::bad_request("mode is required")),
+    };
+    let vol = st.ops.write_volume(caller, &id).await?;
+    files::chmod(&st.ops, &vol, p, mode).await?;
+    Ok(ok(json!({ "changed": true })))
 }

@@ -47,6 +47,7 @@ fn described() -> OpenApiRouter<AppState> {
         .routes(routes!(files::stat))
         .routes(routes!(files::list))
         .routes(routes!(files::move_path))
+        .routes(routes!(files::chmod))
         .routes(routes!(watch::watch))
         .routes(routes!(sync::changes))
         .routes(routes!(sync::replay_payload))

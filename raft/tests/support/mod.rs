@@ -29,6 +29,7 @@ pub fn write(volume: &str, path: &str, data: Vec<u8>) -> Command {
         size: data.len() as u64,
         inline: Some(data),
         mode: 0,
+        exclusive: false,
     })
     .into()
 }

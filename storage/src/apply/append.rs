@@ -345,6 +345,7 @@ fn write_of(origin: Option<Origin>, p: &str, change: &ReplicaChange) -> WriteFil
         size: change.size,
         inline: change.inline.clone(),
         mode: change.mode.unwrap_or(0),
+        exclusive: false,
     }
 }
 

@@ -8,7 +8,7 @@
 use tideline_types::Reason;
 
 use crate::codec;
-use crate::command::{MakeDir, MovePath, Origin, RemovePath, WriteFile};
+use crate::command::{ChangeMode, MakeDir, MovePath, Origin, RemovePath, WriteFile};
 use crate::content_ref::ContentRef;
 use crate::db::Cf;
 use crate::keys;
@@ -37,6 +37,9 @@ pub(crate) fn write_file(txn: &mut Txn, c: &WriteFile) -> Applied {
         );
     }
     let existing = txn.node(&vol.id, &p)?;
+    if c.exclusive && existing.is_some() {
+        return refuse(ApplyError::conflict("path already exists").because(Reason::PathAlreadyExists));
+    }
     if existing.as_ref().is_some_and(NodeRecord::is_dir) {
         return refuse(ApplyError::conflict("path is a directory").because(Reason::PathIsDirectory));
     }
@@ -179,6 +182,16 @@ pub(crate) fn move_path(txn: &mut Txn, c: &MovePath) -> Applied {
 }
 
 /// Sets a node's mode (a replica's `chmod`).
+/// The files API's chmod: the volume must be writable; only the permission bits change.
+pub(crate) fn change_mode(txn: &mut Txn, c: &ChangeMode) -> Applied {
+    let (_, origin) = writable_volume(txn, c.origin.as_ref())?;
+    let p = checked_path(&c.path)?;
+    if c.mode > 0o7777 {
+        return refuse(ApplyError::bad_request("mode has bits beyond 7777"));
+    }
+    chmod(txn, origin, &p, c.mode)
+}
+
 pub(crate) fn chmod(txn: &mut Txn, origin: &Origin, p: &str, mode: u32) -> Applied {
     let mut vol = team_volume(txn, &origin.volume_id, &origin.team_id)?;
     let Some(node) = txn.node(&vol.id, p)? else {

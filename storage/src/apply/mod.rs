@@ -137,6 +137,7 @@ fn dispatch(txn: &mut Txn, cmd: &Command) -> Applied {
         Some(CommandKind::MakeDir(c)) => file::make_dir(txn, c),
         Some(CommandKind::Remove(c)) => file::remove(txn, c),
         Some(CommandKind::Move(c)) => file::move_path(txn, c),
+        Some(CommandKind::ChangeMode(c)) => file::change_mode(txn, c),
         Some(CommandKind::ForkVolume(c)) => volume::fork_volume(txn, c),
         Some(CommandKind::Compact(c)) => volume::compact(txn, c),
         Some(CommandKind::UpsertReplica(c)) => replica::upsert_replica(txn, c),
