@@ -65,10 +65,13 @@ def make_repo(work, files):
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, f"f{i}.txt"), "w") as f:
             f.write(f"file {i}\n" * 20)
-    git = ["git", "-C", repo, "-c", "user.email=b@b", "-c", "user.name=bench"]
+    # No automatic gc: one would start in the background after this commit (10 000 loose
+    # objects) and delete objects while a clone copies them. Pack them here, once.
+    git = ["git", "-C", repo, "-c", "user.email=b@b", "-c", "user.name=bench", "-c", "gc.auto=0"]
     subprocess.run(git + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "-A"], check=True)
     subprocess.run(git + ["commit", "-qm", "bench"], check=True)
+    subprocess.run(git + ["gc", "-q"], check=True)
     return repo
 
 

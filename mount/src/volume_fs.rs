@@ -601,7 +601,10 @@ impl Filesystem for VolumeFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.lookup_child(parent.0, name) {
             Ok(attr) => reply.entry(&ATTR_TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "lookup", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 
@@ -612,7 +615,10 @@ impl Filesystem for VolumeFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.getattr_of(ino.0) {
             Ok(attr) => reply.attr(&ATTR_TTL, &attr),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "getattr", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 
@@ -636,7 +642,10 @@ impl Filesystem for VolumeFs {
     ) {
         match self.set_attr(ino.0, mode, uid, gid, size) {
             Ok(attr) => reply.attr(&ATTR_TTL, &attr),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "setattr", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 
@@ -649,21 +658,30 @@ impl Filesystem for VolumeFs {
         })();
         match made {
             Ok(attr) => reply.entry(&ATTR_TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "mkdir", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.remove_entry(parent.0, name, false) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "unlink", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.remove_entry(parent.0, name, true) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "rmdir", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 
@@ -679,14 +697,20 @@ impl Filesystem for VolumeFs {
     ) {
         match self.rename_entry(parent.0, name, newparent.0, newname, flags) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "rename", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.open_file(ino.0, flags) {
             Ok((fh, how)) => reply.opened(FileHandle(fh), how),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "open", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 
@@ -759,7 +783,10 @@ impl Filesystem for VolumeFs {
         };
         match self.commit(ino) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "flush", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 
@@ -770,7 +797,10 @@ impl Filesystem for VolumeFs {
         };
         match self.commit(ino) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "fsync", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 
@@ -812,7 +842,10 @@ impl Filesystem for VolumeFs {
                 st.dirs.insert(fh, entries);
                 reply.opened(FileHandle(fh), FopenFlags::empty());
             }
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "opendir", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 
@@ -881,7 +914,10 @@ impl Filesystem for VolumeFs {
     ) {
         match self.create_file(parent.0, name, mode, umask, flags) {
             Ok((attr, fh)) => reply.created(&ATTR_TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(e),
+            Err(e) => {
+                tracing::debug!(op = "create", errno = e.code(), "refused");
+                reply.error(e)
+            }
         }
     }
 }
