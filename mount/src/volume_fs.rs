@@ -112,6 +112,12 @@ fn child(parent: &str, name: &OsStr) -> FsResult<String> {
     Ok(if parent == "/" { format!("/{name}") } else { format!("{parent}/{name}") })
 }
 
+/// `e`, logged (at debug level) as the answer to a kernel request `op`.
+fn refused(op: &'static str, e: Errno) -> Errno {
+    tracing::debug!(op, errno = e.code(), "refused");
+    e
+}
+
 fn io_errno(e: &io::Error) -> Errno {
     e.raw_os_error().map(Errno::from_i32).unwrap_or(Errno::EIO)
 }
@@ -601,10 +607,7 @@ impl Filesystem for VolumeFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.lookup_child(parent.0, name) {
             Ok(attr) => reply.entry(&ATTR_TTL, &attr, Generation(0)),
-            Err(e) => {
-                tracing::debug!(op = "lookup", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("lookup", e)),
         }
     }
 
@@ -615,10 +618,7 @@ impl Filesystem for VolumeFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.getattr_of(ino.0) {
             Ok(attr) => reply.attr(&ATTR_TTL, &attr),
-            Err(e) => {
-                tracing::debug!(op = "getattr", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("getattr", e)),
         }
     }
 
@@ -642,10 +642,7 @@ impl Filesystem for VolumeFs {
     ) {
         match self.set_attr(ino.0, mode, uid, gid, size) {
             Ok(attr) => reply.attr(&ATTR_TTL, &attr),
-            Err(e) => {
-                tracing::debug!(op = "setattr", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("setattr", e)),
         }
     }
 
@@ -658,30 +655,21 @@ impl Filesystem for VolumeFs {
         })();
         match made {
             Ok(attr) => reply.entry(&ATTR_TTL, &attr, Generation(0)),
-            Err(e) => {
-                tracing::debug!(op = "mkdir", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("mkdir", e)),
         }
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.remove_entry(parent.0, name, false) {
             Ok(()) => reply.ok(),
-            Err(e) => {
-                tracing::debug!(op = "unlink", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("unlink", e)),
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.remove_entry(parent.0, name, true) {
             Ok(()) => reply.ok(),
-            Err(e) => {
-                tracing::debug!(op = "rmdir", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("rmdir", e)),
         }
     }
 
@@ -697,20 +685,14 @@ impl Filesystem for VolumeFs {
     ) {
         match self.rename_entry(parent.0, name, newparent.0, newname, flags) {
             Ok(()) => reply.ok(),
-            Err(e) => {
-                tracing::debug!(op = "rename", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("rename", e)),
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.open_file(ino.0, flags) {
             Ok((fh, how)) => reply.opened(FileHandle(fh), how),
-            Err(e) => {
-                tracing::debug!(op = "open", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("open", e)),
         }
     }
 
@@ -783,10 +765,7 @@ impl Filesystem for VolumeFs {
         };
         match self.commit(ino) {
             Ok(()) => reply.ok(),
-            Err(e) => {
-                tracing::debug!(op = "flush", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("flush", e)),
         }
     }
 
@@ -797,10 +776,7 @@ impl Filesystem for VolumeFs {
         };
         match self.commit(ino) {
             Ok(()) => reply.ok(),
-            Err(e) => {
-                tracing::debug!(op = "fsync", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("fsync", e)),
         }
     }
 
@@ -842,10 +818,7 @@ impl Filesystem for VolumeFs {
                 st.dirs.insert(fh, entries);
                 reply.opened(FileHandle(fh), FopenFlags::empty());
             }
-            Err(e) => {
-                tracing::debug!(op = "opendir", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("opendir", e)),
         }
     }
 
@@ -914,10 +887,7 @@ impl Filesystem for VolumeFs {
     ) {
         match self.create_file(parent.0, name, mode, umask, flags) {
             Ok((attr, fh)) => reply.created(&ATTR_TTL, &attr, Generation(0), FileHandle(fh), FopenFlags::empty()),
-            Err(e) => {
-                tracing::debug!(op = "create", errno = e.code(), "refused");
-                reply.error(e)
-            }
+            Err(e) => reply.error(refused("create", e)),
         }
     }
 }
